@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""Generate scpc's kernel ABI tables (compiler/src/abi/tables/*.rs) from ../shared/abi.
+
+Usage: gen-abi.py [--abi DIR] [--out DIR] [--check]
+
+Each syscall row becomes a `Syscall` record with its number, name, first kernel version,
+kconfig option, removal note and parameters (name, C type, width as the kernel reads it on
+that architecture, pointer or not). The width rules live here, in one table, so that a new
+C type in the sources fails the generator instead of being guessed:
+
+* 64-bit architectures (x86_64, x32, aarch64, riscv64): `long`, `size_t`, `loff_t`, `u64`
+  and pointers are compared on all 64 bits; `int`, `u32`, `pid_t`... on the low 32 bits;
+  `umode_t` and the old 16-bit uid types on the low 16 bits (SYSCALL_DEFINE casts each
+  register to the declared type, so the kernel itself ignores the rest).
+* 32-bit architectures (i386, arm): registers are 32 bits, so everything is at most 32 bits,
+  and a 64-bit parameter (`loff_t`, `u64`) is split over two registers: it and every
+  parameter after it get the width `Split`, because their register index is not their
+  position in the signature.
+
+With --check, nothing is written; exit status 1 if a committed file differs.
+"""
+import argparse
+import hashlib
+import os
+import re
+import sys
+
+ARCHES = ["x86_64", "x32", "i386", "aarch64", "arm", "riscv64"]
+BITS32 = {"i386", "arm"}
+
+POINTER_TYPEDEFS = {"cap_user_header_t", "cap_user_data_t", "__sighandler_t"}
+W64_TYPES = {"long", "unsigned long", "size_t", "ssize_t", "off_t", "aio_context_t",
+             "uintptr_t", "old_sigset_t"}
+SPLIT64_TYPES = {"loff_t", "u64", "__u64", "s64", "__s64", "long long", "unsigned long long"}
+W32_TYPES = {"int", "unsigned int", "unsigned", "u32", "__u32", "s32", "__s32", "pid_t",
+             "uid_t", "gid_t", "clockid_t", "timer_t", "mqd_t", "key_t", "key_serial_t",
+             "rwf_t", "qid_t", "compat_size_t", "compat_ulong_t", "compat_long_t",
+             "compat_pid_t", "compat_aio_context_t"}
+W16_TYPES = {"umode_t", "old_uid_t", "old_gid_t"}
+
+# Facts from the header of constants.tsv that are not rows of it (values from the uapi headers
+# it names: asm-generic vs arm/arm64 fcntl.h, asm/prctl.h, arm64 mman.h).
+ARM_FCNTL = {"O_DIRECTORY": 0o40000, "O_NOFOLLOW": 0o100000, "O_DIRECT": 0o200000,
+             "O_LARGEFILE": 0o400000}
+X86_ONLY = {"MAP_32BIT": None, "ARCH_SET_GS": 0x1001, "ARCH_SET_FS": 0x1002,
+            "ARCH_GET_FS": 0x1003, "ARCH_GET_GS": 0x1004, "ARCH_GET_CPUID": 0x1011,
+            "ARCH_SET_CPUID": 0x1012}
+AARCH64_ONLY = {"PROT_BTI": 0x10, "PROT_MTE": 0x20}
+HEADER_FACTS = ["O_DIRECTORY=040000 O_NOFOLLOW=0100000 O_DIRECT=0200000 O_LARGEFILE=0400000",
+                "MAP_32BIT=0x40", "ARCH_*", "PROT_BTI=0x10 and PROT_MTE=0x20"]
+
+
+def die(msg):
+    sys.stderr.write("gen-abi: " + msg + "\n")
+    sys.exit(2)
+
+
+def width_of(ctype, arch):
+    """Returns (width, pointer) for a C parameter type on an architecture."""
+    t = re.sub(r"\bconst\b", "", ctype).strip()
+    t = re.sub(r"\s+", " ", t)
+    if "*" in t or t in POINTER_TYPEDEFS:
+        return ("W32" if arch in BITS32 else "W64"), True
+    if t.startswith("enum "):
+        return "W32", False
+    if t in W16_TYPES:
+        return "W16", False
+    if t in W32_TYPES:
+        return "W32", False
+    if t in W64_TYPES:
+        return ("W32" if arch in BITS32 else "W64"), False
+    if t in SPLIT64_TYPES:
+        return ("Split" if arch in BITS32 else "W64"), False
+    die(f"unknown C type {ctype!r} on {arch}: classify it in gen-abi.py")
+
+
+def parse_version(text):
+    m = re.fullmatch(r"v(\d+)\.(\d+)", text)
+    if not m:
+        die(f"bad version {text!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def since_expr(text):
+    if text == "":
+        return "Since::Never"
+    if text.startswith("<="):
+        return "Since::AtMost(KernelVersion::new(%d, %d))" % parse_version(text[2:])
+    if text.startswith(">"):
+        return "Since::After(KernelVersion::new(%d, %d))" % parse_version(text[1:])
+    return "Since::Exact(KernelVersion::new(%d, %d))" % parse_version(text)
+
+
+def rust_str(s):
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def sha(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def gen_arch(abi_dir, arch):
+    path = os.path.join(abi_dir, arch + ".tsv")
+    with open(path) as f:
+        lines = f.read().splitlines()
+    meta = dict(kv.split("=", 1) for kv in lines[0].lstrip("# ").split())
+    if meta.get("arch") != arch:
+        die(f"{path}: header names arch {meta.get('arch')!r}")
+    if lines[1].split("\t") != ["nr", "name", "since", "signature", "kconfig", "note"]:
+        die(f"{path}: unexpected column header")
+    rows = []
+    seen = set()
+    for ln, line in enumerate(lines[2:], start=3):
+        cols = line.split("\t")
+        if len(cols) != 6:
+            die(f"{path}:{ln}: expected 6 columns")
+        nr, name, since, sig, kconfig, note = cols
+        if name in seen:
+            die(f"{path}:{ln}: duplicate syscall {name}")
+        seen.add(name)
+        params = []
+        split = False
+        for item in filter(None, sig.split(";")):
+            m = re.fullmatch(r"(.*?)\s*\b([A-Za-z_][A-Za-z0-9_]*)", item.strip())
+            if not m:
+                die(f"{path}:{ln}: cannot read parameter {item!r}")
+            ctype, pname = m.group(1).strip(), m.group(2)
+            width, pointer = width_of(ctype, arch)
+            split = split or width == "Split"
+            if split:
+                width = "Split"
+            params.append("Param { name: %s, ctype: %s, width: Width::%s, pointer: %s }"
+                          % (rust_str(pname), rust_str(ctype), width, "true" if pointer else "false"))
+        removed = "None"
+        m = re.fullmatch(r"not in tables after (v\d+\.\d+)", note)
+        if m:
+            removed = "Some(KernelVersion::new(%d, %d))" % parse_version(m.group(1))
+        elif note not in ("", "no implementation in the tables' kernel builds"):
+            die(f"{path}:{ln}: unknown note {note!r}")
+        rows.append("    Syscall {\n        nr: %d,\n        name: %s,\n        since: %s,\n"
+                    "        kconfig: %s,\n        removed_after: %s,\n        params: &[%s],\n    },"
+                    % (int(nr), rust_str(name), since_expr(since), rust_str(kconfig), removed,
+                       ", ".join(params)))
+    out = [
+        f"// generated by compiler/tools/gen-abi.py from shared/abi/{arch}.tsv; do not edit.",
+        f"// source sha256 {sha(path)}",
+        f"// provenance: {lines[0].lstrip('# ')} (mebeim/linux-syscalls tables and libseccomp's",
+        "// syscalls.csv, as shared/abi/README.md says)",
+        "",
+        "use crate::abi::{KernelVersion, Param, Since, Syscall, Width};",
+        "",
+        f"/// AUDIT_ARCH value of {arch}, as `seccomp_data.arch` carries it.",
+        f"pub const AUDIT_ARCH: u32 = {meta['audit_arch']};",
+        f"/// What `seccomp_data.nr` carries on top of the table number ({arch}).",
+        f"pub const NR_OFFSET: u32 = {meta['nr_includes_offset']};",
+        "",
+        f"/// The syscalls of {arch}, sorted by number.",
+        "pub static SYSCALLS: &[Syscall] = &[",
+    ]
+    return "\n".join(out + rows + ["];", ""])
+
+
+def gen_constants(abi_dir):
+    path = os.path.join(abi_dir, "constants.tsv")
+    with open(path) as f:
+        lines = f.read().splitlines()
+    header = " ".join(l for l in lines if l.startswith("#"))
+    for fact in HEADER_FACTS:
+        if fact not in header:
+            die(f"{path}: header no longer says {fact!r}; review the per-arch overrides")
+    body = [l for l in lines if not l.startswith("#")]
+    if body[0] != "name\tvalue":
+        die(f"{path}: unexpected column header")
+    common = {}
+    for l in body[1:]:
+        name, value = l.split("\t")
+        common[name] = int(value)
+    x86 = {k: (common.pop(k) if v is None else v) for k, v in X86_ONLY.items()}
+    items = lambda d: "\n".join("    (%s, %d)," % (rust_str(k), v) for k, v in sorted(d.items()))
+    return "\n".join([
+        "// generated by compiler/tools/gen-abi.py from shared/abi/constants.tsv; do not edit.",
+        f"// source sha256 {sha(path)}",
+        "// provenance: Linux 6.1 uapi headers (Debian linux-libc-dev 6.1) and glibc <sys/socket.h>;",
+        "// per-arch differences from the header of constants.tsv and asm/prctl.h.",
+        "",
+        "/// Constants with the same value on every architecture (x86_64, x32, i386, riscv64 layouts).",
+        "pub static COMMON: &[(&str, i64)] = &[", items(common), "];",
+        "/// Values that differ on arm and aarch64 (asm/fcntl.h of those architectures).",
+        "pub static ARM_FAMILY: &[(&str, i64)] = &[", items(ARM_FCNTL), "];",
+        "/// Constants that exist only on x86 (x86_64, x32, i386).",
+        "pub static X86_ONLY: &[(&str, i64)] = &[", items(x86), "];",
+        "/// Constants that exist only on aarch64.",
+        "pub static AARCH64_ONLY: &[(&str, i64)] = &[", items(AARCH64_ONLY), "];",
+        "",
+    ])
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--abi", default=os.path.join(here, "../../../shared/abi"))
+    ap.add_argument("--out", default=os.path.join(here, "../src/abi/tables"))
+    ap.add_argument("--check", action="store_true")
+    args = ap.parse_args()
+    files = {a + ".rs": gen_arch(args.abi, a) for a in ARCHES}
+    files["constants.rs"] = gen_constants(args.abi)
+    stale = []
+    for name, text in files.items():
+        target = os.path.join(args.out, name)
+        old = open(target).read() if os.path.exists(target) else None
+        if old != text:
+            stale.append(name)
+            if not args.check:
+                with open(target, "w") as f:
+                    f.write(text)
+    if args.check and stale:
+        print("gen-abi: stale generated tables: " + ", ".join(stale) + " (run compiler/tools/gen-abi.py)")
+        sys.exit(1)
+    print("gen-abi: %s" % ("up to date" if not stale else "wrote " + ", ".join(stale)))
+
+
+if __name__ == "__main__":
+    main()
