@@ -1,1 +1,162 @@
-fn main(){}
+//! The `scpc` command line: parses arguments, calls the library, prints. Exit status: 0
+//! success, 1 the input is wrong (diagnostics printed), 2 scpc could not do its job.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use scpc::abi::Arch;
+use scpc::report::{render_human, render_json};
+use scpc::sema::{self, Options};
+use scpc_lang::diag::Diagnostics;
+use scpc_lang::source::SourceMap;
+
+#[derive(Parser)]
+#[command(name = "scpc", version, about = "Compile, check and deploy Linux seccomp policies written in .scp")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+enum MessageFormat {
+    /// Source snippets with labels and help, for people.
+    Human,
+    /// One JSON object per diagnostic and line, for tools.
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Parse, resolve, type-check against the ABI tables, lint, and run test blocks.
+    Check {
+        /// Policy files.
+        #[arg(required = true)]
+        files: Vec<String>,
+        /// How to print diagnostics.
+        #[arg(long, value_enum, default_value = "human")]
+        message_format: MessageFormat,
+        /// Treat warnings as errors (exit 1 if there are any).
+        #[arg(long, short = 'D')]
+        deny_warnings: bool,
+        /// Check only these targets of each policy.
+        #[arg(long = "target", value_parser = parse_arch)]
+        targets: Vec<Arch>,
+    },
+    /// Rewrite files in canonical form (comments kept).
+    Fmt {
+        /// Policy files.
+        #[arg(required = true)]
+        files: Vec<String>,
+        /// Change nothing; exit 1 if a file is not in canonical form.
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+fn parse_arch(s: &str) -> Result<Arch, String> {
+    Arch::from_name(s).ok_or_else(|| format!("unknown architecture `{s}` (choose from {})", Arch::ALL.map(Arch::name).join(", ")))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Check { files, message_format, deny_warnings, targets } => check(&files, message_format, deny_warnings, targets),
+        Command::Fmt { files, check } => fmt(&files, check),
+    };
+    ExitCode::from(code)
+}
+
+/// Prints diagnostics to stderr (human) or stdout (JSON).
+fn emit(diags: Diagnostics, map: &SourceMap, format: MessageFormat) {
+    let items = diags.into_sorted();
+    match format {
+        MessageFormat::Json => {
+            let _ = std::io::stdout().write_all(render_json(&items, map).as_bytes());
+        }
+        MessageFormat::Human => {
+            let stderr = std::io::stderr();
+            let color = stderr.is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            let _ = stderr.lock().write_all(render_human(&items, map, color, 100).as_bytes());
+        }
+    }
+}
+
+fn check(files: &[String], format: MessageFormat, deny_warnings: bool, targets: Vec<Arch>) -> u8 {
+    let loader = scpc::fs_loader();
+    let options = Options { targets };
+    let mut map = SourceMap::new();
+    let mut worst = 0u8;
+    for path in files {
+        let mut diags = Diagnostics::new();
+        let unit = match scpc::load(path, &loader, &mut map, &mut diags) {
+            Ok(unit) => unit,
+            Err(reason) => {
+                eprintln!("error: {reason}");
+                worst = 2;
+                continue;
+            }
+        };
+        let checked = sema::analyze(&unit, &options, &mut diags);
+        let (errors, warnings) = (diags.error_count(), diags.warning_count());
+        let failed = errors > 0 || (deny_warnings && warnings > 0);
+        if format == MessageFormat::Human {
+            let status = if failed { "failed" } else { "ok" };
+            let n = checked.policies.len();
+            let tests = checked.tests;
+            eprintln!(
+                "{path}: {status}: {n} polic{}, {} test case(s) run on the reference interpreter, {errors} error(s), {warnings} warning(s)",
+                if n == 1 { "y" } else { "ies" },
+                tests.cases,
+            );
+        }
+        emit(diags, &map, format);
+        if failed {
+            worst = worst.max(1);
+        }
+    }
+    worst
+}
+
+fn fmt(files: &[String], check: bool) -> u8 {
+    let mut worst = 0u8;
+    for path in files {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: cannot read `{path}`: {e}");
+                worst = 2;
+                continue;
+            }
+        };
+        let mut map = SourceMap::new();
+        let id = map.add(path.clone(), text.as_str());
+        let mut diags = Diagnostics::new();
+        let Some(file) = scpc_lang::syntax::parse_file(&map, id, &mut diags) else {
+            emit(diags, &map, MessageFormat::Human);
+            worst = worst.max(1);
+            continue;
+        };
+        let formatted = scpc_lang::fmt::format(&file, &text, map.file(id).base);
+        if formatted == text {
+            continue;
+        }
+        if check {
+            eprintln!("{path}: not in canonical form (run `scpc fmt {path}`)");
+            worst = worst.max(1);
+        } else if let Err(e) = write_atomically(path, &formatted) {
+            eprintln!("error: cannot write `{path}`: {e}");
+            worst = 2;
+        }
+    }
+    worst
+}
+
+/// Writes beside the target and renames over it, so the file is never half written.
+fn write_atomically(path: &str, text: &str) -> std::io::Result<()> {
+    let tmp = format!("{path}.scpc-fmt.tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}

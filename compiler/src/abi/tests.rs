@@ -1,0 +1,83 @@
+use super::*;
+
+#[test]
+fn openat_has_its_number_on_every_architecture() {
+    let expect = [(Arch::X86_64, 257), (Arch::Aarch64, 56), (Arch::Arm, 322), (Arch::I386, 295), (Arch::Riscv64, 56), (Arch::X32, 257 | X32_SYSCALL_BIT)];
+    for (arch, nr) in expect {
+        assert_eq!(arch.table().syscall("openat").map(|s| s.nr), Some(nr), "{arch}");
+        assert_eq!(arch.table().by_nr(nr).map(|s| s.name), Some("openat"), "{arch}");
+    }
+}
+
+#[test]
+fn audit_arch_values_are_the_kernels() {
+    assert_eq!(Arch::X86_64.table().audit_arch, 0xc000_003e);
+    assert_eq!(Arch::X32.table().audit_arch, 0xc000_003e);
+    assert_eq!(Arch::I386.table().audit_arch, 0x4000_0003);
+    assert_eq!(Arch::Aarch64.table().audit_arch, 0xc000_00b7);
+    assert_eq!(Arch::Arm.table().audit_arch, 0x4000_0028);
+    assert_eq!(Arch::Riscv64.table().audit_arch, 0xc000_00f3);
+    assert_eq!(Arch::X32.table().nr_offset, X32_SYSCALL_BIT);
+}
+
+#[test]
+fn widths_follow_the_declared_types() {
+    let openat = Arch::X86_64.table().syscall("openat").expect("openat");
+    let widths: Vec<_> = openat.params.iter().map(|p| (p.name, p.width, p.pointer)).collect();
+    assert_eq!(widths, [("dfd", Width::W32, false), ("filename", Width::W64, true), ("flags", Width::W32, false), ("mode", Width::W16, false)]);
+    let mmap = Arch::Arm.table().syscall("mprotect").expect("mprotect");
+    assert!(mmap.params.iter().all(|p| p.width == Width::W32), "32-bit arm reads 32-bit registers");
+    // arm passes pread64's loff_t in a register pair: it cannot be named.
+    let pread = Arch::Arm.table().syscall("pread64").expect("pread64");
+    assert_eq!(pread.params.last().map(|p| p.width), Some(Width::Split));
+}
+
+#[test]
+fn constants_differ_where_the_headers_differ() {
+    assert_eq!(Arch::X86_64.table().constant("O_DIRECTORY"), Some(0o200000));
+    assert_eq!(Arch::Aarch64.table().constant("O_DIRECTORY"), Some(0o40000));
+    assert_eq!(Arch::Arm.table().constant("O_LARGEFILE"), Some(0o400000));
+    assert_eq!(Arch::X86_64.table().constant("AT_FDCWD"), Some((-100i64) as u64));
+    assert_eq!(Arch::Aarch64.table().constant("MAP_32BIT"), None);
+    assert_eq!(Arch::X86_64.table().constant("MAP_32BIT"), Some(0x40));
+    assert_eq!(Arch::Aarch64.table().constant("PROT_BTI"), Some(0x10));
+    assert_eq!(Arch::X86_64.table().constant("PROT_BTI"), None);
+}
+
+#[test]
+fn clone3_first_kernel_is_5_3() {
+    let c = Arch::X86_64.table().syscall("clone3").expect("clone3");
+    assert_eq!(c.since, Since::Exact(KernelVersion::new(5, 3)));
+    assert!(!c.since.present_in(KernelVersion::new(4, 14)));
+    assert!(c.since.present_in(KernelVersion::new(5, 3)));
+}
+
+/// The x86_64 table must equal this machine's `<asm/unistd_64.h>` where the header is
+/// installed (linux-libc-dev; `.ci/run` installs it).
+#[test]
+fn x86_64_table_equals_asm_unistd_64_h() {
+    let candidates = ["/usr/include/x86_64-linux-gnu/asm/unistd_64.h", "/usr/include/asm/unistd_64.h"];
+    let Some(text) = candidates.iter().find_map(|p| std::fs::read_to_string(p).ok()) else {
+        panic!("<asm/unistd_64.h> not found: install linux-libc-dev");
+    };
+    let mut header: Vec<(String, u32)> = text
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("#define __NR_")?;
+            let mut it = rest.split_whitespace();
+            Some((it.next()?.to_string(), it.next()?.parse().ok()?))
+        })
+        .collect();
+    header.sort();
+    assert!(header.len() > 300, "parsed {} entries", header.len());
+    let table = Arch::X86_64.table();
+    for (name, nr) in &header {
+        assert_eq!(table.syscall(name).map(|s| s.nr), Some(*nr), "{name} in <asm/unistd_64.h>");
+    }
+    // and nothing the kernel implements is missing from the header
+    let implemented = table.syscalls.iter().filter(|s| s.since != Since::Never && s.removed_after.is_none());
+    let newest_in_header = header.iter().map(|(_, nr)| *nr).max().unwrap_or(0);
+    for s in implemented.filter(|s| s.nr <= newest_in_header) {
+        assert!(header.iter().any(|(n, nr)| n == s.name && *nr == s.nr), "{} ({}) not in the header", s.name, s.nr);
+    }
+}

@@ -1,0 +1,129 @@
+//! Checks over whole rules: unreachable rules, `final` guard rails, and syscalls known to
+//! widen the kernel's attack surface.
+
+use std::collections::BTreeMap;
+
+use scpc_lang::diag::Diagnostics;
+use scpc_lang::source::Span;
+
+use super::rules::{ref_name, ChainRule};
+use super::{Checker, SemaError};
+use crate::policy::{Action, Policy};
+
+/// Collects, over every target, whether a syscall named directly in a rule is always decided
+/// first by an earlier unconditional rule of the same policy.
+#[derive(Default)]
+pub(super) struct Shadowing {
+    /// (reference span, syscall) -> (targets where it exists, the earlier rule on each).
+    seen: BTreeMap<(Span, String), (usize, Vec<Span>)>,
+}
+
+impl Shadowing {
+    pub fn record(&mut self, span: Span, name: &str, earlier: Option<Span>) {
+        let e = self.seen.entry((span, name.to_string())).or_default();
+        e.0 += 1;
+        e.1.extend(earlier);
+    }
+
+    /// Warns for every reference shadowed on every target where its syscall exists.
+    pub fn report(self, diags: &mut Diagnostics) {
+        for ((span, name), (exists, earlier)) in self.seen {
+            if exists > 0 && earlier.len() == exists && !earlier.iter().any(|e| e.contains(span)) {
+                diags.push(SemaError::Unreachable { syscall: name, span: span.into(), earlier: earlier[0].into() });
+            }
+        }
+    }
+}
+
+/// Syscalls that widen the kernel attack surface when let through, with one line on why.
+/// `clone` and `unshare` only when unconditional (a condition can exclude namespace flags).
+const ATTACK_SURFACE: &[(&str, &str)] = &[
+    ("ptrace", "it reads and writes other processes' memory and registers"),
+    ("process_vm_readv", "it reads other processes' memory"),
+    ("process_vm_writev", "it writes other processes' memory"),
+    ("bpf", "eBPF programs run in the kernel; the verifier has been a steady source of exploits"),
+    ("perf_event_open", "perf events expose kernel internals and have a long CVE history"),
+    ("kexec_load", "it replaces the running kernel"),
+    ("kexec_file_load", "it replaces the running kernel"),
+    ("init_module", "it loads code into the kernel"),
+    ("finit_module", "it loads code into the kernel"),
+    ("delete_module", "it unloads kernel code other processes rely on"),
+    ("userfaultfd", "it lets a process stall kernel threads at will, a classic exploit primitive"),
+    ("keyctl", "the keyring is shared kernel state with a history of use-after-free bugs"),
+    ("add_key", "the keyring is shared kernel state with a history of use-after-free bugs"),
+    ("request_key", "the keyring is shared kernel state with a history of use-after-free bugs"),
+    ("mount", "mounts change what every process in the namespace sees"),
+    ("umount", "mounts change what every process in the namespace sees"),
+    ("umount2", "mounts change what every process in the namespace sees"),
+    ("fsopen", "the new mount API exposes file system parsers to the caller"),
+    ("fsmount", "the new mount API exposes file system parsers to the caller"),
+    ("fsconfig", "the new mount API exposes file system parsers to the caller"),
+    ("move_mount", "mounts change what every process in the namespace sees"),
+    ("open_tree", "mounts change what every process in the namespace sees"),
+    ("pivot_root", "it changes the root file system"),
+    ("setns", "it enters other namespaces"),
+    ("unshare", "with CLONE_NEWUSER it creates a user namespace, opening root-only kernel code to the caller"),
+    ("clone", "with CLONE_NEWUSER it creates a user namespace, opening root-only kernel code to the caller"),
+    ("clone3", "its flags are in memory the filter cannot see, so namespace creation cannot be excluded"),
+    ("iopl", "it grants raw access to I/O ports"),
+    ("ioperm", "it grants raw access to I/O ports"),
+    ("io_uring_setup", "io_uring runs I/O outside seccomp's view and has a long CVE history"),
+    ("swapon", "it changes system memory management"),
+    ("swapoff", "it changes system memory management"),
+    ("reboot", "it reboots or halts the machine"),
+    ("acct", "it writes process accounting to a file of the caller's choosing"),
+];
+
+fn surface_help(syscall: &str) -> String {
+    match syscall {
+        "clone" => "restrict the flags: `allow clone if clone_flags & CLONE_NEWUSER == 0`".into(),
+        "unshare" => "restrict the flags: `allow unshare if unshare_flags & CLONE_NEWUSER == 0`".into(),
+        "clone3" => "answer it with `errno(ENOSYS) clone3` so the C library falls back to clone".into(),
+        _ => format!("deny `{syscall}` unless the service really needs it; if it does, say why in a comment"),
+    }
+}
+
+impl<'u> Checker<'u, '_> {
+    /// Lints the policy's own rules: syscalls that widen the attack surface.
+    pub(super) fn lint_own_rules(&mut self, policy: &Policy, chain_rules: &[ChainRule<'u>]) {
+        for cr in chain_rules.iter().filter(|cr| cr.depth == 0) {
+            let action = policy.rules[cr.id].action;
+            if !action.lets_through() {
+                continue;
+            }
+            for (name, r, direct) in self.expand(&cr.rule.syscalls) {
+                let Some(&(_, why)) = ATTACK_SURFACE.iter().find(|(n, _)| *n == name) else { continue };
+                let exists_on_target = policy.targets.iter().any(|t| t.arch.table().syscall(name).is_some());
+                if !exists_on_target || (matches!(name, "clone" | "unshare") && cr.rule.cond.is_some()) {
+                    continue;
+                }
+                let via = if direct { "named here".to_string() } else { format!("`{}` includes `{name}`", ref_name(r)) };
+                self.diags.push(SemaError::AttackSurface { action: action.to_string(), syscall: name.to_string(), why, span: r.span().into(), via, help: surface_help(name) });
+            }
+        }
+    }
+
+    /// A policy may not name a syscall that a `final` rule of an ancestor covers, except with
+    /// the same action and no condition.
+    pub(super) fn check_finals(&mut self, policy: &Policy, chain_rules: &[ChainRule<'u>]) {
+        let finals: Vec<&ChainRule<'u>> = chain_rules.iter().filter(|cr| cr.depth > 0 && cr.rule.final_span.is_some()).collect();
+        if finals.is_empty() {
+            return;
+        }
+        for cr in chain_rules.iter().filter(|cr| cr.depth == 0) {
+            let action = policy.rules[cr.id].action;
+            for (name, r, _) in self.expand(&cr.rule.syscalls) {
+                for f in &finals {
+                    let covered = self.expand(&f.rule.syscalls).iter().any(|(n, _, _)| *n == name);
+                    let f_action: Action = policy.rules[f.id].action;
+                    let same = action == f_action && cr.rule.cond.is_none();
+                    if covered && !same {
+                        let help = format!("a derived policy may name `{name}` only as `{f_action} {name}` without a condition; remove this rule");
+                        self.diags.push(SemaError::FinalOverride { syscall: name.to_string(), layer: policy.rules[f.id].layer.clone(), span: r.span().into(), final_span: f.span.into(), help });
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! The checker: resolves names (consts, groups, policies, `extends` chains, targets) and types
+//! every rule on every target architecture against the ABI tables, producing one resolved
+//! [`Policy`] per policy. It reports every problem it finds to the [`Diagnostics`] sink and
+//! carries on; the caller decides whether to stop.
+//!
+//! It does not compile: the result is the hand-off to the back end.
+
+mod consts;
+mod error;
+mod lints;
+mod rules;
+mod testblocks;
+
+use std::collections::{BTreeMap, HashMap};
+
+use scpc_lang::ast::{self, Item, StmtKind};
+use scpc_lang::diag::Diagnostics;
+use scpc_lang::include::Unit;
+use scpc_lang::source::Span;
+
+use crate::abi::{Arch, KernelVersion};
+use crate::policy::Policy;
+use crate::suggest::did_you_mean;
+
+pub use error::SemaError;
+pub use testblocks::TestOutcome;
+
+/// The oldest kernel assumed when a policy chain has no `kernel >=` (the first with
+/// KILL_PROCESS and LOG, and the oldest long-term kernel still common on edge fleets).
+pub const DEFAULT_KERNEL: KernelVersion = KernelVersion::new(4, 14);
+
+/// Options that narrow what is checked.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Compile only for these targets (each must be a target of the policy); empty: all.
+    pub targets: Vec<Arch>,
+}
+
+/// Everything a unit defines, by name; the first definition wins, later ones are reported.
+pub(crate) struct Scope<'u> {
+    pub consts: HashMap<&'u str, &'u ast::ConstDecl>,
+    pub groups: HashMap<&'u str, &'u ast::GroupDecl>,
+    pub policies: BTreeMap<&'u str, &'u ast::PolicyDecl>,
+    pub tests: Vec<&'u ast::TestDecl>,
+}
+
+impl<'u> Scope<'u> {
+    fn collect(unit: &'u Unit, diags: &mut Diagnostics) -> Scope<'u> {
+        let mut scope = Scope { consts: HashMap::new(), groups: HashMap::new(), policies: BTreeMap::new(), tests: Vec::new() };
+        let mut first: HashMap<(&str, &str), Span> = HashMap::new();
+        let mut dup = |kind: &'static str, name: &'u ast::Ident, diags: &mut Diagnostics| -> bool {
+            match first.get(&(kind, name.name.as_str())) {
+                Some(&f) => {
+                    diags.push(SemaError::Duplicate { kind, name: name.name.clone(), span: name.span.into(), first: f.into() });
+                    true
+                }
+                None => {
+                    first.insert((kind, name.name.as_str()), name.span);
+                    false
+                }
+            }
+        };
+        for item in unit.files.iter().flat_map(|f| &f.items) {
+            match item {
+                Item::Const(c) if !dup("const", &c.name, diags) => {
+                    scope.consts.insert(&c.name.name, c);
+                }
+                Item::Group(g) if !dup("group", &g.name, diags) => {
+                    scope.groups.insert(&g.name.name, g);
+                }
+                Item::Policy(p) if !dup("policy", &p.name, diags) => {
+                    scope.policies.insert(&p.name.name, p);
+                }
+                Item::Test(t) => scope.tests.push(t),
+                _ => {}
+            }
+        }
+        scope
+    }
+}
+
+/// The checker's state over one unit.
+pub(crate) struct Checker<'u, 'd> {
+    pub scope: Scope<'u>,
+    pub diags: &'d mut Diagnostics,
+    pub const_memo: HashMap<(&'u str, Arch), Option<u64>>,
+    pub const_stack: Vec<&'u str>,
+    pub group_memo: HashMap<&'u str, Option<Vec<&'u str>>>,
+    pub group_stack: Vec<&'u str>,
+}
+
+/// The result of checking a unit.
+#[derive(Debug, Default)]
+pub struct Checked {
+    /// Every policy that resolved, by name (in a unit with errors, some may be missing or
+    /// incomplete: use them only when the sink has no errors).
+    pub policies: BTreeMap<String, Policy>,
+    /// The test blocks' lines run on the reference interpreter.
+    pub tests: TestOutcome,
+}
+
+/// Checks every item of a unit: consts, groups, every policy on each of its targets, and the
+/// test blocks (run on the reference interpreter).
+pub fn analyze(unit: &Unit, options: &Options, diags: &mut Diagnostics) -> Checked {
+    let mut ck = Checker::new(unit, diags);
+    ck.check_consts();
+    ck.check_groups();
+    let names: Vec<&str> = ck.scope.policies.keys().copied().collect();
+    let mut checked = Checked::default();
+    for name in names {
+        if let Some(policy) = ck.policy(name, options) {
+            checked.policies.insert(name.to_string(), policy);
+        }
+    }
+    let tests = ck.scope.tests.clone();
+    for t in tests {
+        let outcome = ck.check_test(t, &checked);
+        checked.tests.cases += outcome.cases;
+        checked.tests.failed += outcome.failed;
+    }
+    checked
+}
+
+/// Resolves one policy of a unit (for `build`): reports what is wrong with the unit and that
+/// policy. Returns `None` if the policy does not exist (reported).
+pub fn resolve(unit: &Unit, name: &str, options: &Options, diags: &mut Diagnostics) -> Option<Policy> {
+    let mut ck = Checker::new(unit, diags);
+    ck.check_consts();
+    ck.check_groups();
+    if !ck.scope.policies.contains_key(name) {
+        let help = did_you_mean(name, ck.scope.policies.keys().copied(), "see `scpc check` for the policies the file defines");
+        let span = unit.files.first().map_or(Span::default(), |f| Span::new(f.span.lo, f.span.lo));
+        ck.diags.push(SemaError::UnknownPolicy { name: name.to_string(), span: span.into(), help });
+        return None;
+    }
+    ck.policy(name, options)
+}
+
+impl<'u, 'd> Checker<'u, 'd> {
+    fn new(unit: &'u Unit, diags: &'d mut Diagnostics) -> Checker<'u, 'd> {
+        let scope = Scope::collect(unit, diags);
+        Checker { scope, diags, const_memo: HashMap::new(), const_stack: Vec::new(), group_memo: HashMap::new(), group_stack: Vec::new() }
+    }
+
+    /// The policy and its parents, nearest first. `None` (reported) if a parent is unknown
+    /// or the chain loops.
+    pub fn chain(&mut self, p: &'u ast::PolicyDecl) -> Option<Vec<&'u ast::PolicyDecl>> {
+        let mut chain = vec![p];
+        let mut cur = p;
+        while let Some(parent) = &cur.extends {
+            let Some(&next) = self.scope.policies.get(parent.name.as_str()) else {
+                let help = did_you_mean(&parent.name, self.scope.policies.keys().copied(), "define it, or include the file that does");
+                self.diags.push(SemaError::UnknownPolicy { name: parent.name.clone(), span: parent.span.into(), help });
+                return None;
+            };
+            if chain.iter().any(|c| std::ptr::eq(*c, next)) {
+                let mut names: Vec<&str> = chain.iter().map(|c| c.name.name.as_str()).collect();
+                names.push(&next.name.name);
+                self.diags.push(SemaError::ExtendsCycle { name: p.name.name.clone(), chain: names.join(" -> "), span: parent.span.into() });
+                return None;
+            }
+            chain.push(next);
+            cur = next;
+        }
+        Some(chain)
+    }
+
+    /// A policy's own one-per-policy statements, duplicates reported.
+    pub fn settings(&mut self, p: &'u ast::PolicyDecl) -> Settings<'u> {
+        let mut s = Settings::default();
+        for stmt in &p.stmts {
+            let (slot_span, key): (Option<Span>, &'static str) = match &stmt.kind {
+                StmtKind::Target(_) => (s.target.as_ref().map(|t| t.1), "target"),
+                StmtKind::Kernel(_) => (s.kernel.as_ref().map(|k| k.1), "kernel"),
+                StmtKind::Default(_) => (s.default.map(|a| a.span), "default"),
+                StmtKind::BadArch(_) => (s.badarch.map(|a| a.span), "badarch"),
+                StmtKind::Newer(_) => (s.newer.map(|a| a.span), "newer"),
+                StmtKind::Rule(_) => continue,
+            };
+            if let Some(first) = slot_span {
+                self.diags.push(SemaError::DuplicateStatement { stmt: key, policy: p.name.name.clone(), span: stmt.span.into(), first: first.into() });
+                continue;
+            }
+            match &stmt.kind {
+                StmtKind::Target(archs) => s.target = Some((self.archs(archs), stmt.span)),
+                StmtKind::Kernel(v) => s.kernel = Some((KernelVersion::new(v.major, v.minor), stmt.span)),
+                StmtKind::Default(a) => s.default = Some(a),
+                StmtKind::BadArch(a) => s.badarch = Some(a),
+                StmtKind::Newer(a) => s.newer = Some(a),
+                StmtKind::Rule(_) => {}
+            }
+        }
+        s
+    }
+
+    fn archs(&mut self, idents: &[ast::Ident]) -> Vec<Arch> {
+        let mut out = Vec::new();
+        for i in idents {
+            match Arch::from_name(&i.name) {
+                Some(a) if out.contains(&a) => self.diags.push(SemaError::DuplicateTarget { name: i.name.clone(), span: i.span.into() }),
+                Some(a) => out.push(a),
+                None => {
+                    let names = Arch::ALL.map(Arch::name);
+                    let help = did_you_mean(&i.name, names, &format!("architectures are {}", names.join(", ")));
+                    self.diags.push(SemaError::UnknownArch { name: i.name.clone(), span: i.span.into(), help });
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+/// The one-per-policy statements of one policy (not inherited).
+#[derive(Default)]
+pub(crate) struct Settings<'u> {
+    pub target: Option<(Vec<Arch>, Span)>,
+    pub kernel: Option<(KernelVersion, Span)>,
+    pub default: Option<&'u ast::Action>,
+    pub badarch: Option<&'u ast::Action>,
+    pub newer: Option<&'u ast::Action>,
+}

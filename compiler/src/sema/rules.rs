@@ -1,0 +1,283 @@
+//! One policy, resolved for each target: the chain's settings, then every rule of the chain
+//! (own first, then the parent's...) typed for each syscall on each architecture.
+
+use std::collections::HashMap;
+
+use cranelift_entity::PrimaryMap;
+use scpc_lang::ast::{self, CondKind, StmtKind, SyscallRef};
+use scpc_lang::source::Span;
+
+use super::lints::Shadowing;
+use super::{Checker, Options, SemaError, Settings, DEFAULT_KERNEL};
+use crate::abi::{Arch, KernelVersion, Param, Since, Syscall, Width};
+use crate::policy::{Action, ArchPolicy, CondData, CondId, Entry, Policy, RuleData, RuleId};
+
+/// A rule of the chain with where it sits.
+pub(super) struct ChainRule<'u> {
+    pub id: RuleId,
+    pub rule: &'u ast::Rule,
+    /// 0 for the policy's own rules, 1 for its parent's, ...
+    pub depth: usize,
+    pub span: Span,
+}
+
+impl<'u> Checker<'u, '_> {
+    /// Resolves and checks one policy; `None` when it cannot be resolved at all (reported).
+    pub fn policy(&mut self, name: &str, options: &Options) -> Option<Policy> {
+        let decl = *self.scope.policies.get(name)?;
+        let chain = self.chain(decl)?;
+        let settings: Vec<Settings<'u>> = chain.iter().map(|p| self.settings(p)).collect();
+        let kernel = settings.iter().find_map(|s| s.kernel).map_or(DEFAULT_KERNEL, |k| k.0);
+        if let Some((k, span)) = settings[0].kernel.filter(|(k, _)| *k < KernelVersion::new(3, 5)) {
+            self.diags.push(SemaError::KernelTooOld { version: k.to_string(), span: span.into() });
+        }
+        let Some(mut targets) = settings.iter().find_map(|s| s.target.as_ref()).map(|t| t.0.clone()) else {
+            self.diags.push(SemaError::NoTarget { name: name.to_string(), span: decl.name.span.into() });
+            return None;
+        };
+        if !options.targets.is_empty() {
+            targets.retain(|a| options.targets.contains(a));
+        }
+        let first_arch = targets.first().copied().unwrap_or(Arch::X86_64);
+        let setting_action = |this: &mut Self, pick: fn(&Settings<'u>) -> Option<&'u ast::Action>| {
+            let a = settings.iter().find_map(pick)?;
+            let resolved = this.action(a, first_arch)?;
+            this.check_action_kernel(resolved, a.span, kernel);
+            Some(resolved)
+        };
+        let default = setting_action(self, |s| s.default);
+        let badarch = setting_action(self, |s| s.badarch).unwrap_or(Action::KillProcess);
+        let newer = setting_action(self, |s| s.newer);
+        let Some(default) = default else {
+            if !settings.iter().any(|s| s.default.is_some()) {
+                self.diags.push(SemaError::NoDefault { name: name.to_string(), span: decl.name.span.into() });
+            }
+            return None;
+        };
+
+        let mut rules = PrimaryMap::new();
+        let mut chain_rules = Vec::new();
+        for (depth, layer) in chain.iter().enumerate() {
+            for stmt in &layer.stmts {
+                let StmtKind::Rule(rule) = &stmt.kind else { continue };
+                let action = self.action(&rule.action, first_arch).unwrap_or(Action::KillProcess);
+                if depth == 0 {
+                    self.check_action_kernel(action, rule.action.span, kernel);
+                }
+                let id = rules.push(RuleData { action, layer: layer.name.name.clone(), is_final: rule.final_span.is_some(), span: stmt.span });
+                chain_rules.push(ChainRule { id, rule, depth, span: stmt.span });
+            }
+        }
+        let mut shadowing = Shadowing::default();
+        let mut arch_policies = Vec::new();
+        for &arch in &targets {
+            arch_policies.push(self.arch_policy(arch, &chain_rules, &rules, kernel, &mut shadowing));
+        }
+        let policy = Policy { name: name.to_string(), kernel, default, newer, badarch, rules, targets: arch_policies };
+        shadowing.report(self.diags);
+        self.lint_own_rules(&policy, &chain_rules);
+        self.check_finals(&policy, &chain_rules);
+        Some(policy)
+    }
+
+    fn check_action_kernel(&mut self, action: Action, span: Span, kernel: KernelVersion) {
+        let needs = action.min_kernel();
+        if needs > kernel {
+            let help = match action {
+                Action::KillProcess => format!("raise `kernel >=` to {needs}, or use `kill_thread`, which kernels from 3.5 know"),
+                Action::Log => format!("raise `kernel >=` to {needs}, or use `trace(N)` or `allow`"),
+                _ => format!("raise `kernel >=` to {needs}"),
+            };
+            self.diags.push(SemaError::ActionTooNew { action: action.to_string(), needs: needs.to_string(), kernel: kernel.to_string(), span: span.into(), help });
+        }
+    }
+
+    fn arch_policy(
+        &mut self,
+        arch: Arch,
+        chain_rules: &[ChainRule<'u>],
+        rules: &PrimaryMap<RuleId, RuleData>,
+        kernel: KernelVersion,
+        shadowing: &mut Shadowing,
+    ) -> ArchPolicy {
+        let table = arch.table();
+        let mut ap = ArchPolicy { arch, syscalls: Default::default(), conds: PrimaryMap::new() };
+        // Own rules only: the first unconditional own rule of each syscall, for shadowing.
+        let mut always: HashMap<u32, Span> = HashMap::new();
+        for cr in chain_rules {
+            let expanded = self.expand(&cr.rule.syscalls);
+            let names: Vec<&str> = expanded.iter().map(|e| e.0).collect();
+            for &(name, r, direct) in &expanded {
+                let Some(sys) = table.syscall(name) else {
+                    if direct && cr.depth == 0 {
+                        let help = "name it only in a policy for the architectures that have it, or ignore this if that is intended".to_string();
+                        self.diags.push(SemaError::MissingOnTarget { name: name.to_string(), arch: arch.to_string(), span: r.span().into(), help });
+                    }
+                    continue;
+                };
+                if cr.depth == 0 && direct {
+                    self.check_syscall_kernel(sys, arch, kernel, rules[cr.id].action, r.span());
+                    shadowing.record(r.span(), name, always.get(&sys.nr).copied());
+                }
+                let cond = match &cr.rule.cond {
+                    Some(c) => match self.lower(c, sys, arch, &names, &mut ap.conds) {
+                        Some(id) => Some(id),
+                        None => continue,
+                    },
+                    None => None,
+                };
+                if cr.depth == 0 && cond.is_none() {
+                    always.entry(sys.nr).or_insert(cr.span);
+                }
+                let entries = ap.syscalls.entry(sys.nr).or_default();
+                if !entries.iter().any(|e| e.rule == cr.id) {
+                    entries.push(Entry { rule: cr.id, cond });
+                }
+            }
+        }
+        ap
+    }
+
+    /// Warns when a rule lets through a syscall that the policy's oldest kernel lacks (denying
+    /// one is harmless, so only `allow` and `log` are checked).
+    fn check_syscall_kernel(&mut self, sys: &Syscall, arch: Arch, kernel: KernelVersion, action: Action, span: Span) {
+        if sys.since.present_in(kernel) || !action.lets_through() {
+            return;
+        }
+        let (since, help) = match sys.since {
+            Since::Never => (
+                "no kernel".to_string(),
+                format!("`{}` is a reserved number without an implementation on {arch}: the kernel answers ENOSYS", sys.name),
+            ),
+            other => (
+                other.to_string(),
+                format!("kernels older than {other} have no `{}`: the rule only matters on newer ones; raise `kernel >=`, or answer it with errno(ENOSYS) so the C library falls back", sys.name),
+            ),
+        };
+        self.diags.push(SemaError::SyscallTooNew { name: sys.name.to_string(), since, arch: arch.to_string(), kernel: kernel.to_string(), span: span.into(), help });
+    }
+
+    /// Types a condition for one syscall on one architecture.
+    fn lower(&mut self, c: &'u ast::Cond, sys: &'static Syscall, arch: Arch, rule_syscalls: &[&str], conds: &mut PrimaryMap<CondId, CondData>) -> Option<CondId> {
+        let data = match &c.kind {
+            CondKind::And(a, b) | CondKind::Or(a, b) => {
+                let (a, b) = (self.lower(a, sys, arch, rule_syscalls, conds), self.lower(b, sys, arch, rule_syscalls, conds));
+                let (a, b) = (a?, b?);
+                if matches!(c.kind, CondKind::And(..)) {
+                    CondData::And(a, b)
+                } else {
+                    CondData::Or(a, b)
+                }
+            }
+            CondKind::Not(a) => CondData::Not(self.lower(a, sys, arch, rule_syscalls, conds)?),
+            CondKind::Compare { arg, mask, op, value } => {
+                let (index, param, width) = self.arg(arg, sys, arch, rule_syscalls)?;
+                let mask = self.mask(mask.as_ref(), width, arch)?;
+                let value = self.operand(value, width, arg, param, sys, arch)?;
+                CondData::Cmp { arg: index, width, mask, op: *op, value }
+            }
+            CondKind::In { arg, mask, negated, set } => {
+                let (index, param, width) = self.arg(arg, sys, arch, rule_syscalls)?;
+                let mask = self.mask(mask.as_ref(), width, arch)?;
+                let mut values = Vec::new();
+                for e in set {
+                    values.push(self.operand(e, width, arg, param, sys, arch));
+                }
+                let mut values: Vec<u64> = values.into_iter().collect::<Option<_>>()?;
+                values.sort_unstable();
+                values.dedup();
+                CondData::In { arg: index, width, mask, negated: *negated, values }
+            }
+        };
+        Some(conds.push(data))
+    }
+
+    fn mask(&mut self, mask: Option<&'u ast::Expr>, width: Width, arch: Arch) -> Option<u64> {
+        match mask {
+            Some(m) => Some(self.eval(m, arch)? & width.mask()),
+            None => Some(width.mask()),
+        }
+    }
+
+    /// A comparison's right side, checked against the argument's width: a value that only
+    /// differs in bits the kernel ignores would make the comparison meaningless. Negative
+    /// values are taken at the argument's width (`AT_FDCWD` is 0xffffff9c for an `int`).
+    fn operand(&mut self, e: &'u ast::Expr, width: Width, arg: &ast::Ident, param: Option<&Param>, sys: &Syscall, arch: Arch) -> Option<u64> {
+        let v = self.eval(e, arch)?;
+        let bits = width.bits();
+        let fits = bits == 64 || v <= width.mask() || ((v as i64) < 0 && (v as i64) >= -(1i64 << (bits - 1)));
+        if !fits {
+            let ctype = param.map_or("a register", |p| p.ctype);
+            let help = format!("the kernel reads only the low {bits} bits of `{}` ({ctype}), so this comparison is decided by bits it ignores", arg.name);
+            self.diags.push(SemaError::ValueTooWide { value: v, bits, arg: arg.name.clone(), syscall: sys.name.to_string(), arch: arch.to_string(), span: e.span.into(), help });
+            return None;
+        }
+        Some(v & width.mask())
+    }
+
+    /// An argument by name or `argN`: its register index, parameter and width on this
+    /// architecture. The kernel's parameter names win over `argN` (prctl names its second
+    /// parameter `arg2`, as its manual page does).
+    fn arg(&mut self, arg: &ast::Ident, sys: &'static Syscall, arch: Arch, rule_syscalls: &[&str]) -> Option<(u8, Option<&'static Param>, Width)> {
+        let params = sys.params;
+        let default_width = if arch.is_32bit() { Width::W32 } else { Width::W64 };
+        let (index, param) = if let Some(i) = params.iter().position(|p| p.name == arg.name) {
+            (i, Some(&params[i]))
+        } else if let Some(n) = arg.name.strip_prefix("arg").and_then(|n| n.parse::<usize>().ok()).filter(|n| format!("arg{n}") == arg.name) {
+            if n > 5 {
+                self.diags.push(SemaError::ArgIndex { arg: arg.name.clone(), span: arg.span.into() });
+                return None;
+            }
+            if !params.is_empty() && n >= params.len() {
+                self.diags.push(SemaError::ArgUnused { arg: arg.name.clone(), syscall: sys.name.to_string(), count: params.len(), span: arg.span.into(), help: param_list(sys) });
+            }
+            (n, params.get(n))
+        } else {
+            let others: Vec<&str> = rule_syscalls
+                .iter()
+                .copied()
+                .filter(|n| *n != sys.name)
+                .filter(|n| arch.table().syscall(n).is_some_and(|s| s.params.iter().any(|p| p.name == arg.name)))
+                .collect();
+            let help = if others.is_empty() {
+                let suggestion = crate::suggest::closest(&arg.name, params.iter().map(|p| p.name));
+                let mut h = param_list(sys);
+                if let Some(s) = suggestion {
+                    h = format!("did you mean `{s}`? {h}");
+                }
+                h
+            } else {
+                format!("`{}` is a parameter of {} but not of `{}`: {}; split the rule, or use argN", arg.name, others.join(", "), sys.name, param_list(sys))
+            };
+            self.diags.push(SemaError::UnknownArg { arg: arg.name.clone(), syscall: sys.name.to_string(), arch: arch.to_string(), span: arg.span.into(), help });
+            return None;
+        };
+        let width = param.map_or(default_width, |p| p.width);
+        if width == Width::Split {
+            let help = format!("on {arch}, a 64-bit parameter of `{}` takes two registers, so later parameters shift; compare registers with argN after checking the {arch} calling convention", sys.name);
+            self.diags.push(SemaError::SplitArg { arg: arg.name.clone(), syscall: sys.name.to_string(), arch: arch.to_string(), span: arg.span.into(), help });
+            return None;
+        }
+        if let Some(p) = param.filter(|p| p.pointer) {
+            self.diags.push(SemaError::PointerCompare { arg: arg.name.clone(), syscall: sys.name.to_string(), ctype: p.ctype.to_string(), span: arg.span.into() });
+        }
+        Some((index as u8, param, width))
+    }
+}
+
+/// "openat(dfd, filename, flags, mode) on x86_64; or arg0..arg5".
+fn param_list(sys: &Syscall) -> String {
+    if sys.params.is_empty() {
+        return format!("`{}` takes no arguments (or its signature is unknown); registers are arg0..arg5", sys.name);
+    }
+    let names: Vec<&str> = sys.params.iter().map(|p| p.name).collect();
+    format!("its parameters are {}({}), or arg0..arg{}", sys.name, names.join(", "), sys.params.len().saturating_sub(1).min(5))
+}
+
+/// Names a reference for messages.
+pub(super) fn ref_name(r: &SyscallRef) -> String {
+    match r {
+        SyscallRef::Syscall(i) => i.name.clone(),
+        SyscallRef::Group(i) => format!("@{}", i.name),
+    }
+}

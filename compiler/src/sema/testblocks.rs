@@ -1,0 +1,156 @@
+//! `test POLICY { ... }` blocks: checked against the names they use, and run on the reference
+//! interpreter for every target (or the one `on ARCH` names). `scpc test` runs the same lines
+//! on the compiled filters once the back end exists.
+
+use std::collections::BTreeSet;
+
+use scpc_lang::ast::{self, Expected, TestArg, TestItem};
+use scpc_lang::source::Span;
+
+use super::{Checked, Checker, SemaError};
+use crate::abi::Arch;
+use crate::eval::decide;
+use crate::policy::{Action, CondData, Policy};
+use crate::suggest::did_you_mean;
+
+/// How many test lines ran, and how many calls they made.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct TestOutcome {
+    /// Lines × architectures checked.
+    pub cases: usize,
+    /// Of those, failed (each reported).
+    pub failed: usize,
+}
+
+impl<'u> Checker<'u, '_> {
+    pub(super) fn check_test(&mut self, t: &'u ast::TestDecl, checked: &Checked) -> TestOutcome {
+        let Some(policy) = checked.policies.get(&t.policy.name) else {
+            if !self.scope.policies.contains_key(t.policy.name.as_str()) {
+                let help = did_you_mean(&t.policy.name, self.scope.policies.keys().copied(), "a test block names the policy it tests");
+                self.diags.push(SemaError::UnknownPolicy { name: t.policy.name.clone(), span: t.policy.span.into(), help });
+            }
+            return TestOutcome::default();
+        };
+        let mut outcome = TestOutcome::default();
+        for item in &t.items {
+            let (cases, only): (&[ast::TestCase], Option<Arch>) = match item {
+                TestItem::Case(c) => (std::slice::from_ref(c), None),
+                TestItem::On { arch, cases, .. } => match Arch::from_name(&arch.name) {
+                    Some(a) if policy.arch(a).is_some() => (cases, Some(a)),
+                    found => {
+                        let targets: Vec<&str> = policy.targets.iter().map(|t| t.arch.name()).collect();
+                        let help = format!("its targets are {}", targets.join(", "));
+                        if found.is_some() {
+                            self.diags.push(SemaError::TestArchNotTarget { arch: arch.name.clone(), policy: policy.name.clone(), span: arch.span.into(), help });
+                        } else {
+                            let names = Arch::ALL.map(Arch::name);
+                            let help = did_you_mean(&arch.name, names, &help);
+                            self.diags.push(SemaError::UnknownArch { name: arch.name.clone(), span: arch.span.into(), help });
+                        }
+                        continue;
+                    }
+                },
+            };
+            for case in cases {
+                for target in policy.targets.iter().filter(|t| only.is_none_or(|a| a == t.arch)) {
+                    outcome.cases += 1;
+                    if !self.run_case(policy, target.arch, case) {
+                        outcome.failed += 1;
+                    }
+                }
+            }
+        }
+        outcome
+    }
+
+    /// Runs one line on one architecture; false if it failed (reported).
+    fn run_case(&mut self, policy: &Policy, arch: Arch, case: &'u ast::TestCase) -> bool {
+        if !self.known_syscall(&case.syscall) {
+            return false;
+        }
+        let args = case.args.as_deref().unwrap_or(&[]);
+        if args.len() > 6 {
+            self.diags.push(SemaError::TestTooManyArgs { count: args.len(), span: case.span.into() });
+            return false;
+        }
+        let table = arch.table();
+        let sys = table.syscall(&case.syscall.name);
+        let expected = match &case.expected {
+            Expected::Unknown(_) => None,
+            Expected::Action(a) => match self.action(a, arch) {
+                Some(a) => Some(a),
+                None => return false,
+            },
+        };
+        let Some(sys) = sys else {
+            return expected.is_none() || self.fail(arch, &case.syscall.name, "unknown (no such syscall here)".into(), expected, case.span, String::new());
+        };
+        if expected.is_none() {
+            return self.fail(arch, &case.syscall.name, format!("a real syscall (nr {})", sys.nr), None, case.span, String::new());
+        }
+        let mut base = [0u64; 6];
+        let mut any = Vec::new();
+        for (i, a) in args.iter().enumerate() {
+            match a {
+                TestArg::Value(e) => match self.eval(e, arch) {
+                    Some(v) => base[i] = v,
+                    None => return false,
+                },
+                TestArg::Any(_) => any.push(i),
+            }
+        }
+        for args in variants(policy, arch, base, &any) {
+            let d = decide(policy, table.audit_arch, sys.nr, &args);
+            if Some(d.action) != expected {
+                let call = format!("{}({})", sys.name, args.iter().take(args_shown(case)).map(|v| format!("{v:#x}")).collect::<Vec<_>>().join(", "));
+                let by = match d.rule {
+                    Some(r) => format!("decided by the rule of policy `{}`", policy.rules[r].layer),
+                    None => "decided by the policy's default (no rule matched)".to_string(),
+                };
+                return self.fail(arch, &call, d.action.to_string(), expected, case.span, by);
+            }
+        }
+        true
+    }
+
+    fn fail(&mut self, arch: Arch, call: &str, actual: String, expected: Option<Action>, span: Span, help: String) -> bool {
+        let call = call.to_string();
+        let expected = expected.map_or("unknown".to_string(), |a| a.to_string());
+        let help = if help.is_empty() { "fix the policy or the expectation".to_string() } else { help };
+        self.diags.push(SemaError::TestFailed { arch: arch.to_string(), call, actual, expected, span: span.into(), help });
+        false
+    }
+}
+
+fn args_shown(case: &ast::TestCase) -> usize {
+    case.args.as_ref().map_or(0, Vec::len)
+}
+
+/// The calls a line with `*` arguments stands for: each `*` in turn takes 0, 1, the 32- and
+/// 64-bit extremes, and every constant the policy compares that argument with, ±1; the other
+/// arguments stay as written (or 0).
+pub(super) fn variants(policy: &Policy, arch: Arch, base: [u64; 6], any: &[usize]) -> Vec<[u64; 6]> {
+    let mut out = vec![base];
+    let Some(target) = policy.arch(arch) else { return out };
+    for &i in any {
+        let mut values: BTreeSet<u64> = [0, 1, 0xffff_ffff, u64::MAX].into();
+        for c in target.conds.values() {
+            let (arg, vals): (u8, Vec<u64>) = match c {
+                CondData::Cmp { arg, value, mask, .. } => (*arg, vec![*value, *mask]),
+                CondData::In { arg, values, .. } => (*arg, values.clone()),
+                _ => continue,
+            };
+            if arg as usize == i {
+                for v in vals {
+                    values.extend([v.wrapping_sub(1), v, v.wrapping_add(1)]);
+                }
+            }
+        }
+        for v in values {
+            let mut args = base;
+            args[i] = v;
+            out.push(args);
+        }
+    }
+    out
+}
