@@ -14,12 +14,14 @@ const WIDTH: usize = 100;
 
 /// Formats a parsed file. `text` is the file's source and `base` its offset in the source map.
 pub fn format(file: &File, text: &str, base: u32) -> String {
-    let mut p = Printer { text, base, comments: &file.comments, next: 0, out: String::new(), last_end: None };
+    let mut p = Printer { text, base, comments: &file.comments, next: 0, out: String::new(), last_end: None, trailing_lines: Vec::new() };
     let mut prev_block = false;
     for item in &file.items {
         let block = matches!(item, Item::Policy(_) | Item::Test(_));
         let force_blank = p.last_end.is_some() && (block || prev_block);
-        p.leading(item.span(), 0, force_blank);
+        // a block's inner comments stay inside it; any other item's move above it
+        let limit = if block { item.span().lo } else { item.span().hi };
+        p.leading(item.span(), limit, 0, force_blank);
         match item {
             Item::Include(x) => p.line(0, &format!("include {}", quote(&x.path)), x.span),
             Item::Const(x) => p.line(0, &format!("const {} = {}", x.name.name, expr(&x.value, 0)), x.span),
@@ -30,7 +32,31 @@ pub fn format(file: &File, text: &str, base: u32) -> String {
         prev_block = block;
     }
     p.rest_of_comments(0, file.span.hi);
-    p.out
+    align_trailing(&p.out, &p.trailing_lines)
+}
+
+/// Aligns the trailing comments of consecutive lines of the same indentation to one column
+/// (as gofmt does): two spaces after the longest code of the run.
+fn align_trailing(out: &str, trailing: &[(usize, usize)]) -> String {
+    let mut lines: Vec<String> = out.lines().map(str::to_string).collect();
+    let indents: Vec<usize> = lines.iter().map(|l| l.len() - l.trim_start().len()).collect();
+    let indent = |line: usize| indents[line];
+    let mut i = 0;
+    while i < trailing.len() {
+        let mut j = i + 1;
+        while j < trailing.len() && trailing[j].0 == trailing[j - 1].0 + 1 && indent(trailing[j].0) == indent(trailing[i].0) {
+            j += 1;
+        }
+        let column = trailing[i..j].iter().map(|&(_, code)| code).max().unwrap_or(0) + 2;
+        for &(line, code) in &trailing[i..j] {
+            let (head, comment) = lines[line].split_at(code);
+            lines[line] = format!("{head}{}{}", " ".repeat(column - code), comment.trim_start());
+        }
+        i = j;
+    }
+    let mut text = lines.join("\n");
+    text.push('\n');
+    text
 }
 
 struct Printer<'a> {
@@ -40,6 +66,8 @@ struct Printer<'a> {
     next: usize,
     out: String,
     last_end: Option<u32>,
+    /// (line index, length of its code) of every line given a trailing comment.
+    trailing_lines: Vec<(usize, usize)>,
 }
 
 impl Printer<'_> {
@@ -61,11 +89,11 @@ impl Printer<'_> {
         self.out.push('\n');
     }
 
-    /// Prints the comments that come before `span` ends, on lines of their own, after a blank
-    /// line where the source had one.
-    fn leading(&mut self, span: Span, indent: usize, force_blank: bool) {
+    /// Prints the comments that start before `limit`, on lines of their own, after a blank
+    /// line where the source had one; then the blank line before `span`, if any.
+    fn leading(&mut self, span: Span, limit: u32, indent: usize, force_blank: bool) {
         let mut first = true;
-        while let Some(c) = self.comments.get(self.next).filter(|c| c.span.lo < span.hi) {
+        while let Some(c) = self.comments.get(self.next).filter(|c| c.span.lo < limit) {
             if (first && force_blank) || self.blank_before(c.span.lo) {
                 self.out.push('\n');
             }
@@ -84,6 +112,8 @@ impl Printer<'_> {
         if let Some(c) = self.comments.get(self.next) {
             if !self.src(end, c.span.lo).contains('\n') {
                 self.out.pop();
+                let line_start = self.out.rfind('\n').map_or(0, |i| i + 1);
+                self.trailing_lines.push((self.out.matches('\n').count(), self.out.len() - line_start));
                 self.out.push_str(&format!("  #{}\n", c.text));
                 self.next += 1;
                 self.last_end = Some(c.span.hi);
@@ -154,7 +184,7 @@ impl Printer<'_> {
         }
         self.open_block(&header, after);
         for s in &x.stmts {
-            self.leading(s.span, 1, false);
+            self.leading(s.span, s.span.hi, 1, false);
             match &s.kind {
                 StmtKind::Target(a) => {
                     let names: Vec<&str> = a.iter().map(|i| i.name.as_str()).collect();
@@ -185,11 +215,11 @@ impl Printer<'_> {
         for item in &x.items {
             match item {
                 TestItem::Case(c) => {
-                    self.leading(c.span, 1, false);
+                    self.leading(c.span, c.span.hi, 1, false);
                     self.line(1, &case(c), c.span);
                 }
                 TestItem::On { arch, cases, span } => {
-                    self.leading(*span, 1, false);
+                    self.leading(*span, span.lo, 1, false);
                     let inline = format!("on {} {{ {} }}", arch.name, cases.iter().map(case).collect::<Vec<_>>().join(" "));
                     let multi_line = self.src(span.lo, span.hi).contains('\n') || cases.len() != 1;
                     if !multi_line && inline.len() + 4 <= WIDTH {
@@ -199,7 +229,7 @@ impl Printer<'_> {
                     self.push_line(1, &format!("on {} {{", arch.name));
                     self.trailing(arch.span.hi + 2);
                     for c in cases {
-                        self.leading(c.span, 2, false);
+                        self.leading(c.span, c.span.hi, 2, false);
                         self.line(2, &case(c), c.span);
                     }
                     self.close_block(1, span.hi);

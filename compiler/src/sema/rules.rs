@@ -82,7 +82,7 @@ impl<'u> Checker<'u, '_> {
 
     fn check_action_kernel(&mut self, action: Action, span: Span, kernel: KernelVersion) {
         let needs = action.min_kernel();
-        if needs > kernel {
+        if needs > kernel && kernel >= KernelVersion::new(3, 5) {
             let help = match action {
                 Action::KillProcess => format!("raise `kernel >=` to {needs}, or use `kill_thread`, which kernels from 3.5 know"),
                 Action::Log => format!("raise `kernel >=` to {needs}, or use `trace(N)` or `allow`"),

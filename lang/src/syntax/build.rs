@@ -11,8 +11,12 @@ use crate::source::Span;
 
 type P<'i> = Pair<'i, Rule>;
 
-pub(super) struct Builder<'d> {
+pub(super) struct Builder<'d, 't> {
     pub base: u32,
+    /// The file's text, to trim spans.
+    pub text: &'t str,
+    /// Local end offset -> local start offset of each comment, to trim spans.
+    pub comment_ends: std::collections::HashMap<usize, usize>,
     pub diags: &'d mut Diagnostics,
     pub errors: usize,
 }
@@ -45,10 +49,21 @@ fn kids(pair: P<'_>) -> impl Iterator<Item = P<'_>> {
     pair.into_inner().filter(|p| !is_keyword(p.as_rule()))
 }
 
-impl Builder<'_> {
+impl Builder<'_, '_> {
+    /// The pair's span without the blanks and comments pest skips after its last token.
     fn span(&self, pair: &P<'_>) -> Span {
         let s = pair.as_span();
-        Span::new(self.base + s.start() as u32, self.base + s.end() as u32)
+        let (start, mut end) = (s.start(), s.end());
+        while end > start {
+            if self.text.as_bytes()[end - 1].is_ascii_whitespace() {
+                end -= 1;
+            } else if let Some(&lo) = self.comment_ends.get(&end) {
+                end = lo.max(start);
+            } else {
+                break;
+            }
+        }
+        Span::new(self.base + start as u32, self.base + end as u32)
     }
 
     fn ident(&self, pair: P<'_>) -> Ident {

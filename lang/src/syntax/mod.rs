@@ -37,17 +37,14 @@ pub fn parse_file(map: &SourceMap, file: FileId, diags: &mut Diagnostics) -> Opt
     match ScpParser::parse(Rule::file, text) {
         Ok(mut pairs) => {
             let file_pair = pairs.next().expect("grammar: parse(file) yields the file pair");
-            let mut builder = build::Builder { base, diags, errors: 0 };
+            let comments = comments(text, base);
+            let comment_ends = comments.iter().map(|c| ((c.span.hi - base) as usize, (c.span.lo - base) as usize)).collect();
+            let mut builder = build::Builder { base, text, comment_ends, diags, errors: 0 };
             let items = builder.file(file_pair);
             if builder.errors > 0 {
                 return None;
             }
-            Some(ast::File {
-                file,
-                items,
-                comments: comments(text, base),
-                span: Span::new(base, base + text.len() as u32),
-            })
+            Some(ast::File { file, items, comments, span: Span::new(base, base + text.len() as u32) })
         }
         Err(err) => {
             diags.push(names::syntax_error(&err, text, base));

@@ -130,8 +130,14 @@ pub(super) fn syntax_error(err: &Error<Rule>, text: &str, base: u32) -> SyntaxEr
         }
         ErrorVariant::CustomError { message } => (message.clone(), hint(&[], &found)),
     };
-    let found_label = if found.is_empty() { "found the end of the file".to_string() } else { format!("found `{found}`") };
-    let len = found.len().max(1) as u32;
+    if found.is_empty() {
+        // At the end of the file: point at its last character, which miette can show.
+        let unclosed = text.matches('{').count() > text.matches('}').count();
+        let help = if unclosed { "a `}` is missing: every `policy`, `test` and `on` block ends with `}`".to_string() } else { help };
+        let last = text.trim_end().len().saturating_sub(1) as u32;
+        let span = Span::new(base + last, base + last + 1);
+        return SyntaxError::Unexpected { span: span.into(), message: format!("unexpected end of file; {message}"), label: "the file ends here".into(), help };
+    }
     let at = base + pos as u32;
-    SyntaxError::Unexpected { span: Span::new(at, at + len.min(text.len().saturating_sub(pos).max(1) as u32)).into(), message, label: found_label, help }
+    SyntaxError::Unexpected { span: Span::new(at, at + found.len() as u32).into(), message, label: format!("found `{found}`"), help }
 }
