@@ -24,7 +24,8 @@ fn main() {
     let mut files = Vec::new();
     collect(&root, &root, &mut files);
     files.sort();
-    let mut code = String::from("/// (path below `std/`, text) of every bundled file, sorted by path.\npub static FILES: &[(&str, &str)] = &[\n");
+    let mut code =
+        String::from("/// (path below `std/`, text) of every bundled file, sorted by path.\npub static FILES: &[(&str, &str)] = &[\n");
     for f in &files {
         let rel = f.to_string_lossy().replace('\\', "/");
         writeln!(code, "    ({rel:?}, include_str!({:?})),", root.join(f).to_string_lossy()).expect("write to String");

@@ -64,9 +64,7 @@ pub fn render_human(diags: &[BoxedDiagnostic], map: &SourceMap, color: bool, wid
 pub fn render_json(diags: &[BoxedDiagnostic], map: &SourceMap) -> String {
     let mut out = String::new();
     for d in diags {
-        let at = |offset: usize| {
-            map.locate(offset as u32).map(|(file, lc)| (file.to_string(), lc.line, lc.column))
-        };
+        let at = |offset: usize| map.locate(offset as u32).map(|(file, lc)| (file.to_string(), lc.line, lc.column));
         let (file, line, column) = primary_span(d.as_ref()).and_then(|s| at(s.offset())).unwrap_or_default();
         let end = primary_span(d.as_ref()).and_then(|s| at(s.offset() + s.len()));
         let labels: Vec<_> = d

@@ -63,7 +63,10 @@ fn final_rules_decide_and_may_be_repeated_identically() {
          policy b extends a { kill_process kexec_load\n errno(EPERM) getpid }",
     );
     assert_eq!(x86(&p["b"], "kexec_load", &[]), Action::KillProcess);
-    let (_, diags, _) = check_source("t.scp", "policy a { target x86_64\n default allow\n final kill_process kexec_load }\npolicy b extends a { allow kexec_load }");
+    let (_, diags, _) = check_source(
+        "t.scp",
+        "policy a { target x86_64\n default allow\n final kill_process kexec_load }\npolicy b extends a { allow kexec_load }",
+    );
     assert!(diags.iter().any(|d| d.code().is_some_and(|c| c.to_string() == "scpc::resolve::final_override")), "{diags:?}");
 }
 
@@ -99,7 +102,9 @@ fn unsigned_comparisons() {
 
 #[test]
 fn an_int_argument_is_compared_on_its_low_32_bits() {
-    let p = policies("policy p { target x86_64, i386, aarch64\n default errno(EPERM)\n allow openat if dfd == AT_FDCWD\n allow lseek if offset == -1 }");
+    let p = policies(
+        "policy p { target x86_64, i386, aarch64\n default errno(EPERM)\n allow openat if dfd == AT_FDCWD\n allow lseek if offset == -1 }",
+    );
     let p = &p["p"];
     assert_eq!(x86(p, "openat", &[0x0000_0000_ffff_ff9c]), Action::Allow, "upper half clear");
     assert_eq!(x86(p, "openat", &[0xffff_ffff_ffff_ff9c]), Action::Allow, "sign-extended");
@@ -132,12 +137,18 @@ fn other_architectures_get_badarch_and_x32_is_not_x86_64() {
     let q = policies("policy q { target x86_64, x32\n default errno(5) }");
     assert_eq!(decide(&q["q"], Arch::X86_64.table().audit_arch, x32_read, &[0; 6]).arch, Some(Arch::X32));
     let k = policies("policy k { target aarch64\n default allow }");
-    assert_eq!(decide(&k["k"], Arch::X86_64.table().audit_arch, 0, &[0; 6]).action, Action::KillProcess, "badarch defaults to kill_process");
+    assert_eq!(
+        decide(&k["k"], Arch::X86_64.table().audit_arch, 0, &[0; 6]).action,
+        Action::KillProcess,
+        "badarch defaults to kill_process"
+    );
 }
 
 #[test]
 fn newer_applies_to_unnamed_syscalls_the_oldest_kernel_lacks() {
-    let p = policies("policy p { target x86_64\n kernel >= 4.14\n default kill_process\n newer errno(ENOSYS)\n errno(EPERM) openat2 if usize == 0 }");
+    let p = policies(
+        "policy p { target x86_64\n kernel >= 4.14\n default kill_process\n newer errno(ENOSYS)\n errno(EPERM) openat2 if usize == 0 }",
+    );
     let p = &p["p"];
     assert_eq!(x86(p, "clone3", &[]), Action::Errno(38), "5.3, unnamed");
     assert_eq!(x86(p, "getpid", &[]), Action::KillProcess, "old syscall: default");

@@ -86,3 +86,15 @@ fn a_missing_root_file_is_an_io_failure() {
     assert_eq!(code, 2);
     assert!(stderr.contains("cannot read `/nonexistent/x.scp`: no such file"), "{stderr}");
 }
+
+#[test]
+fn the_guide_first_example_is_clean() {
+    let guide = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/language.md")).expect("docs/language.md");
+    let block = guide.split("```\n").nth(1).expect("a code block");
+    let dir = std::env::temp_dir().join(format!("scpc-guide-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::write(dir.join("guide.scp"), block).expect("write");
+    let (code, stdout, stderr) = scpc(&dir, &["check", "--deny-warnings", "guide.scp"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stderr.contains("6 test case(s)"), "{stderr}");
+}

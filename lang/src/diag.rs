@@ -10,12 +10,15 @@ use thiserror::Error;
 /// A diagnostic of any stage.
 pub type BoxedDiagnostic = Box<dyn Diagnostic + Send + Sync + 'static>;
 
+/// (code, primary span, message): what makes two diagnostics the same.
+type DedupKey = (String, Option<(usize, usize)>, String);
+
 /// The collected diagnostics of a run, in the order they were found, without duplicates (the
 /// same message at the same place, which layered policies and several targets would repeat).
 #[derive(Default)]
 pub struct Diagnostics {
     items: Vec<BoxedDiagnostic>,
-    seen: HashSet<(String, Option<(usize, usize)>, String)>,
+    seen: HashSet<DedupKey>,
 }
 
 impl std::fmt::Debug for Diagnostics {
@@ -119,7 +122,10 @@ pub enum SyntaxError {
     },
     /// More than 64 bits.
     #[error("number `{text}` does not fit in 64 bits")]
-    #[diagnostic(code(scpc::syntax::number_too_large), help("seccomp arguments are 64-bit registers; the largest value is 0xffff_ffff_ffff_ffff"))]
+    #[diagnostic(
+        code(scpc::syntax::number_too_large),
+        help("seccomp arguments are 64-bit registers; the largest value is 0xffff_ffff_ffff_ffff")
+    )]
     NumberTooLarge {
         /// The literal.
         text: String,

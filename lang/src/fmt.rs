@@ -306,9 +306,7 @@ pub fn cond(c: &Cond, parent: u8) -> String {
         CondKind::Or(a, b) => (format!("{} || {}", cond(a, 1), cond(b, 2)), 1),
         CondKind::And(a, b) => (format!("{} && {}", cond(a, 2), cond(b, 3)), 2),
         CondKind::Not(a) => (format!("!({})", cond(a, 0)), 3),
-        CondKind::Compare { arg, mask, op, value } => {
-            (format!("{}{} {} {}", arg.name, mask_text(mask), op.symbol(), expr(value, 0)), 3)
-        }
+        CondKind::Compare { arg, mask, op, value } => (format!("{}{} {} {}", arg.name, mask_text(mask), op.symbol(), expr(value, 0)), 3),
         CondKind::In { arg, mask, negated, set } => {
             let items: Vec<String> = set.iter().map(|e| expr(e, 0)).collect();
             let op = if *negated { "not in" } else { "in" };

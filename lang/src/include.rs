@@ -59,9 +59,7 @@ impl Loader for FsLoader {
     fn load(&self, path: &str, from: Option<&Loaded>) -> Result<Loaded, String> {
         let std_path = match from {
             _ if path.starts_with("std/") => Some(normalize(Path::new(path))),
-            Some(f) if f.key.starts_with("std/") => {
-                Some(normalize(&Path::new(&f.key).parent().unwrap_or(Path::new("std")).join(path)))
-            }
+            Some(f) if f.key.starts_with("std/") => Some(normalize(&Path::new(&f.key).parent().unwrap_or(Path::new("std")).join(path))),
             _ => None,
         };
         if let Some(p) = std_path {
@@ -121,12 +119,7 @@ pub struct Unit {
 /// Loads and parses `root` and its includes into `map`, reporting problems to `diags`. Returns
 /// `Err` with a reason when the root itself cannot be read (an I/O failure, not bad input).
 /// Files that fail to parse are left out of the unit; their errors are in `diags`.
-pub fn load_unit(
-    root: &str,
-    loader: &dyn Loader,
-    map: &mut SourceMap,
-    diags: &mut Diagnostics,
-) -> Result<Unit, String> {
+pub fn load_unit(root: &str, loader: &dyn Loader, map: &mut SourceMap, diags: &mut Diagnostics) -> Result<Unit, String> {
     let loaded = loader.load(root, None)?;
     let mut state = State { loader, map, diags, done: HashMap::new(), stack: Vec::new(), files: Vec::new() };
     state.visit(loaded);

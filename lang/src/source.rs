@@ -97,9 +97,7 @@ impl SourceMap {
 
     /// The text a span covers (empty if the span is not in one file).
     pub fn text(&self, span: Span) -> &str {
-        self.file_at(span.lo)
-            .and_then(|(_, f)| f.text.get((span.lo - f.base) as usize..(span.hi - f.base) as usize))
-            .unwrap_or("")
+        self.file_at(span.lo).and_then(|(_, f)| f.text.get((span.lo - f.base) as usize..(span.hi - f.base) as usize)).unwrap_or("")
     }
 
     /// File name, line and column of the start of a span.

@@ -155,7 +155,8 @@ fn comment() -> impl Strategy<Value = String> {
 
 fn stmt() -> impl Strategy<Value = String> {
     prop_oneof![
-        prop::collection::vec(prop::sample::select(vec!["x86_64", "aarch64", "arm"]), 1..3).prop_map(|a| format!("target {}", a.join(", "))),
+        prop::collection::vec(prop::sample::select(vec!["x86_64", "aarch64", "arm"]), 1..3)
+            .prop_map(|a| format!("target {}", a.join(", "))),
         (0u16..7, 0u16..20).prop_map(|(a, b)| format!("kernel >= {a}.{b}")),
         action().prop_map(|a| format!("default {a}")),
         action().prop_map(|a| format!("badarch {a}")),
@@ -169,7 +170,11 @@ fn stmt() -> impl Strategy<Value = String> {
 
 fn test_case() -> impl Strategy<Value = String> {
     let arg = prop_oneof![Just("*".to_string()), expr()];
-    (prop::sample::select(vec!["read", "openat", "open"]), prop::option::of(prop::collection::vec(arg, 0..4)), prop_oneof![action(), Just("unknown".to_string())])
+    (
+        prop::sample::select(vec!["read", "openat", "open"]),
+        prop::option::of(prop::collection::vec(arg, 0..4)),
+        prop_oneof![action(), Just("unknown".to_string())],
+    )
         .prop_map(|(s, args, e)| match args {
             Some(a) => format!("{s}({}) -> {e}", a.join(", ")),
             None => format!("{s} -> {e}"),
@@ -186,13 +191,14 @@ fn item() -> impl Strategy<Value = String> {
             let body: Vec<String> = body.into_iter().map(|(s, c)| format!("  {s}{c}\n")).collect();
             format!("policy {n}{ext} {{\n{}}}", body.concat())
         }),
-        (ident(), prop::collection::vec((test_case(), comment()), 0..4), prop::option::of(prop::collection::vec(test_case(), 1..3))).prop_map(|(n, cases, on)| {
-            let mut body: Vec<String> = cases.into_iter().map(|(t, c)| format!("    {t}{c}\n")).collect();
-            if let Some(on) = on {
-                body.push(format!("  on aarch64 {{ {} }}\n", on.join("\n")));
-            }
-            format!("test {n} {{\n{}}}", body.concat())
-        }),
+        (ident(), prop::collection::vec((test_case(), comment()), 0..4), prop::option::of(prop::collection::vec(test_case(), 1..3)))
+            .prop_map(|(n, cases, on)| {
+                let mut body: Vec<String> = cases.into_iter().map(|(t, c)| format!("    {t}{c}\n")).collect();
+                if let Some(on) = on {
+                    body.push(format!("  on aarch64 {{ {} }}\n", on.join("\n")));
+                }
+                format!("test {n} {{\n{}}}", body.concat())
+            }),
     ]
 }
 

@@ -10,6 +10,7 @@ use std::fmt;
 use std::sync::OnceLock;
 
 #[allow(missing_docs)]
+#[rustfmt::skip]
 mod tables {
     pub mod aarch64;
     pub mod arm;

@@ -2,7 +2,14 @@ use super::*;
 
 #[test]
 fn openat_has_its_number_on_every_architecture() {
-    let expect = [(Arch::X86_64, 257), (Arch::Aarch64, 56), (Arch::Arm, 322), (Arch::I386, 295), (Arch::Riscv64, 56), (Arch::X32, 257 | X32_SYSCALL_BIT)];
+    let expect = [
+        (Arch::X86_64, 257),
+        (Arch::Aarch64, 56),
+        (Arch::Arm, 322),
+        (Arch::I386, 295),
+        (Arch::Riscv64, 56),
+        (Arch::X32, 257 | X32_SYSCALL_BIT),
+    ];
     for (arch, nr) in expect {
         assert_eq!(arch.table().syscall("openat").map(|s| s.nr), Some(nr), "{arch}");
         assert_eq!(arch.table().by_nr(nr).map(|s| s.name), Some("openat"), "{arch}");
@@ -24,7 +31,10 @@ fn audit_arch_values_are_the_kernels() {
 fn widths_follow_the_declared_types() {
     let openat = Arch::X86_64.table().syscall("openat").expect("openat");
     let widths: Vec<_> = openat.params.iter().map(|p| (p.name, p.width, p.pointer)).collect();
-    assert_eq!(widths, [("dfd", Width::W32, false), ("filename", Width::W64, true), ("flags", Width::W32, false), ("mode", Width::W16, false)]);
+    assert_eq!(
+        widths,
+        [("dfd", Width::W32, false), ("filename", Width::W64, true), ("flags", Width::W32, false), ("mode", Width::W16, false)]
+    );
     let mmap = Arch::Arm.table().syscall("mprotect").expect("mprotect");
     assert!(mmap.params.iter().all(|p| p.width == Width::W32), "32-bit arm reads 32-bit registers");
     // arm passes pread64's loff_t in a register pair: it cannot be named.

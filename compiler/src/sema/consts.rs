@@ -108,7 +108,8 @@ impl<'u> Checker<'u, '_> {
             return v.clone();
         }
         let Some(&decl) = self.scope.groups.get(name) else {
-            let help = did_you_mean(name, self.scope.groups.keys().copied(), "define it with `group NAME = ...`, or include \"std/groups.scp\"");
+            let help =
+                did_you_mean(name, self.scope.groups.keys().copied(), "define it with `group NAME = ...`, or include \"std/groups.scp\"");
             self.diags.push(SemaError::UnknownGroup { name: name.to_string(), span: use_span.into(), help });
             return None;
         };
@@ -140,7 +141,11 @@ impl<'u> Checker<'u, '_> {
         if all_syscall_names().binary_search(&id.name.as_str()).is_ok() {
             return true;
         }
-        let help = did_you_mean(&id.name, all_syscall_names().iter().copied(), "see the ABI tables (shared/abi/*.tsv) for the names of each architecture");
+        let help = did_you_mean(
+            &id.name,
+            all_syscall_names().iter().copied(),
+            "see the ABI tables (shared/abi/*.tsv) for the names of each architecture",
+        );
         self.diags.push(SemaError::UnknownSyscall { name: id.name.clone(), span: id.span.into(), help });
         false
     }

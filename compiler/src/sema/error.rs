@@ -288,7 +288,11 @@ pub enum SemaError {
     },
     /// Comparing the address a pointer argument holds.
     #[error("`{arg}` of `{syscall}` is a pointer (`{ctype}`): the filter compares the address, not the memory")]
-    #[diagnostic(code(scpc::lint::pointer_compare), severity(Warning), help("seccomp cannot read user memory; check the data in the program or with user notification"))]
+    #[diagnostic(
+        code(scpc::lint::pointer_compare),
+        severity(Warning),
+        help("seccomp cannot read user memory; check the data in the program or with user notification")
+    )]
     PointerCompare {
         /// The argument.
         arg: String,
@@ -302,7 +306,10 @@ pub enum SemaError {
     },
     /// errno outside 0..=4095.
     #[error("errno {value} is out of range")]
-    #[diagnostic(code(scpc::typeck::errno_range), help("errno values are 0 to 4095 (the kernel clamps larger ones); use a name such as EPERM"))]
+    #[diagnostic(
+        code(scpc::typeck::errno_range),
+        help("errno values are 0 to 4095 (the kernel clamps larger ones); use a name such as EPERM")
+    )]
     ErrnoRange {
         /// The value.
         value: u64,
@@ -391,7 +398,11 @@ pub enum SemaError {
     },
     /// A rule (or one of its syscalls) that an earlier rule always decides first.
     #[error("this rule can never decide `{syscall}`: an earlier rule always does")]
-    #[diagnostic(code(scpc::lint::unreachable_rule), severity(Warning), help("remove it, or move it above the earlier rule, or give the earlier rule a condition"))]
+    #[diagnostic(
+        code(scpc::lint::unreachable_rule),
+        severity(Warning),
+        help("remove it, or move it above the earlier rule, or give the earlier rule a condition")
+    )]
     Unreachable {
         /// The syscall.
         syscall: String,

@@ -98,7 +98,14 @@ impl<'u> Checker<'u, '_> {
                     continue;
                 }
                 let via = if direct { "named here".to_string() } else { format!("`{}` includes `{name}`", ref_name(r)) };
-                self.diags.push(SemaError::AttackSurface { action: action.to_string(), syscall: name.to_string(), why, span: r.span().into(), via, help: surface_help(name) });
+                self.diags.push(SemaError::AttackSurface {
+                    action: action.to_string(),
+                    syscall: name.to_string(),
+                    why,
+                    span: r.span().into(),
+                    via,
+                    help: surface_help(name),
+                });
             }
         }
     }
@@ -118,8 +125,15 @@ impl<'u> Checker<'u, '_> {
                     let f_action: Action = policy.rules[f.id].action;
                     let same = action == f_action && cr.rule.cond.is_none();
                     if covered && !same {
-                        let help = format!("a derived policy may name `{name}` only as `{f_action} {name}` without a condition; remove this rule");
-                        self.diags.push(SemaError::FinalOverride { syscall: name.to_string(), layer: policy.rules[f.id].layer.clone(), span: r.span().into(), final_span: f.span.into(), help });
+                        let help =
+                            format!("a derived policy may name `{name}` only as `{f_action} {name}` without a condition; remove this rule");
+                        self.diags.push(SemaError::FinalOverride {
+                            syscall: name.to_string(),
+                            layer: policy.rules[f.id].layer.clone(),
+                            span: r.span().into(),
+                            final_span: f.span.into(),
+                            help,
+                        });
                         break;
                     }
                 }

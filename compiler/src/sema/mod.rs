@@ -178,7 +178,12 @@ impl<'u, 'd> Checker<'u, 'd> {
                 StmtKind::Rule(_) => continue,
             };
             if let Some(first) = slot_span {
-                self.diags.push(SemaError::DuplicateStatement { stmt: key, policy: p.name.name.clone(), span: stmt.span.into(), first: first.into() });
+                self.diags.push(SemaError::DuplicateStatement {
+                    stmt: key,
+                    policy: p.name.name.clone(),
+                    span: stmt.span.into(),
+                    first: first.into(),
+                });
                 continue;
             }
             match &stmt.kind {

@@ -64,7 +64,8 @@ impl<'u> Checker<'u, '_> {
                 if depth == 0 {
                     self.check_action_kernel(action, rule.action.span, kernel);
                 }
-                let id = rules.push(RuleData { action, layer: layer.name.name.clone(), is_final: rule.final_span.is_some(), span: stmt.span });
+                let id =
+                    rules.push(RuleData { action, layer: layer.name.name.clone(), is_final: rule.final_span.is_some(), span: stmt.span });
                 chain_rules.push(ChainRule { id, rule, depth, span: stmt.span });
             }
         }
@@ -88,7 +89,13 @@ impl<'u> Checker<'u, '_> {
                 Action::Log => format!("raise `kernel >=` to {needs}, or use `trace(N)` or `allow`"),
                 _ => format!("raise `kernel >=` to {needs}"),
             };
-            self.diags.push(SemaError::ActionTooNew { action: action.to_string(), needs: needs.to_string(), kernel: kernel.to_string(), span: span.into(), help });
+            self.diags.push(SemaError::ActionTooNew {
+                action: action.to_string(),
+                needs: needs.to_string(),
+                kernel: kernel.to_string(),
+                span: span.into(),
+                help,
+            });
         }
     }
 
@@ -110,8 +117,14 @@ impl<'u> Checker<'u, '_> {
             for &(name, r, direct) in &expanded {
                 let Some(sys) = table.syscall(name) else {
                     if direct && cr.depth == 0 {
-                        let help = "name it only in a policy for the architectures that have it, or ignore this if that is intended".to_string();
-                        self.diags.push(SemaError::MissingOnTarget { name: name.to_string(), arch: arch.to_string(), span: r.span().into(), help });
+                        let help =
+                            "name it only in a policy for the architectures that have it, or ignore this if that is intended".to_string();
+                        self.diags.push(SemaError::MissingOnTarget {
+                            name: name.to_string(),
+                            arch: arch.to_string(),
+                            span: r.span().into(),
+                            help,
+                        });
                     }
                     continue;
                 };
@@ -154,11 +167,25 @@ impl<'u> Checker<'u, '_> {
                 format!("kernels older than {other} have no `{}`: the rule only matters on newer ones; raise `kernel >=`, or answer it with errno(ENOSYS) so the C library falls back", sys.name),
             ),
         };
-        self.diags.push(SemaError::SyscallTooNew { name: sys.name.to_string(), since, arch: arch.to_string(), kernel: kernel.to_string(), span: span.into(), help });
+        self.diags.push(SemaError::SyscallTooNew {
+            name: sys.name.to_string(),
+            since,
+            arch: arch.to_string(),
+            kernel: kernel.to_string(),
+            span: span.into(),
+            help,
+        });
     }
 
     /// Types a condition for one syscall on one architecture.
-    fn lower(&mut self, c: &'u ast::Cond, sys: &'static Syscall, arch: Arch, rule_syscalls: &[&str], conds: &mut PrimaryMap<CondId, CondData>) -> Option<CondId> {
+    fn lower(
+        &mut self,
+        c: &'u ast::Cond,
+        sys: &'static Syscall,
+        arch: Arch,
+        rule_syscalls: &[&str],
+        conds: &mut PrimaryMap<CondId, CondData>,
+    ) -> Option<CondId> {
         let data = match &c.kind {
             CondKind::And(a, b) | CondKind::Or(a, b) => {
                 let (a, b) = (self.lower(a, sys, arch, rule_syscalls, conds), self.lower(b, sys, arch, rule_syscalls, conds));
@@ -202,14 +229,33 @@ impl<'u> Checker<'u, '_> {
     /// A comparison's right side, checked against the argument's width: a value that only
     /// differs in bits the kernel ignores would make the comparison meaningless. Negative
     /// values are taken at the argument's width (`AT_FDCWD` is 0xffffff9c for an `int`).
-    fn operand(&mut self, e: &'u ast::Expr, width: Width, arg: &ast::Ident, param: Option<&Param>, sys: &Syscall, arch: Arch) -> Option<u64> {
+    fn operand(
+        &mut self,
+        e: &'u ast::Expr,
+        width: Width,
+        arg: &ast::Ident,
+        param: Option<&Param>,
+        sys: &Syscall,
+        arch: Arch,
+    ) -> Option<u64> {
         let v = self.eval(e, arch)?;
         let bits = width.bits();
         let fits = bits == 64 || v <= width.mask() || ((v as i64) < 0 && (v as i64) >= -(1i64 << (bits - 1)));
         if !fits {
             let ctype = param.map_or("a register", |p| p.ctype);
-            let help = format!("the kernel reads only the low {bits} bits of `{}` ({ctype}), so this comparison is decided by bits it ignores", arg.name);
-            self.diags.push(SemaError::ValueTooWide { value: v, bits, arg: arg.name.clone(), syscall: sys.name.to_string(), arch: arch.to_string(), span: e.span.into(), help });
+            let help = format!(
+                "the kernel reads only the low {bits} bits of `{}` ({ctype}), so this comparison is decided by bits it ignores",
+                arg.name
+            );
+            self.diags.push(SemaError::ValueTooWide {
+                value: v,
+                bits,
+                arg: arg.name.clone(),
+                syscall: sys.name.to_string(),
+                arch: arch.to_string(),
+                span: e.span.into(),
+                help,
+            });
             return None;
         }
         Some(v & width.mask())
@@ -218,18 +264,31 @@ impl<'u> Checker<'u, '_> {
     /// An argument by name or `argN`: its register index, parameter and width on this
     /// architecture. The kernel's parameter names win over `argN` (prctl names its second
     /// parameter `arg2`, as its manual page does).
-    fn arg(&mut self, arg: &ast::Ident, sys: &'static Syscall, arch: Arch, rule_syscalls: &[&str]) -> Option<(u8, Option<&'static Param>, Width)> {
+    fn arg(
+        &mut self,
+        arg: &ast::Ident,
+        sys: &'static Syscall,
+        arch: Arch,
+        rule_syscalls: &[&str],
+    ) -> Option<(u8, Option<&'static Param>, Width)> {
         let params = sys.params;
         let default_width = if arch.is_32bit() { Width::W32 } else { Width::W64 };
         let (index, param) = if let Some(i) = params.iter().position(|p| p.name == arg.name) {
             (i, Some(&params[i]))
-        } else if let Some(n) = arg.name.strip_prefix("arg").and_then(|n| n.parse::<usize>().ok()).filter(|n| format!("arg{n}") == arg.name) {
+        } else if let Some(n) = arg.name.strip_prefix("arg").and_then(|n| n.parse::<usize>().ok()).filter(|n| format!("arg{n}") == arg.name)
+        {
             if n > 5 {
                 self.diags.push(SemaError::ArgIndex { arg: arg.name.clone(), span: arg.span.into() });
                 return None;
             }
             if !params.is_empty() && n >= params.len() {
-                self.diags.push(SemaError::ArgUnused { arg: arg.name.clone(), syscall: sys.name.to_string(), count: params.len(), span: arg.span.into(), help: param_list(sys) });
+                self.diags.push(SemaError::ArgUnused {
+                    arg: arg.name.clone(),
+                    syscall: sys.name.to_string(),
+                    count: params.len(),
+                    span: arg.span.into(),
+                    help: param_list(sys),
+                });
             }
             (n, params.get(n))
         } else {
@@ -247,19 +306,42 @@ impl<'u> Checker<'u, '_> {
                 }
                 h
             } else {
-                format!("`{}` is a parameter of {} but not of `{}`: {}; split the rule, or use argN", arg.name, others.join(", "), sys.name, param_list(sys))
+                format!(
+                    "`{}` is a parameter of {} but not of `{}`: {}; split the rule, or use argN",
+                    arg.name,
+                    others.join(", "),
+                    sys.name,
+                    param_list(sys)
+                )
             };
-            self.diags.push(SemaError::UnknownArg { arg: arg.name.clone(), syscall: sys.name.to_string(), arch: arch.to_string(), span: arg.span.into(), help });
+            self.diags.push(SemaError::UnknownArg {
+                arg: arg.name.clone(),
+                syscall: sys.name.to_string(),
+                arch: arch.to_string(),
+                span: arg.span.into(),
+                help,
+            });
             return None;
         };
         let width = param.map_or(default_width, |p| p.width);
         if width == Width::Split {
             let help = format!("on {arch}, a 64-bit parameter of `{}` takes two registers, so later parameters shift; compare registers with argN after checking the {arch} calling convention", sys.name);
-            self.diags.push(SemaError::SplitArg { arg: arg.name.clone(), syscall: sys.name.to_string(), arch: arch.to_string(), span: arg.span.into(), help });
+            self.diags.push(SemaError::SplitArg {
+                arg: arg.name.clone(),
+                syscall: sys.name.to_string(),
+                arch: arch.to_string(),
+                span: arg.span.into(),
+                help,
+            });
             return None;
         }
         if let Some(p) = param.filter(|p| p.pointer) {
-            self.diags.push(SemaError::PointerCompare { arg: arg.name.clone(), syscall: sys.name.to_string(), ctype: p.ctype.to_string(), span: arg.span.into() });
+            self.diags.push(SemaError::PointerCompare {
+                arg: arg.name.clone(),
+                syscall: sys.name.to_string(),
+                ctype: p.ctype.to_string(),
+                span: arg.span.into(),
+            });
         }
         Some((index as u8, param, width))
     }

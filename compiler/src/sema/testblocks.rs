@@ -41,7 +41,12 @@ impl<'u> Checker<'u, '_> {
                         let targets: Vec<&str> = policy.targets.iter().map(|t| t.arch.name()).collect();
                         let help = format!("its targets are {}", targets.join(", "));
                         if found.is_some() {
-                            self.diags.push(SemaError::TestArchNotTarget { arch: arch.name.clone(), policy: policy.name.clone(), span: arch.span.into(), help });
+                            self.diags.push(SemaError::TestArchNotTarget {
+                                arch: arch.name.clone(),
+                                policy: policy.name.clone(),
+                                span: arch.span.into(),
+                                help,
+                            });
                         } else {
                             let names = Arch::ALL.map(Arch::name);
                             let help = did_you_mean(&arch.name, names, &help);
@@ -83,7 +88,8 @@ impl<'u> Checker<'u, '_> {
             },
         };
         let Some(sys) = sys else {
-            return expected.is_none() || self.fail(arch, &case.syscall.name, "unknown (no such syscall here)".into(), expected, case.span, String::new());
+            return expected.is_none()
+                || self.fail(arch, &case.syscall.name, "unknown (no such syscall here)".into(), expected, case.span, String::new());
         };
         if expected.is_none() {
             return self.fail(arch, &case.syscall.name, format!("a real syscall (nr {})", sys.nr), None, case.span, String::new());
@@ -102,7 +108,11 @@ impl<'u> Checker<'u, '_> {
         for args in variants(policy, arch, base, &any) {
             let d = decide(policy, table.audit_arch, sys.nr, &args);
             if Some(d.action) != expected {
-                let call = format!("{}({})", sys.name, args.iter().take(args_shown(case)).map(|v| format!("{v:#x}")).collect::<Vec<_>>().join(", "));
+                let call = format!(
+                    "{}({})",
+                    sys.name,
+                    args.iter().take(args_shown(case)).map(|v| format!("{v:#x}")).collect::<Vec<_>>().join(", ")
+                );
                 let by = match d.rule {
                     Some(r) => format!("decided by the rule of policy `{}`", policy.rules[r].layer),
                     None => "decided by the policy's default (no rule matched)".to_string(),

@@ -59,9 +59,7 @@ fn nesting_too_deep(text: &str) -> Option<usize> {
     let mut chars = text.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
         match c {
-            '#' => {
-                while chars.next_if(|&(_, c)| c != '\n').is_some() {}
-            }
+            '#' => while chars.next_if(|&(_, c)| c != '\n').is_some() {},
             '"' => {
                 while let Some((_, c)) = chars.next() {
                     match c {
@@ -104,10 +102,7 @@ fn comments(text: &str, base: u32) -> Vec<ast::Comment> {
             '#' if !in_string => {
                 let end = text[i..].find('\n').map_or(text.len(), |n| i + n);
                 let body = text[i + 1..end].trim_end();
-                out.push(ast::Comment {
-                    text: body.to_string(),
-                    span: Span::new(base + i as u32, base + (i + 1 + body.len()) as u32),
-                });
+                out.push(ast::Comment { text: body.to_string(), span: Span::new(base + i as u32, base + (i + 1 + body.len()) as u32) });
                 for _ in text[i + 1..end].chars() {
                     chars.next();
                 }

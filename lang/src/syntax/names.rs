@@ -78,7 +78,8 @@ fn hint(positives: &[Rule], found: &str) -> String {
         return "list syscalls by name and groups as `@name`, separated by commas".into();
     }
     if wants(&[Rule::target_stmt, Rule::rule_stmt, Rule::default_stmt]) {
-        return "a policy holds `target`, `kernel >=`, `default`, `badarch`, `newer` and rules `[final] ACTION SYSCALLS [if CONDITION]`".into();
+        return "a policy holds `target`, `kernel >=`, `default`, `badarch`, `newer` and rules `[final] ACTION SYSCALLS [if CONDITION]`"
+            .into();
     }
     if wants(&[Rule::include, Rule::policy, Rule::const_decl]) {
         return "a file holds `include`, `const`, `group`, `policy` and `test` items".into();
@@ -136,7 +137,12 @@ pub(super) fn syntax_error(err: &Error<Rule>, text: &str, base: u32) -> SyntaxEr
         let help = if unclosed { "a `}` is missing: every `policy`, `test` and `on` block ends with `}`".to_string() } else { help };
         let last = text.trim_end().len().saturating_sub(1) as u32;
         let span = Span::new(base + last, base + last + 1);
-        return SyntaxError::Unexpected { span: span.into(), message: format!("unexpected end of file; {message}"), label: "the file ends here".into(), help };
+        return SyntaxError::Unexpected {
+            span: span.into(),
+            message: format!("unexpected end of file; {message}"),
+            label: "the file ends here".into(),
+            help,
+        };
     }
     let at = base + pos as u32;
     SyntaxError::Unexpected { span: Span::new(at, at + found.len() as u32).into(), message, label: format!("found `{found}`"), help }
