@@ -23,11 +23,15 @@
 #![deny(missing_docs)]
 
 pub mod abi;
+pub mod bpf;
+pub mod codegen;
 pub mod eval;
 pub mod policy;
+pub mod profile;
 pub mod report;
 pub mod sema;
 pub mod suggest;
+pub mod verify;
 
 use scpc_lang::diag::Diagnostics;
 use scpc_lang::include::{load_unit, FsLoader, Loader, MemLoader, Unit};

@@ -1,0 +1,274 @@
+//! Resolved policy to classic BPF: the arch prologue, then for each architecture the
+//! syscall-number space as ranges arranged in the frequency-weighted optimal search tree,
+//! with argument checks only inside the leaves of syscalls whose decision depends on them
+//! (so unconditionally allowed syscalls stay cacheable by the kernel's action cache), and
+//! returns shared at the end.
+//!
+//! It does not check its own output: [`crate::verify`] does, on every build.
+
+mod asm;
+mod cond;
+pub mod tree;
+
+use std::collections::BTreeMap;
+
+use crate::abi::{Arch, KernelVersion, X32_SYSCALL_BIT};
+use crate::bpf::{Program, BPF_JEQ, BPF_JGE, BPF_JSET, BPF_MAXINSNS, OFF_ARCH, OFF_NR};
+use crate::policy::{Action, ArchPolicy, Policy};
+use crate::profile::Profile;
+pub use asm::{Label, Op};
+use tree::{Leaf, Range, Tree};
+
+/// Why a policy cannot be compiled.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum CodegenError {
+    /// More than BPF_MAXINSNS instructions.
+    #[error("policy `{policy}` compiles to {size} instructions; the kernel takes at most {max}")]
+    #[diagnostic(
+        code(scpc::codegen::too_large),
+        help("split the policy, use groups of contiguous syscalls, or simplify argument conditions")
+    )]
+    TooLarge {
+        /// The policy.
+        policy: String,
+        /// Its size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The code generator produced an invalid jump (a bug).
+    #[error("internal error: the code generator produced an invalid jump ({0:?})")]
+    #[diagnostic(code(scpc::codegen::bug), help("please report this with the policy that triggers it"))]
+    Bug(String),
+}
+
+/// The kernel from which the filter is not run for calls it can prove always allowed.
+pub const ACTION_CACHE_KERNEL: KernelVersion = KernelVersion::new(5, 11);
+
+/// The accumulator's known content: a `seccomp_data` word with a mask applied.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Acc {
+    Unknown,
+    Word { offset: u32, mask: u32 },
+}
+
+/// Emits symbolic code, tracking what the accumulator holds.
+pub(crate) struct Emitter {
+    ops: Vec<Op>,
+    next_label: u32,
+    acc: Acc,
+    rets: BTreeMap<u32, Label>,
+}
+
+impl Emitter {
+    fn new() -> Emitter {
+        Emitter { ops: Vec::new(), next_label: 0, acc: Acc::Unknown, rets: BTreeMap::new() }
+    }
+
+    fn label(&mut self) -> Label {
+        self.next_label += 1;
+        Label(self.next_label - 1)
+    }
+
+    /// Binds a label that other code may jump to: the accumulator is then unknown.
+    fn bind(&mut self, l: Label) {
+        self.ops.push(Op::Bind(l));
+        self.acc = Acc::Unknown;
+    }
+
+    /// Binds a label reached only by falling through from the previous jump (whose other
+    /// target is elsewhere): the accumulator is unchanged.
+    fn bind_fallthrough(&mut self, l: Label) {
+        self.ops.push(Op::Bind(l));
+    }
+
+    /// Makes the accumulator hold `word & mask` (mask 0 is never asked for).
+    fn load(&mut self, offset: u32, mask: u32) {
+        if self.acc == (Acc::Word { offset, mask }) {
+            return;
+        }
+        match self.acc {
+            Acc::Word { offset: o, mask: m } if o == offset && m & mask == mask && m != mask => {}
+            _ => {
+                self.ops.push(Op::Ld(offset));
+                self.acc = Acc::Word { offset, mask: u32::MAX };
+            }
+        }
+        if mask != u32::MAX {
+            self.ops.push(Op::And(mask));
+            self.acc = Acc::Word { offset, mask };
+        }
+    }
+
+    fn jmp(&mut self, op: u16, k: u32, t: Label, f: Label) {
+        self.ops.push(Op::Jmp { op, k, t, f });
+    }
+
+    fn ja(&mut self, l: Label) {
+        self.ops.push(Op::Ja(l));
+    }
+
+    /// The shared `ret` of a value, placed at the end.
+    fn ret_label(&mut self, value: u32) -> Label {
+        if let Some(l) = self.rets.get(&value) {
+            return *l;
+        }
+        let l = self.label();
+        self.rets.insert(value, l);
+        l
+    }
+
+    fn finish(mut self) -> Result<Program, asm::AsmError> {
+        let rets: Vec<(u32, Label)> = self.rets.iter().map(|(v, l)| (*v, *l)).collect();
+        for (value, l) in rets {
+            self.ops.push(Op::Bind(l));
+            self.ops.push(Op::Ret(value));
+        }
+        asm::assemble(self.ops, self.next_label)
+    }
+}
+
+/// Compiles a resolved policy for all its targets into one filter.
+pub fn emit(policy: &Policy, profile: &Profile) -> Result<Program, CodegenError> {
+    let mut e = Emitter::new();
+    let badarch = e.ret_label(policy.badarch.ret_value());
+    e.load(OFF_ARCH, u32::MAX);
+    // Group targets by AUDIT_ARCH (x86_64 and x32 share one), heaviest first.
+    let mut groups: Vec<(u32, Vec<&ArchPolicy>)> = Vec::new();
+    for t in &policy.targets {
+        let audit = t.arch.table().audit_arch;
+        match groups.iter_mut().find(|g| g.0 == audit) {
+            Some(g) => g.1.push(t),
+            None => groups.push((audit, vec![t])),
+        }
+    }
+    // jeq a0, L0, N1; N1: jeq a1, L1, N2; ... jeq an, Ln, badarch; L0: ... (the first
+    // group's code falls through from the last compare when there is one group)
+    let labels: Vec<Label> = groups.iter().map(|_| e.label()).collect();
+    for (i, (audit, _)) in groups.iter().enumerate() {
+        let next = if i + 1 == groups.len() { badarch } else { e.label() };
+        e.jmp(BPF_JEQ, *audit, labels[i], next);
+        if next != badarch {
+            e.bind_fallthrough(next);
+        }
+    }
+    for (i, (_, targets)) in groups.iter().enumerate() {
+        e.bind(labels[i]);
+        e.load(OFF_NR, u32::MAX);
+        let x86 = targets.iter().find(|t| t.arch == Arch::X86_64);
+        let x32 = targets.iter().find(|t| t.arch == Arch::X32);
+        match (x86, x32) {
+            (Some(x86), x32) => {
+                let native = e.label();
+                let x32_label = if x32.is_some() { e.label() } else { badarch };
+                e.jmp(BPF_JSET, X32_SYSCALL_BIT, x32_label, native);
+                e.bind_fallthrough(native);
+                arch_tree(&mut e, policy, x86, profile);
+                if let Some(x32) = x32 {
+                    e.bind(x32_label);
+                    e.load(OFF_NR, u32::MAX);
+                    arch_tree(&mut e, policy, x32, profile);
+                }
+            }
+            (None, Some(x32)) => {
+                let ok = e.label();
+                e.jmp(BPF_JSET, X32_SYSCALL_BIT, ok, badarch);
+                e.bind_fallthrough(ok);
+                arch_tree(&mut e, policy, x32, profile);
+            }
+            (None, None) => arch_tree(&mut e, policy, targets[0], profile),
+        }
+    }
+    let program = e.finish().map_err(|err| CodegenError::Bug(format!("{err:?}")))?;
+    if program.insns.len() > BPF_MAXINSNS {
+        return Err(CodegenError::TooLarge { policy: policy.name.clone(), size: program.insns.len(), max: BPF_MAXINSNS });
+    }
+    Ok(program)
+}
+
+/// The ranges of one architecture with their leaves and profile weights.
+pub fn arch_ranges(policy: &Policy, target: &ArchPolicy, profile: &Profile) -> Vec<Range> {
+    let table = target.arch.table();
+    let cache_absorbs_allow = policy.kernel >= ACTION_CACHE_KERNEL;
+    let mut points: BTreeMap<u32, Leaf> = BTreeMap::new();
+    for s in table.syscalls {
+        let newer = policy.newer.filter(|_| !s.since.present_in(policy.kernel));
+        points.insert(s.nr, Leaf::Ret(newer.unwrap_or(policy.default).ret_value()));
+    }
+    for (nr, entries) in &target.syscalls {
+        let leaf = match entries.first() {
+            Some(first) if first.cond.is_none() => Leaf::Ret(policy.rules[first.rule].action.ret_value()),
+            Some(_) => Leaf::Code(*nr),
+            None => continue,
+        };
+        points.insert(*nr, leaf);
+    }
+    let weigh = |nr: u32, leaf: Leaf| {
+        let w = table.by_nr(nr).map_or(0.0, |s| profile.weight(s.name));
+        if cache_absorbs_allow && leaf == Leaf::Ret(Action::Allow.ret_value()) {
+            0.0
+        } else {
+            w + Profile::EPSILON
+        }
+    };
+    let pts: Vec<(u32, Leaf, f64)> = points.into_iter().map(|(nr, leaf)| (nr, leaf, weigh(nr, leaf))).collect();
+    tree::ranges(&pts, Leaf::Ret(policy.default.ret_value()), Profile::EPSILON)
+}
+
+fn arch_tree(e: &mut Emitter, policy: &Policy, target: &ArchPolicy, profile: &Profile) {
+    let ranges = arch_ranges(policy, target, profile);
+    let weights: Vec<f64> = ranges.iter().map(|r| r.weight).collect();
+    let tree = Tree::optimal(&weights);
+    let prefix: Vec<f64> = std::iter::once(0.0).chain(weights.iter().scan(0.0, |s, w| Some(*s += w).map(|_| *s))).collect();
+    node(e, policy, target, &ranges, &tree, &prefix, 0, ranges.len() - 1);
+}
+
+/// The code of ranges `i..=j`, or the ret label when it is a single constant leaf.
+fn target_of(e: &mut Emitter, ranges: &[Range], i: usize, j: usize) -> Option<Label> {
+    match ranges[i].leaf {
+        Leaf::Ret(v) if i == j => Some(e.ret_label(v)),
+        _ => None,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn node(e: &mut Emitter, policy: &Policy, target: &ArchPolicy, ranges: &[Range], tree: &Tree, prefix: &[f64], i: usize, j: usize) {
+    if i == j {
+        match ranges[i].leaf {
+            Leaf::Ret(v) => {
+                let l = e.ret_label(v);
+                e.ja(l);
+            }
+            Leaf::Code(nr) => cond::leaf(e, policy, target, nr),
+        }
+        return;
+    }
+    let k = tree.split(i, j);
+    let pivot = ranges[k + 1].lo;
+    let (left_w, right_w) = (prefix[k + 1] - prefix[i], prefix[j + 1] - prefix[k + 1]);
+    let left = target_of(e, ranges, i, k);
+    let right = target_of(e, ranges, k + 1, j);
+    let (lt, rt) = (left.unwrap_or_else(|| e.label()), right.unwrap_or_else(|| e.label()));
+    e.jmp(BPF_JGE, pivot, rt, lt);
+    // The heavier side that has code comes next, so that it falls through.
+    let right_first = right.is_none() && (left.is_some() || right_w > left_w);
+    let order: [(bool, Label, usize, usize); 2] = if right_first {
+        [(right.is_none(), rt, k + 1, j), (left.is_none(), lt, i, k)]
+    } else {
+        [(left.is_none(), lt, i, k), (right.is_none(), rt, k + 1, j)]
+    };
+    let mut first = true;
+    for (has_code, label, a, b) in order {
+        if has_code {
+            if first {
+                e.bind_fallthrough(label);
+            } else {
+                // reached only from the compare above: the accumulator still holds nr
+                e.bind(label);
+                e.acc = Acc::Word { offset: OFF_NR, mask: u32::MAX };
+            }
+            node(e, policy, target, ranges, tree, prefix, a, b);
+            first = false;
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Syscall frequency profiles: how often each syscall is called, to arrange the search tree
+//! so that frequent calls take the fewest instructions.
+//!
+//! Formats read by [`Profile::parse`]: a TSV (`name<TAB>count`, `#` comments), `strace -c`
+//! summary tables, and `strace -f` logs (one call per line).
+
+use std::collections::BTreeMap;
+
+/// Relative call frequencies by syscall name.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Profile {
+    /// What it was read from, for the manifest.
+    pub source: String,
+    counts: BTreeMap<String, f64>,
+}
+
+impl Profile {
+    /// The weight of every number, so that calls the profile never saw still get a balanced
+    /// tree among themselves.
+    pub const EPSILON: f64 = 1e-6;
+
+    /// A profile where every syscall weighs the same.
+    pub fn uniform() -> Profile {
+        Profile { source: "uniform".into(), counts: BTreeMap::new() }
+    }
+
+    /// The fraction of calls that are `name` (0 if unseen).
+    pub fn weight(&self, name: &str) -> f64 {
+        self.counts.get(name).copied().unwrap_or(0.0)
+    }
+
+    /// Builds a profile from counts; weights are normalised to sum to 1.
+    pub fn from_counts(source: &str, counts: impl IntoIterator<Item = (String, f64)>) -> Profile {
+        let mut map: BTreeMap<String, f64> = BTreeMap::new();
+        for (name, c) in counts {
+            *map.entry(name).or_default() += c;
+        }
+        let total: f64 = map.values().sum();
+        if total > 0.0 {
+            map.values_mut().for_each(|v| *v /= total);
+        }
+        Profile { source: source.to_string(), counts: map }
+    }
+
+    /// Reads any of the supported formats; `Err` names the first line it could not read.
+    pub fn parse(source: &str, text: &str) -> Result<Profile, String> {
+        let mut counts = Vec::new();
+        let is_strace_c = text.lines().any(|l| l.contains("% time") && l.contains("syscall"));
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') || line.starts_with("---") || line.starts_with('%') {
+                continue;
+            }
+            if is_strace_c {
+                // % time  seconds  usecs/call  calls  [errors]  syscall
+                let cols: Vec<&str> = line.split_whitespace().collect();
+                let Some(name) = cols.last() else { continue };
+                if *name == "total" {
+                    continue;
+                }
+                let calls = cols.get(3).and_then(|c| c.parse::<f64>().ok()).ok_or(format!("{source}:{}: not a strace -c row", n + 1))?;
+                counts.push((name.to_string(), calls));
+            } else if let Some((name, count)) = line.split_once('\t') {
+                let count = count.trim().parse::<f64>().map_err(|_| format!("{source}:{}: count is not a number", n + 1))?;
+                counts.push((name.trim().to_string(), count));
+            } else if let Some(name) = strace_call(line) {
+                counts.push((name, 1.0));
+            } else if !line.contains("+++") && !line.contains("---") && !line.contains("<... ") {
+                return Err(format!("{source}:{}: neither `name<TAB>count`, a strace -c row, nor a strace call", n + 1));
+            }
+        }
+        Ok(Profile::from_counts(source, counts))
+    }
+}
+
+/// The syscall name of an `strace -f` line: `[pid N] name(...` or `N name(...`.
+fn strace_call(line: &str) -> Option<String> {
+    let rest = line.strip_prefix("[pid").map_or(line, |r| r.split_once(']').map_or(r, |(_, r)| r)).trim_start();
+    let rest = rest.split_once(' ').filter(|(pid, _)| pid.chars().all(|c| c.is_ascii_digit())).map_or(rest, |(_, r)| r);
+    let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+    (!name.is_empty() && rest[name.len()..].starts_with('(')).then_some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_tsv_strace_c_and_strace_f() {
+        let tsv = Profile::parse("p.tsv", "# name\tcount\nread\t30\nwrite\t10\n").expect("tsv");
+        assert!((tsv.weight("read") - 0.75).abs() < 1e-9);
+        let c = "% time     seconds  usecs/call     calls    errors syscall\n------ ----------- ----------- --------- --------- ----------------\n 40.00    0.000004           1         4           read\n 60.00    0.000006           2         3         1 openat\n------ ----------- ----------- --------- --------- ----------------\n100.00    0.000010           1         7         1 total\n";
+        let c = Profile::parse("c.txt", c).expect("strace -c");
+        assert!((c.weight("read") - 4.0 / 7.0).abs() < 1e-9);
+        let f = Profile::parse("f.txt", "123 read(3, \"\", 4) = 0\n[pid 7] write(1, \"x\", 1) = 1\n+++ exited with 0 +++\n")
+            .expect("strace -f");
+        assert!((f.weight("write") - 0.5).abs() < 1e-9);
+        assert!(Profile::parse("bad", "what is this").is_err());
+    }
+}

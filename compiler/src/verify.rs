@@ -1,0 +1,184 @@
+//! Translation validation: the compiled filter, run by the BPF emulator ([`crate::bpf::sim`]),
+//! must decide exactly as the reference interpreter ([`crate::eval::decide`]) on every
+//! architecture, every syscall number of the tables and the numbers around them, x32 and
+//! foreign-architecture calls, and the boundary values of every argument comparison (v-1, v,
+//! v+1, mask bits set and clear, upper halves set and clear). Calls the policy allows
+//! whatever their arguments must reach `allow` without reading arguments, so that the
+//! kernel's action cache can absorb them. A mismatch is a compiler bug.
+
+use std::collections::BTreeSet;
+
+use crate::abi::{Arch, X32_SYSCALL_BIT};
+use crate::bpf::sim::{run, SeccompData, SimError};
+use crate::bpf::Program;
+use crate::eval::decide;
+use crate::policy::{Action, ArchPolicy, CondData, Policy};
+
+/// A difference between the filter and the source.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum VerifyError {
+    /// The filter decides a call differently from the policy.
+    #[error("compiler bug: policy `{policy}` on arch {arch:#x}, nr {nr:#x}, args {args:x?}: the filter returns {got}, the policy says {expected}")]
+    #[diagnostic(code(scpc::verify::mismatch), help("no artifact was written; please report this with the policy"))]
+    Mismatch {
+        /// The policy.
+        policy: String,
+        /// seccomp_data.arch.
+        arch: u32,
+        /// seccomp_data.nr.
+        nr: u32,
+        /// The arguments.
+        args: [u64; 6],
+        /// What the filter returned.
+        got: String,
+        /// What the policy decides.
+        expected: String,
+    },
+    /// The filter does not run (what the kernel would refuse).
+    #[error("compiler bug: the filter of policy `{policy}` does not run: {error:?}")]
+    #[diagnostic(code(scpc::verify::invalid), help("no artifact was written; please report this with the policy"))]
+    Invalid {
+        /// The policy.
+        policy: String,
+        /// Why.
+        error: SimError,
+    },
+    /// An always-allowed syscall whose path reads arguments (the kernel could not cache it).
+    #[error("compiler bug: `{syscall}` on {arch} is always allowed, but the filter reads its arguments")]
+    #[diagnostic(code(scpc::verify::not_cacheable), help("no artifact was written; please report this with the policy"))]
+    NotCacheable {
+        /// The syscall.
+        syscall: String,
+        /// The architecture.
+        arch: Arch,
+    },
+}
+
+/// What validation checked.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Validation {
+    /// Calls run on both judges.
+    pub cases: usize,
+}
+
+/// Checks `program` against `policy` (see the module docs).
+pub fn validate(policy: &Policy, program: &Program) -> Result<Validation, VerifyError> {
+    let mut v = Validation::default();
+    let check = |arch: u32, nr: u32, args: [u64; 6], v: &mut Validation| -> Result<crate::bpf::sim::Outcome, VerifyError> {
+        v.cases += 1;
+        let data = SeccompData { nr, arch, instruction_pointer: 0x7fff_1234_5678, args };
+        let out = run(program, &data).map_err(|error| VerifyError::Invalid { policy: policy.name.clone(), error })?;
+        let expected = decide(policy, arch, nr, &args).action;
+        if out.ret != expected.ret_value() {
+            return Err(VerifyError::Mismatch {
+                policy: policy.name.clone(),
+                arch,
+                nr,
+                args,
+                got: crate::bpf::disasm::ret_name(out.ret),
+                expected: expected.to_string(),
+            });
+        }
+        Ok(out)
+    };
+    let targeted: BTreeSet<u32> = policy.targets.iter().map(|t| t.arch.table().audit_arch).collect();
+    for foreign in Arch::ALL.iter().map(|a| a.table().audit_arch).chain([0, 0x1234_5678, u32::MAX]).filter(|a| !targeted.contains(a)) {
+        for nr in [0, 1, 59, 257, X32_SYSCALL_BIT, u32::MAX] {
+            check(foreign, nr, [0; 6], &mut v)?;
+        }
+    }
+    for target in &policy.targets {
+        let table = target.arch.table();
+        for nr in numbers(target) {
+            let audit = table.audit_arch;
+            let out = check(audit, nr, [0; 6], &mut v)?;
+            if always_allowed(policy, target, nr) && out.read_args {
+                let syscall = table.by_nr(nr).map_or(format!("{nr}"), |s| s.name.to_string());
+                return Err(VerifyError::NotCacheable { syscall, arch: target.arch });
+            }
+            if target.syscalls.get(&nr).is_some_and(|e| e.iter().any(|e| e.cond.is_some())) {
+                for args in arg_vectors(target, nr) {
+                    check(audit, nr, args, &mut v)?;
+                }
+            }
+        }
+    }
+    Ok(v)
+}
+
+/// Whether the policy allows `nr` whatever its arguments (no argument-dependent rule first).
+fn always_allowed(policy: &Policy, target: &ArchPolicy, nr: u32) -> bool {
+    match target.syscalls.get(&nr).and_then(|e| e.first()) {
+        Some(first) => first.cond.is_none() && policy.rules[first.rule].action == Action::Allow,
+        None => policy.default == Action::Allow && policy.newer.is_none_or(|n| n == Action::Allow),
+    }
+}
+
+/// Every number of the table, its neighbours, the numbers rules name, x32 variants and the
+/// extremes.
+fn numbers(target: &ArchPolicy) -> BTreeSet<u32> {
+    let mut out = BTreeSet::new();
+    let table = target.arch.table();
+    for nr in table.syscalls.iter().map(|s| s.nr).chain(target.syscalls.keys().copied()) {
+        for n in [nr.wrapping_sub(1), nr, nr.wrapping_add(1), nr ^ X32_SYSCALL_BIT] {
+            out.insert(n);
+        }
+    }
+    let base = table.nr_offset;
+    out.extend([0, base, base | 0x3fff_ffff, 0x3fff_ffff, X32_SYSCALL_BIT, 0x8000_0000, 0xc000_0000, u32::MAX, u32::MAX - 1]);
+    out
+}
+
+/// Argument vectors around every comparison the rules of `nr` make.
+fn arg_vectors(target: &ArchPolicy, nr: u32) -> Vec<[u64; 6]> {
+    let mut per_arg: [BTreeSet<u64>; 6] = Default::default();
+    let mut stack: Vec<_> = target.syscalls[&nr].iter().filter_map(|e| e.cond).collect();
+    while let Some(c) = stack.pop() {
+        let (arg, mask, values): (u8, u64, Vec<u64>) = match &target.conds[c] {
+            CondData::And(a, b) | CondData::Or(a, b) => {
+                stack.extend([*a, *b]);
+                continue;
+            }
+            CondData::Not(a) => {
+                stack.push(*a);
+                continue;
+            }
+            CondData::Cmp { arg, mask, value, .. } => (*arg, *mask, vec![*value]),
+            CondData::In { arg, mask, values, .. } => (*arg, *mask, values.clone()),
+        };
+        for v in values {
+            for base in [v.wrapping_sub(1), v, v.wrapping_add(1), v | !mask, v & mask, mask, !mask, 0, u64::MAX] {
+                for variant in [base, base & 0xffff_ffff, base | 0xffff_ffff_0000_0000, base ^ (1 << 32), base ^ 0x8000_0000] {
+                    per_arg[arg as usize].insert(variant);
+                }
+            }
+        }
+    }
+    let lists: Vec<Vec<u64>> = per_arg.iter().map(|s| s.iter().copied().collect()).collect();
+    let mut out = Vec::new();
+    for (i, list) in lists.iter().enumerate() {
+        for &v in list {
+            let mut a = [0u64; 6];
+            a[i] = v;
+            out.push(a);
+        }
+    }
+    // every argument at once, stepping through the candidates together, for && and ||
+    let longest = lists.iter().map(Vec::len).max().unwrap_or(0);
+    for j in 0..longest {
+        let mut a = [0u64; 6];
+        for (i, list) in lists.iter().enumerate() {
+            if !list.is_empty() {
+                a[i] = list[j % list.len()];
+            }
+        }
+        out.push(a);
+        for (i, list) in lists.iter().enumerate() {
+            if !list.is_empty() {
+                a[i] = list[(j * 7 + i * 3) % list.len()];
+            }
+        }
+        out.push(a);
+    }
+    out
+}
