@@ -23,9 +23,11 @@
 #![deny(missing_docs)]
 
 pub mod abi;
+pub mod artifact;
 pub mod bpf;
 pub mod codegen;
 pub mod eval;
+pub mod install;
 pub mod policy;
 pub mod profile;
 pub mod report;

@@ -109,7 +109,7 @@ impl Program {
 
     /// Reads `.bpf` bytes; `None` if the length is not a multiple of 8.
     pub fn from_bytes(bytes: &[u8]) -> Option<Program> {
-        if bytes.len() % 8 != 0 {
+        if !bytes.len().is_multiple_of(8) {
             return None;
         }
         let insns = bytes

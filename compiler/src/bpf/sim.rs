@@ -26,9 +26,9 @@ impl SeccompData {
             4 => Some(self.arch),
             8 => Some(self.instruction_pointer as u32),
             12 => Some((self.instruction_pointer >> 32) as u32),
-            16..=60 if offset % 4 == 0 => {
+            16..=60 if offset.is_multiple_of(4) => {
                 let arg = self.args[((offset - 16) / 8) as usize];
-                Some(if (offset - 16) % 8 == 0 { arg as u32 } else { (arg >> 32) as u32 })
+                Some(if (offset - 16).is_multiple_of(8) { arg as u32 } else { (arg >> 32) as u32 })
             }
             _ => None,
         }

@@ -219,7 +219,10 @@ fn arch_tree(e: &mut Emitter, policy: &Policy, target: &ArchPolicy, profile: &Pr
     let ranges = arch_ranges(policy, target, profile);
     let weights: Vec<f64> = ranges.iter().map(|r| r.weight).collect();
     let tree = Tree::optimal(&weights);
-    let prefix: Vec<f64> = std::iter::once(0.0).chain(weights.iter().scan(0.0, |s, w| Some(*s += w).map(|_| *s))).collect();
+    let mut prefix = vec![0.0];
+    for w in &weights {
+        prefix.push(prefix[prefix.len() - 1] + w);
+    }
     node(e, policy, target, &ranges, &tree, &prefix, 0, ranges.len() - 1);
 }
 

@@ -23,7 +23,7 @@ use crate::policy::Policy;
 use crate::suggest::did_you_mean;
 
 pub use error::SemaError;
-pub use testblocks::TestOutcome;
+pub use testblocks::{Judge, TestOutcome};
 
 /// The oldest kernel assumed when a policy chain has no `kernel >=` (the first with
 /// KILL_PROCESS and LOG, and the oldest long-term kernel still common on edge fleets).
@@ -114,7 +114,7 @@ pub fn analyze(unit: &Unit, options: &Options, diags: &mut Diagnostics) -> Check
     }
     let tests = ck.scope.tests.clone();
     for t in tests {
-        let outcome = ck.check_test(t, &checked);
+        let outcome = ck.check_test(t, &checked, Judge::Reference);
         checked.tests.cases += outcome.cases;
         checked.tests.failed += outcome.failed;
     }
@@ -134,6 +134,20 @@ pub fn resolve(unit: &Unit, name: &str, options: &Options, diags: &mut Diagnosti
         return None;
     }
     ck.policy(name, options)
+}
+
+/// Runs the test blocks of a checked unit with `judge` (the compiled filters, for `scpc
+/// test`); failures go to `diags`.
+pub fn run_tests(unit: &Unit, checked: &Checked, judge: Judge<'_>, diags: &mut Diagnostics) -> TestOutcome {
+    let mut ck = Checker::new(unit, diags);
+    let tests = ck.scope.tests.clone();
+    let mut total = TestOutcome::default();
+    for t in tests {
+        let o = ck.check_test(t, checked, judge);
+        total.cases += o.cases;
+        total.failed += o.failed;
+    }
+    total
 }
 
 impl<'u, 'd> Checker<'u, 'd> {

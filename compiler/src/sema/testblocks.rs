@@ -2,13 +2,15 @@
 //! interpreter for every target (or the one `on ARCH` names). `scpc test` runs the same lines
 //! on the compiled filters once the back end exists.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use scpc_lang::ast::{self, Expected, TestArg, TestItem};
 use scpc_lang::source::Span;
 
 use super::{Checked, Checker, SemaError};
 use crate::abi::Arch;
+use crate::bpf::sim::{run, SeccompData};
+use crate::bpf::Program;
 use crate::eval::decide;
 use crate::policy::{Action, CondData, Policy};
 use crate::suggest::did_you_mean;
@@ -22,8 +24,32 @@ pub struct TestOutcome {
     pub failed: usize,
 }
 
+/// What test lines are run on.
+#[derive(Copy, Clone)]
+pub enum Judge<'a> {
+    /// The reference interpreter (`scpc check`).
+    Reference,
+    /// The compiled filter of each policy, run by the BPF emulator (`scpc test`).
+    Compiled(&'a BTreeMap<String, Program>),
+}
+
+impl Judge<'_> {
+    /// The return value for a call, or `None` if the policy has no compiled filter or it
+    /// does not run.
+    fn ret(self, policy: &Policy, audit_arch: u32, nr: u32, args: &[u64; 6]) -> Option<u32> {
+        match self {
+            Judge::Reference => Some(decide(policy, audit_arch, nr, args).action.ret_value()),
+            Judge::Compiled(programs) => {
+                let program = programs.get(&policy.name)?;
+                let data = SeccompData { nr, arch: audit_arch, instruction_pointer: 0, args: *args };
+                run(program, &data).ok().map(|o| o.ret)
+            }
+        }
+    }
+}
+
 impl<'u> Checker<'u, '_> {
-    pub(super) fn check_test(&mut self, t: &'u ast::TestDecl, checked: &Checked) -> TestOutcome {
+    pub(super) fn check_test(&mut self, t: &'u ast::TestDecl, checked: &Checked, judge: Judge<'_>) -> TestOutcome {
         let Some(policy) = checked.policies.get(&t.policy.name) else {
             if !self.scope.policies.contains_key(t.policy.name.as_str()) {
                 let help = did_you_mean(&t.policy.name, self.scope.policies.keys().copied(), "a test block names the policy it tests");
@@ -59,7 +85,7 @@ impl<'u> Checker<'u, '_> {
             for case in cases {
                 for target in policy.targets.iter().filter(|t| only.is_none_or(|a| a == t.arch)) {
                     outcome.cases += 1;
-                    if !self.run_case(policy, target.arch, case) {
+                    if !self.run_case(policy, target.arch, case, judge) {
                         outcome.failed += 1;
                     }
                 }
@@ -69,7 +95,7 @@ impl<'u> Checker<'u, '_> {
     }
 
     /// Runs one line on one architecture; false if it failed (reported).
-    fn run_case(&mut self, policy: &Policy, arch: Arch, case: &'u ast::TestCase) -> bool {
+    fn run_case(&mut self, policy: &Policy, arch: Arch, case: &'u ast::TestCase, judge: Judge<'_>) -> bool {
         if !self.known_syscall(&case.syscall) {
             return false;
         }
@@ -107,7 +133,8 @@ impl<'u> Checker<'u, '_> {
         }
         for args in variants(policy, arch, base, &any) {
             let d = decide(policy, table.audit_arch, sys.nr, &args);
-            if Some(d.action) != expected {
+            let ret = judge.ret(policy, table.audit_arch, sys.nr, &args);
+            if ret != expected.map(Action::ret_value) {
                 let call = format!(
                     "{}({})",
                     sys.name,
@@ -117,7 +144,8 @@ impl<'u> Checker<'u, '_> {
                     Some(r) => format!("decided by the rule of policy `{}`", policy.rules[r].layer),
                     None => "decided by the policy's default (no rule matched)".to_string(),
                 };
-                return self.fail(arch, &call, d.action.to_string(), expected, case.span, by);
+                let actual = ret.map_or("no decision (no compiled filter)".to_string(), crate::bpf::disasm::ret_name);
+                return self.fail(arch, &call, actual, expected, case.span, by);
             }
         }
         true

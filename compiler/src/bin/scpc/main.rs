@@ -18,6 +18,9 @@ struct Cli {
     command: Command,
 }
 
+mod build;
+mod tools;
+
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
 enum MessageFormat {
     /// Source snippets with labels and help, for people.
@@ -43,6 +46,76 @@ enum Command {
         #[arg(long = "target", value_parser = parse_arch)]
         targets: Vec<Arch>,
     },
+    /// Compile a policy: NAME.ARCH.bpf for each target and NAME.manifest.json.
+    Build {
+        /// The policy file.
+        file: String,
+        /// The policy to compile.
+        #[arg(long)]
+        policy: String,
+        /// Compile only for these targets of the policy.
+        #[arg(long = "target", value_parser = parse_arch)]
+        targets: Vec<Arch>,
+        /// Syscall frequencies (TSV, strace -c or strace -f output) to lay the filter out by.
+        #[arg(long)]
+        profile: Option<String>,
+        /// Audit-only: every decision other than allow becomes log.
+        #[arg(long)]
+        audit: bool,
+        /// Output directory.
+        #[arg(short = 'o', long = "out-dir", default_value = ".")]
+        out_dir: String,
+        /// Renderings to write: bpf, c, rust, disasm (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "bpf")]
+        emit: Vec<String>,
+        /// How to print diagnostics.
+        #[arg(long, value_enum, default_value = "human")]
+        message_format: MessageFormat,
+    },
+    /// Run the policies' test blocks on their compiled filters.
+    Test {
+        /// Policy files.
+        #[arg(required = true)]
+        files: Vec<String>,
+        /// How to print diagnostics.
+        #[arg(long, value_enum, default_value = "human")]
+        message_format: MessageFormat,
+    },
+    /// Run a compiled filter on one call and print the decision.
+    Sim {
+        /// The filter (.bpf).
+        filter: String,
+        /// The architecture of the call.
+        #[arg(long, value_parser = parse_arch)]
+        arch: Arch,
+        /// Syscall name or number.
+        syscall: String,
+        /// Arguments (decimal, 0x, 0o, 0b; negative values are two's complement).
+        #[arg(allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Print a compiled filter as readable BPF with labels.
+    Disasm {
+        /// The filter (.bpf).
+        filter: String,
+    },
+    /// Install a compiled filter (after setting no_new_privs) and exec a command under it.
+    Exec {
+        /// The filter (.bpf).
+        filter: String,
+        /// Synchronize the filter to all threads (SECCOMP_FILTER_FLAG_TSYNC).
+        #[arg(long)]
+        tsync: bool,
+        /// Log every action the filter takes except allow (SECCOMP_FILTER_FLAG_LOG).
+        #[arg(long)]
+        log: bool,
+        /// Leave speculative store bypass mitigation off (SECCOMP_FILTER_FLAG_SPEC_ALLOW).
+        #[arg(long)]
+        spec_allow: bool,
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
     /// Rewrite files in canonical form (comments kept).
     Fmt {
         /// Policy files.
@@ -54,7 +127,7 @@ enum Command {
     },
 }
 
-fn parse_arch(s: &str) -> Result<Arch, String> {
+pub(crate) fn parse_arch(s: &str) -> Result<Arch, String> {
     Arch::from_name(s).ok_or_else(|| format!("unknown architecture `{s}` (choose from {})", Arch::ALL.map(Arch::name).join(", ")))
 }
 
@@ -63,12 +136,21 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Check { files, message_format, deny_warnings, targets } => check(&files, message_format, deny_warnings, targets),
         Command::Fmt { files, check } => fmt(&files, check),
+        Command::Build { file, policy, targets, profile, audit, out_dir, emit: renderings, message_format } => {
+            build::build(&build::BuildArgs { file, policy, targets, profile, audit, out_dir, renderings, format: message_format })
+        }
+        Command::Test { files, message_format } => build::test(&files, message_format),
+        Command::Sim { filter, arch, syscall, args } => tools::sim(&filter, arch, &syscall, &args),
+        Command::Disasm { filter } => tools::disasm(&filter),
+        Command::Exec { filter, tsync, log, spec_allow, command } => {
+            tools::exec(&filter, scpc::install::Flags { tsync, log, spec_allow }, &command)
+        }
     };
     ExitCode::from(code)
 }
 
 /// Prints diagnostics to stderr (human) or stdout (JSON).
-fn emit(diags: Diagnostics, map: &SourceMap, format: MessageFormat) {
+pub(crate) fn emit(diags: Diagnostics, map: &SourceMap, format: MessageFormat) {
     let items = diags.into_sorted();
     match format {
         MessageFormat::Json => {
@@ -153,10 +235,10 @@ fn fmt(files: &[String], check: bool) -> u8 {
 }
 
 /// Writes beside the target and renames over it, so the file is never half written.
-fn write_atomically(path: &str, text: &str) -> std::io::Result<()> {
+pub(crate) fn write_atomically(path: &str, text: impl AsRef<[u8]>) -> std::io::Result<()> {
     let tmp = format!("{path}.scpc-fmt.tmp");
     let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(text.as_bytes())?;
+    f.write_all(text.as_ref())?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)
 }

@@ -1,0 +1,137 @@
+//! `scpc sim`, `scpc disasm` and `scpc exec`: working with compiled filters.
+
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use scpc::abi::Arch;
+use scpc::bpf::disasm::{disasm as listing, ret_name};
+use scpc::bpf::sim::{run, SeccompData};
+use scpc::bpf::{Program, BPF_JEQ, BPF_JMP, BPF_K};
+
+fn read_filter(path: &str) -> Result<Program, (u8, String)> {
+    let bytes = std::fs::read(path).map_err(|e| (2, format!("cannot read `{path}`: {e}")))?;
+    let program = Program::from_bytes(&bytes)
+        .ok_or((1, format!("`{path}` is not a filter: its size ({} bytes) is not a multiple of 8", bytes.len())))?;
+    if program.insns.is_empty() {
+        return Err((1, format!("`{path}` is empty")));
+    }
+    Ok(program)
+}
+
+fn number(s: &str) -> Option<u64> {
+    let (neg, s) = s.strip_prefix('-').map_or((false, s), |r| (true, r));
+    let s = s.replace('_', "");
+    let v = if let Some(h) = s.strip_prefix("0x") {
+        u64::from_str_radix(h, 16).ok()?
+    } else if let Some(o) = s.strip_prefix("0o") {
+        u64::from_str_radix(o, 8).ok()?
+    } else if let Some(b) = s.strip_prefix("0b") {
+        u64::from_str_radix(b, 2).ok()?
+    } else {
+        s.parse().ok()?
+    };
+    Some(if neg { v.wrapping_neg() } else { v })
+}
+
+pub(crate) fn sim(filter: &str, arch: Arch, syscall: &str, args: &[String]) -> u8 {
+    let program = match read_filter(filter) {
+        Ok(p) => p,
+        Err((code, msg)) => {
+            eprintln!("error: {msg}");
+            return code;
+        }
+    };
+    let table = arch.table();
+    let Some(nr) = table.syscall(syscall).map(|s| s.nr).or_else(|| number(syscall).and_then(|n| u32::try_from(n).ok())) else {
+        let help = scpc::suggest::did_you_mean(syscall, table.syscalls.iter().map(|s| s.name), "give a syscall name or number");
+        eprintln!("error: `{syscall}` is not a syscall of {arch}: {help}");
+        return 1;
+    };
+    if args.len() > 6 {
+        eprintln!("error: a syscall has at most 6 arguments");
+        return 1;
+    }
+    let mut a = [0u64; 6];
+    for (i, s) in args.iter().enumerate() {
+        let Some(v) = number(s).or_else(|| table.constant(s)) else {
+            eprintln!("error: argument {} `{s}` is neither a number nor a constant of {arch}", i + 1);
+            return 1;
+        };
+        a[i] = v;
+    }
+    let data = SeccompData { nr, arch: table.audit_arch, instruction_pointer: 0, args: a };
+    match run(&program, &data) {
+        Ok(o) => {
+            println!(
+                "{} ({} instructions executed, {} jumps taken{})",
+                ret_name(o.ret),
+                o.executed,
+                o.taken,
+                if o.read_args { ", arguments read" } else { "" }
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("error: the filter does not run: {e:?}");
+            1
+        }
+    }
+}
+
+pub(crate) fn disasm(filter: &str) -> u8 {
+    match read_filter(filter) {
+        Ok(p) => {
+            print!("{}", listing(&p));
+            0
+        }
+        Err((code, msg)) => {
+            eprintln!("error: {msg}");
+            code
+        }
+    }
+}
+
+/// The architecture of this machine's processes.
+fn host_arch() -> Option<Arch> {
+    match std::env::consts::ARCH {
+        "x86_64" => Some(Arch::X86_64),
+        "x86" => Some(Arch::I386),
+        "aarch64" => Some(Arch::Aarch64),
+        "arm" => Some(Arch::Arm),
+        "riscv64" => Some(Arch::Riscv64),
+        _ => None,
+    }
+}
+
+pub(crate) fn exec(filter: &str, flags: scpc::install::Flags, command: &[String]) -> u8 {
+    let program = match read_filter(filter) {
+        Ok(p) => p,
+        Err((code, msg)) => {
+            eprintln!("error: {msg}");
+            return code;
+        }
+    };
+    let Some(arch) = host_arch() else {
+        eprintln!("error: scpc does not know this machine's architecture ({})", std::env::consts::ARCH);
+        return 2;
+    };
+    let audit = arch.table().audit_arch;
+    if !program.insns.iter().any(|i| i.code == BPF_JMP | BPF_JEQ | BPF_K && i.k == audit) {
+        eprintln!("error: `{filter}` has no code for {arch}, the architecture of this machine: build it with `--target {arch}`");
+        return 1;
+    }
+    let mut cmd = Command::new(&command[0]);
+    cmd.args(&command[1..]);
+    scpc::install::with_filter(&mut cmd, program, flags);
+    let err = cmd.exec();
+    let what = match err.raw_os_error() {
+        Some(libc::EINVAL) => {
+            "the kernel refused the filter or a flag (EINVAL): check that this kernel supports the actions and flags used".to_string()
+        }
+        Some(libc::EFAULT) => "the kernel could not read the filter (EFAULT)".to_string(),
+        Some(libc::EACCES) => "not allowed to install a filter (EACCES): no_new_privs could not be set".to_string(),
+        _ => format!("cannot run `{}`: {err}", command[0]),
+    };
+    eprintln!("error: {what}");
+    2
+}

@@ -1,0 +1,71 @@
+//! Loading a filter into the kernel: the only `unsafe` code of scpc. Sets no_new_privs, then
+//! installs the filter with seccomp(SECCOMP_SET_MODE_FILTER), falling back to
+//! prctl(PR_SET_SECCOMP) where seccomp(2) is missing (kernels before 3.17).
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use crate::bpf::{Insn, Program};
+
+/// `struct sock_fprog`.
+#[repr(C)]
+struct SockFprog {
+    len: u16,
+    filter: *const Insn,
+}
+
+/// Flags of seccomp(SECCOMP_SET_MODE_FILTER).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Flags {
+    /// SECCOMP_FILTER_FLAG_TSYNC: every thread of the process.
+    pub tsync: bool,
+    /// SECCOMP_FILTER_FLAG_LOG: log every action but allow.
+    pub log: bool,
+    /// SECCOMP_FILTER_FLAG_SPEC_ALLOW: keep speculative store bypass mitigation off.
+    pub spec_allow: bool,
+}
+
+impl Flags {
+    fn bits(self) -> libc::c_ulong {
+        (self.tsync as libc::c_ulong) | (self.log as libc::c_ulong) << 1 | (self.spec_allow as libc::c_ulong) << 2
+    }
+}
+
+/// Installs `program` on the calling thread (async-signal-safe: fit for `pre_exec`).
+pub fn install(program: &Program, flags: Flags) -> io::Result<()> {
+    let len = u16::try_from(program.insns.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let prog = SockFprog { len, filter: program.insns.as_ptr() };
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `prog` points at `len` valid `sock_filter` records (Insn is #[repr(C)] with the
+    // kernel's layout) that outlive the call; the kernel copies them.
+    let rc = unsafe {
+        libc::syscall(libc::SYS_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, flags.bits(), &prog as *const SockFprog)
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::ENOSYS) && flags == Flags::default() {
+        // SAFETY: as above, through the older prctl interface.
+        if unsafe {
+            libc::prctl(libc::PR_SET_SECCOMP, 2 /* SECCOMP_MODE_FILTER */, &prog as *const SockFprog, 0, 0)
+        } == 0
+        {
+            return Ok(());
+        }
+        return Err(io::Error::last_os_error());
+    }
+    Err(err)
+}
+
+/// Makes `cmd` install `program` in the child between fork and exec.
+pub fn with_filter(cmd: &mut Command, program: Program, flags: Flags) -> &mut Command {
+    // SAFETY: the closure only calls prctl and seccomp, which are async-signal-safe, and
+    // allocates nothing.
+    unsafe { cmd.pre_exec(move || install(&program, flags)) }
+}
