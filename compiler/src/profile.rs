@@ -19,6 +19,24 @@ impl Profile {
     /// tree among themselves.
     pub const EPSILON: f64 = 1e-6;
 
+    /// The built-in profile: the mean of three workloads recorded with `strace -f -c` on this
+    /// project's machine (`compiler/profiles/record.sh`): nginx serving 2,000 GETs, redis
+    /// under redis-benchmark (SET, GET, INCR, LPUSH), and git (clone, log, status, diff) with
+    /// a python loop. Each workload weighs the same, whatever its call count.
+    pub fn builtin() -> Profile {
+        const WORKLOADS: [(&str, &str); 3] = [
+            ("nginx", include_str!("../profiles/nginx.strace-c.txt")),
+            ("redis", include_str!("../profiles/redis.strace-c.txt")),
+            ("git-python", include_str!("../profiles/git-python.strace-c.txt")),
+        ];
+        let mut counts = Vec::new();
+        for (name, text) in WORKLOADS {
+            let p = Profile::parse(name, text).unwrap_or_else(|_| Profile::uniform());
+            counts.extend(p.counts.into_iter());
+        }
+        Profile::from_counts("builtin (nginx, redis, git+python)", counts)
+    }
+
     /// A profile where every syscall weighs the same.
     pub fn uniform() -> Profile {
         Profile { source: "uniform".into(), counts: BTreeMap::new() }
@@ -96,5 +114,15 @@ mod tests {
             .expect("strace -f");
         assert!((f.weight("write") - 0.5).abs() < 1e-9);
         assert!(Profile::parse("bad", "what is this").is_err());
+    }
+
+    #[test]
+    fn the_builtin_profile_has_the_recorded_hot_calls() {
+        let p = Profile::builtin();
+        for hot in ["read", "write", "epoll_wait", "openat", "close"] {
+            assert!(p.weight(hot) > 0.01, "{hot}: {}", p.weight(hot));
+        }
+        let total: f64 = p.counts.values().sum();
+        assert!((total - 1.0).abs() < 1e-9);
     }
 }

@@ -23,7 +23,7 @@ pub(crate) struct BuildArgs {
 }
 
 fn load_profile(path: Option<&str>) -> Result<Profile, String> {
-    let Some(path) = path else { return Ok(Profile::uniform()) };
+    let Some(path) = path else { return Ok(Profile::builtin()) };
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read profile `{path}`: {e}"))?;
     Profile::parse(path, &text)
 }
