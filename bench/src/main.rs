@@ -1,0 +1,346 @@
+//! scpc side by side with libseccomp (default and SCMP_FLTATR_CTL_OPTIMIZE=2) and
+//! Firecracker's seccompiler, on the same policies and the same syscall-frequency profiles,
+//! on x86_64. Every filter is run by scpc's BPF emulator on the profile's calls (arguments
+//! zero): program length, mean and max instructions executed, mean jumps taken, compile
+//! time, and the lower bound (the optimal range tree over the same frequencies, with the
+//! arch and x32 checks and the return). Means are given over all calls (kernels before 5.11)
+//! and over the calls the kernel's action cache does not absorb (5.11 and later).
+//!
+//! Run: `cargo run --release --manifest-path bench/Cargo.toml` (needs libseccomp-dev).
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use scpc::abi::Arch;
+use scpc::bpf::sim::{run, SeccompData};
+use scpc::bpf::{Insn, Program};
+use scpc::profile::Profile;
+
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    MaskedEq(u64),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Cond {
+    index: u8,
+    op: Op,
+    value: u64,
+}
+
+/// A syscall's rules: any of them (each a conjunction) lets it through with `action`.
+#[derive(Clone, Debug)]
+struct Entry {
+    name: String,
+    errno: Option<u16>,
+    rules: Vec<Vec<Cond>>,
+}
+
+struct Bench {
+    name: &'static str,
+    default_errno: u16,
+    entries: Vec<Entry>,
+}
+
+fn docker() -> Bench {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus/docker-default.json");
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).expect("docker-default.json")).expect("json");
+    let table = Arch::X86_64.table();
+    let mut by_name: BTreeMap<String, Entry> = BTreeMap::new();
+    for s in json["syscalls"].as_array().expect("syscalls") {
+        let inc = &s["includes"];
+        if inc.get("caps").is_some() {
+            continue; // a container without extra capabilities
+        }
+        if let Some(arches) = inc.get("arches").and_then(|a| a.as_array()) {
+            if !arches.iter().any(|a| a == "amd64") {
+                continue;
+            }
+        }
+        if s["excludes"].get("arches").and_then(|a| a.as_array()).is_some_and(|a| a.iter().any(|x| x == "amd64")) {
+            continue;
+        }
+        let errno = match s["action"].as_str() {
+            Some("SCMP_ACT_ALLOW") => None,
+            Some("SCMP_ACT_ERRNO") => Some(s["errnoRet"].as_u64().unwrap_or(1) as u16),
+            _ => continue,
+        };
+        let conds: Vec<Cond> = s["args"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|c| {
+                        let value = c["value"].as_u64().expect("value");
+                        let op = match c["op"].as_str().expect("op") {
+                            "SCMP_CMP_EQ" => Op::Eq,
+                            "SCMP_CMP_NE" => Op::Ne,
+                            "SCMP_CMP_LT" => Op::Lt,
+                            "SCMP_CMP_LE" => Op::Le,
+                            "SCMP_CMP_GT" => Op::Gt,
+                            "SCMP_CMP_GE" => Op::Ge,
+                            "SCMP_CMP_MASKED_EQ" => Op::MaskedEq(value),
+                            other => panic!("{other}"),
+                        };
+                        let value = if let Op::MaskedEq(_) = op { c["valueTwo"].as_u64().unwrap_or(0) } else { value };
+                        Cond { index: c["index"].as_u64().expect("index") as u8, op, value }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for name in s["names"].as_array().expect("names") {
+            let name = name.as_str().expect("name").to_string();
+            // names libseccomp 2.5 cannot resolve are left out for every compiler alike
+            if table.syscall(&name).is_none() || libseccomp::ScmpSyscall::from_name(&name).is_err() {
+                continue;
+            }
+            let e = by_name.entry(name.clone()).or_insert(Entry { name, errno, rules: vec![] });
+            e.rules.push(conds.clone());
+        }
+    }
+    Bench { name: "docker-default", default_errno: 1, entries: by_name.into_values().collect() }
+}
+
+fn daemon() -> Bench {
+    let plain = "read write close epoll_wait epoll_ctl epoll_create1 accept4 recvfrom sendto writev readv fstat newfstatat lseek munmap brk \
+                 rt_sigaction rt_sigprocmask rt_sigreturn futex clock_gettime getpid gettid exit exit_group bind listen setsockopt \
+                 getsockopt shutdown sendfile pread64 getrandom nanosleep madvise pipe2 dup dup3 uname getuid geteuid";
+    let mut entries: Vec<Entry> = plain.split_whitespace().map(|n| Entry { name: n.into(), errno: None, rules: vec![vec![]] }).collect();
+    let c = |index, op, value| Cond { index, op, value };
+    entries.push(Entry { name: "openat".into(), errno: None, rules: vec![vec![c(2, Op::MaskedEq(3), 0)]] });
+    entries.push(Entry { name: "mmap".into(), errno: None, rules: vec![vec![c(2, Op::MaskedEq(4), 0)]] });
+    entries.push(Entry { name: "mprotect".into(), errno: None, rules: vec![vec![c(2, Op::MaskedEq(4), 0)]] });
+    entries.push(Entry { name: "socket".into(), errno: None, rules: [1, 2, 10].iter().map(|f| vec![c(0, Op::Eq, *f)]).collect() });
+    entries.push(Entry { name: "fcntl".into(), errno: None, rules: [1, 2, 3, 4].iter().map(|f| vec![c(1, Op::Eq, *f)]).collect() });
+    entries.push(Entry { name: "ioctl".into(), errno: None, rules: vec![vec![c(1, Op::Eq, 0x5421)]] });
+    entries.push(Entry { name: "clone3".into(), errno: Some(38), rules: vec![vec![]] });
+    Bench { name: "network-daemon", default_errno: 1, entries }
+}
+
+fn scp_text(b: &Bench, kernel: &str) -> String {
+    let mut s = format!("policy bench {{\n target x86_64\n kernel >= {kernel}\n default errno({})\n", b.default_errno);
+    for e in &b.entries {
+        let action = e.errno.map_or("allow".to_string(), |n| format!("errno({n})"));
+        let rules: Vec<String> = e
+            .rules
+            .iter()
+            .map(|conj| {
+                let parts: Vec<String> = conj
+                    .iter()
+                    .map(|c| {
+                        let a = format!("arg{}", c.index);
+                        match c.op {
+                            Op::Eq => format!("{a} == {}", c.value),
+                            Op::Ne => format!("{a} != {}", c.value),
+                            Op::Lt => format!("{a} < {}", c.value),
+                            Op::Le => format!("{a} <= {}", c.value),
+                            Op::Gt => format!("{a} > {}", c.value),
+                            Op::Ge => format!("{a} >= {}", c.value),
+                            Op::MaskedEq(m) => format!("{a} & {m:#x} == {:#x}", c.value),
+                        }
+                    })
+                    .collect();
+                parts.join(" && ")
+            })
+            .collect();
+        if rules.iter().any(String::is_empty) {
+            s.push_str(&format!(" {action} {}\n", e.name));
+        } else {
+            s.push_str(&format!(" {action} {} if ({})\n", e.name, rules.join(") || (")));
+        }
+    }
+    s.push_str("}\n");
+    s
+}
+
+fn scpc_compile(b: &Bench, kernel: &str, profile: &Profile) -> (Program, f64, f64) {
+    scpc_compile_for(b, kernel, profile, "x86_64")
+}
+
+fn scpc_compile_for(b: &Bench, kernel: &str, profile: &Profile, targets: &str) -> (Program, f64, f64) {
+    let start = Instant::now();
+    let text = scp_text(b, kernel).replace(" target x86_64\n", &format!(" target {targets}\n"));
+    let (checked, diags, _) = scpc::check_source("bench.scp", &text);
+    let errors: Vec<String> = diags.iter().filter(|d| scpc_lang::diag::is_error(d.as_ref())).map(|d| d.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}\n{text}");
+    let policy = &checked.policies["bench"];
+    let filters = scpc::artifact::compile(policy, profile).expect("compiles and validates");
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    // lower bound: the optimal range tree over the same weights, plus ld arch, jeq, ld nr,
+    // jset x32, and the ret
+    let target = policy.arch(Arch::X86_64).expect("x86_64");
+    let ranges = scpc::codegen::arch_ranges(policy, target, profile);
+    let w: Vec<f64> = ranges.iter().map(|r| r.weight).collect();
+    let tree = scpc::codegen::tree::Tree::optimal(&w);
+    let total: f64 = w.iter().sum();
+    let bound = 5.0 + tree.cost / total;
+    (filters.into_iter().next().expect("one filter").program, ms, bound)
+}
+
+fn libseccomp_compile(b: &Bench, optimize: bool) -> (Program, f64) {
+    libseccomp_compile_for(b, optimize, false)
+}
+
+fn libseccomp_compile_for(b: &Bench, optimize: bool, all_x86: bool) -> (Program, f64) {
+    use libseccomp::*;
+    let start = Instant::now();
+    let mut ctx = ScmpFilterContext::new(ScmpAction::Errno(b.default_errno as i32)).expect("ctx");
+    if all_x86 {
+        ctx.add_arch(ScmpArch::X86).expect("x86");
+        ctx.add_arch(ScmpArch::X32).expect("x32");
+    }
+    if optimize {
+        ctx.set_ctl_optimize(2).expect("optimize");
+    }
+    for e in &b.entries {
+        let nr = ScmpSyscall::from_name(&e.name).expect("name");
+        let action = e.errno.map_or(ScmpAction::Allow, |n| ScmpAction::Errno(n as i32));
+        for conj in &e.rules {
+            let conds: Vec<ScmpArgCompare> = conj
+                .iter()
+                .map(|c| {
+                    let op = match c.op {
+                        Op::Eq => ScmpCompareOp::Equal,
+                        Op::Ne => ScmpCompareOp::NotEqual,
+                        Op::Lt => ScmpCompareOp::Less,
+                        Op::Le => ScmpCompareOp::LessOrEqual,
+                        Op::Gt => ScmpCompareOp::Greater,
+                        Op::Ge => ScmpCompareOp::GreaterEqual,
+                        Op::MaskedEq(m) => ScmpCompareOp::MaskedEqual(m),
+                    };
+                    ScmpArgCompare::new(c.index as u32, op, c.value)
+                })
+                .collect();
+            ctx.add_rule_conditional(action, nr, &conds).expect("rule");
+        }
+    }
+    let path = std::env::temp_dir().join(format!("scpc-bench-{}.bpf", std::process::id()));
+    let file = std::fs::File::create(&path).expect("temp");
+    ctx.export_bpf(&file).expect("export");
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    let bytes = std::fs::read(&path).expect("read back");
+    let _ = std::fs::remove_file(&path);
+    (Program::from_bytes(&bytes).expect("bpf"), ms)
+}
+
+fn seccompiler_compile(b: &Bench) -> (Program, f64) {
+    use seccompiler::*;
+    let start = Instant::now();
+    let table = Arch::X86_64.table();
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    for e in b.entries.iter().filter(|e| e.errno.is_none()) {
+        let sys = table.syscall(&e.name).expect("x86_64 syscall");
+        let list: Vec<SeccompRule> = if e.rules.iter().any(Vec::is_empty) {
+            vec![]
+        } else {
+            e.rules
+                .iter()
+                .map(|conj| {
+                    let conds = conj
+                        .iter()
+                        .map(|c| {
+                            let width = sys.params.get(c.index as usize).map_or(scpc::abi::Width::W64, |p| p.width);
+                            let len = if width == scpc::abi::Width::W64 { SeccompCmpArgLen::Qword } else { SeccompCmpArgLen::Dword };
+                            let op = match c.op {
+                                Op::Eq => SeccompCmpOp::Eq,
+                                Op::Ne => SeccompCmpOp::Ne,
+                                Op::Lt => SeccompCmpOp::Lt,
+                                Op::Le => SeccompCmpOp::Le,
+                                Op::Gt => SeccompCmpOp::Gt,
+                                Op::Ge => SeccompCmpOp::Ge,
+                                Op::MaskedEq(m) => SeccompCmpOp::MaskedEq(m),
+                            };
+                            SeccompCondition::new(c.index, len, op, c.value).expect("condition")
+                        })
+                        .collect();
+                    SeccompRule::new(conds).expect("rule")
+                })
+                .collect()
+        };
+        rules.insert(sys.nr as i64, list);
+    }
+    let filter = SeccompFilter::new(rules, SeccompAction::Errno(b.default_errno as u32), SeccompAction::Allow, TargetArch::x86_64).expect("filter");
+    let prog: BpfProgram = filter.try_into().expect("bpf");
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    (Program { insns: prog.iter().map(|i| Insn { code: i.code, jt: i.jt, jf: i.jf, k: i.k }).collect() }, ms)
+}
+
+struct Stats {
+    len: usize,
+    mean: f64,
+    mean_uncached: f64,
+    max: usize,
+    taken: f64,
+}
+
+fn measure(prog: &Program, b: &Bench, profile: &Profile) -> Stats {
+    let table = Arch::X86_64.table();
+    let always_allowed = |name: &str| b.entries.iter().any(|e| e.name == name && e.errno.is_none() && e.rules.iter().any(Vec::is_empty));
+    let (mut w_all, mut sum, mut w_unc, mut sum_unc, mut taken, mut max) = (0.0, 0.0, 0.0, 0.0, 0.0, 0);
+    for s in table.syscalls {
+        let w = profile.weight(s.name);
+        if w == 0.0 {
+            continue;
+        }
+        let data = SeccompData { nr: s.nr, arch: table.audit_arch, instruction_pointer: 0, args: [0; 6] };
+        let o = run(prog, &data).expect("filter runs");
+        w_all += w;
+        sum += w * o.executed as f64;
+        taken += w * o.taken as f64;
+        max = max.max(o.executed);
+        if !always_allowed(s.name) {
+            w_unc += w;
+            sum_unc += w * o.executed as f64;
+        }
+    }
+    Stats { len: prog.insns.len(), mean: sum / w_all, mean_uncached: if w_unc > 0.0 { sum_unc / w_unc } else { 0.0 }, max, taken: taken / w_all }
+}
+
+/// Median of seven runs, in ms.
+fn median_ms(mut f: impl FnMut() -> f64) -> f64 {
+    let mut t: Vec<f64> = (0..7).map(|_| f()).collect();
+    t.sort_by(f64::total_cmp);
+    t[3]
+}
+
+fn main() {
+    let profiles: Vec<(&str, Profile)> = [
+        ("nginx", include_str!("../../compiler/profiles/nginx.strace-c.txt")),
+        ("redis", include_str!("../../compiler/profiles/redis.strace-c.txt")),
+        ("git+python", include_str!("../../compiler/profiles/git-python.strace-c.txt")),
+    ]
+    .into_iter()
+    .map(|(n, t)| (n, Profile::parse(n, t).expect("profile")))
+    .collect();
+    let d = docker();
+    let builtin = Profile::builtin();
+    let scpc_ms = median_ms(|| scpc_compile_for(&d, "4.14", &builtin, "x86_64, x32, i386").1);
+    let lib_ms = median_ms(|| libseccomp_compile_for(&d, false, true).1);
+    let lib2_ms = median_ms(|| libseccomp_compile_for(&d, true, true).1);
+    println!("Compile time, Docker's default for x86_64 + x32 + i386 (median of 7): scpc {scpc_ms:.2} ms (parse, check, three trees, translation validation), libseccomp 2.5 {lib_ms:.2} ms, libseccomp optimize=2 {lib2_ms:.2} ms\n");
+    println!("| policy | profile | compiler | insns | mean (all calls) | mean (5.11+, uncached) | max | taken jumps | compile ms |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for b in [docker(), daemon()] {
+        for (pname, profile) in &profiles {
+            let (old, ms, bound_old) = scpc_compile(&b, "4.14", profile);
+            let (new, _, bound_new) = scpc_compile(&b, "5.11", profile);
+            let s_old = measure(&old, &b, profile);
+            let s_new = measure(&new, &b, profile);
+            let row = |who: &str, s: &Stats, uncached: f64, ms: f64| {
+                println!("| {} | {pname} | {who} | {} | {:.2} | {:.2} | {} | {:.2} | {:.2} |", b.name, s.len, s.mean, uncached, s.max, s.taken, ms);
+            };
+            println!("| {} | {pname} | lower bound (optimal range tree) | | {bound_old:.2} | {bound_new:.2} | | | |", b.name);
+            row("scpc (kernel >= 4.14 layout)", &s_old, s_old.mean_uncached, ms);
+            row("scpc (kernel >= 5.11 layout)", &s_new, s_new.mean_uncached, ms);
+            for (who, (p, ms)) in [("libseccomp 2.5", libseccomp_compile(&b, false)), ("libseccomp 2.5 optimize=2", libseccomp_compile(&b, true)), ("seccompiler 0.5", seccompiler_compile(&b))] {
+                let s = measure(&p, &b, profile);
+                row(who, &s, s.mean_uncached, ms);
+            }
+        }
+    }
+}
