@@ -107,7 +107,8 @@ fn docker() -> Bench {
 }
 
 fn daemon() -> Bench {
-    let plain = "read write close epoll_wait epoll_ctl epoll_create1 accept4 recvfrom sendto writev readv fstat newfstatat lseek munmap brk \
+    let plain =
+        "read write close epoll_wait epoll_ctl epoll_create1 accept4 recvfrom sendto writev readv fstat newfstatat lseek munmap brk \
                  rt_sigaction rt_sigprocmask rt_sigreturn futex clock_gettime getpid gettid exit exit_group bind listen setsockopt \
                  getsockopt shutdown sendfile pread64 getrandom nanosleep madvise pipe2 dup dup3 uname getuid geteuid";
     let mut entries: Vec<Entry> = plain.split_whitespace().map(|n| Entry { name: n.into(), errno: None, rules: vec![vec![]] }).collect();
@@ -264,7 +265,8 @@ fn seccompiler_compile(b: &Bench) -> (Program, f64) {
         };
         rules.insert(sys.nr as i64, list);
     }
-    let filter = SeccompFilter::new(rules, SeccompAction::Errno(b.default_errno as u32), SeccompAction::Allow, TargetArch::x86_64).expect("filter");
+    let filter =
+        SeccompFilter::new(rules, SeccompAction::Errno(b.default_errno as u32), SeccompAction::Allow, TargetArch::x86_64).expect("filter");
     let prog: BpfProgram = filter.try_into().expect("bpf");
     let ms = start.elapsed().as_secs_f64() * 1e3;
     (Program { insns: prog.iter().map(|i| Insn { code: i.code, jt: i.jt, jf: i.jf, k: i.k }).collect() }, ms)
@@ -298,7 +300,13 @@ fn measure(prog: &Program, b: &Bench, profile: &Profile) -> Stats {
             sum_unc += w * o.executed as f64;
         }
     }
-    Stats { len: prog.insns.len(), mean: sum / w_all, mean_uncached: if w_unc > 0.0 { sum_unc / w_unc } else { 0.0 }, max, taken: taken / w_all }
+    Stats {
+        len: prog.insns.len(),
+        mean: sum / w_all,
+        mean_uncached: if w_unc > 0.0 { sum_unc / w_unc } else { 0.0 },
+        max,
+        taken: taken / w_all,
+    }
 }
 
 /// Median of seven runs, in ms.
@@ -332,12 +340,19 @@ fn main() {
             let s_old = measure(&old, &b, profile);
             let s_new = measure(&new, &b, profile);
             let row = |who: &str, s: &Stats, uncached: f64, ms: f64| {
-                println!("| {} | {pname} | {who} | {} | {:.2} | {:.2} | {} | {:.2} | {:.2} |", b.name, s.len, s.mean, uncached, s.max, s.taken, ms);
+                println!(
+                    "| {} | {pname} | {who} | {} | {:.2} | {:.2} | {} | {:.2} | {:.2} |",
+                    b.name, s.len, s.mean, uncached, s.max, s.taken, ms
+                );
             };
             println!("| {} | {pname} | lower bound (optimal range tree) | | {bound_old:.2} | {bound_new:.2} | | | |", b.name);
             row("scpc (kernel >= 4.14 layout)", &s_old, s_old.mean_uncached, ms);
             row("scpc (kernel >= 5.11 layout)", &s_new, s_new.mean_uncached, ms);
-            for (who, (p, ms)) in [("libseccomp 2.5", libseccomp_compile(&b, false)), ("libseccomp 2.5 optimize=2", libseccomp_compile(&b, true)), ("seccompiler 0.5", seccompiler_compile(&b))] {
+            for (who, (p, ms)) in [
+                ("libseccomp 2.5", libseccomp_compile(&b, false)),
+                ("libseccomp 2.5 optimize=2", libseccomp_compile(&b, true)),
+                ("seccompiler 0.5", seccompiler_compile(&b)),
+            ] {
                 let s = measure(&p, &b, profile);
                 row(who, &s, s.mean_uncached, ms);
             }
