@@ -87,6 +87,7 @@ fn large_policies_need_trampolines_and_still_validate() {
     text.push_str("}\n");
     for (_, prog, _) in compile_all(&text) {
         assert!(prog.insns.len() > 300, "{}", prog.insns.len());
+        assert!(prog.insns.iter().any(|i| i.code == BPF_JMP), "a `ja` trampoline is needed and present");
     }
 }
 
@@ -114,5 +115,27 @@ fn code_shape_is_pinned_by_a_disasm_snapshot() {
     let text = "policy p {\n target x86_64\n kernel >= 5.4\n default errno(EPERM)\n allow read, write, close\n allow openat if dfd == AT_FDCWD && flags & O_ACCMODE == O_RDONLY\n allow lseek if offset < 10\n}\n";
     for (_, prog, _) in compile_all(text) {
         insta::assert_snapshot!("small_policy_x86_64", disasm(&prog));
+    }
+}
+
+#[test]
+fn more_than_4096_instructions_is_a_clear_error() {
+    let table = scpc::abi::Arch::X86_64.table();
+    let with_fd: Vec<&str> =
+        table.syscalls.iter().filter(|s| s.params.first().is_some_and(|p| p.name == "fd")).map(|s| s.name).take(120).collect();
+    let set: Vec<String> = (0..40).map(|i| i.to_string()).collect();
+    let mut text = String::from("policy huge {\n target x86_64\n default errno(EPERM)\n");
+    for name in with_fd {
+        text.push_str(&format!(" allow {name} if fd in {{{}}}\n", set.join(", ")));
+    }
+    text.push_str("}\n");
+    let (checked, diags, _) = scpc::check_source("t.scp", &text);
+    assert!(!diags.has_errors(), "{diags:?}");
+    match emit(&checked.policies["huge"], &Profile::uniform()) {
+        Err(e @ scpc::codegen::CodegenError::TooLarge { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.starts_with("policy `huge` compiles to ") && msg.contains("at most 4096"), "{msg}");
+        }
+        other => panic!("expected TooLarge, got {:?}", other.map(|p| p.insns.len())),
     }
 }

@@ -1,11 +1,14 @@
 //! Symbolic code to instructions: labels resolved to forward offsets, conditional jumps farther
 //! than 255 routed through `ja` trampolines, jumps to the next instruction dropped.
 
+use cranelift_entity::entity_impl;
+
 use crate::bpf::{Insn, Program};
 
-/// A jump target.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Label(pub u32);
+/// A jump target: an entity index, printed `L<n>`.
+#[derive(Copy, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Label(u32);
+entity_impl!(Label, "L");
 
 /// Symbolic instructions.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -43,9 +46,12 @@ pub enum AsmError {
 /// Resolves labels; `next_label` is the first label number not in use (for trampolines).
 pub fn assemble(mut ops: Vec<Op>, mut next_label: u32) -> Result<Program, AsmError> {
     simplify(&mut ops);
+    // Each round routes every far jump of the current layout through trampolines placed
+    // right after it (`jxx k, T, F` becomes `jxx k, Lt, Lf; Lt: ja T; Lf: ja F` for the far
+    // ones); inserting shifts code, so repeat until nothing is far.
     loop {
         let pos = positions(&ops);
-        let mut far = None;
+        let mut far = Vec::new();
         let mut pc = 0usize;
         for (i, op) in ops.iter().enumerate() {
             match op {
@@ -57,31 +63,40 @@ pub fn assemble(mut ops: Vec<Op>, mut next_label: u32) -> Result<Program, AsmErr
                         return Err(AsmError::BadJump(if ot < 0 { *t } else { *f }));
                     }
                     if ot > 255 || of > 255 {
-                        far = Some((i, ot > 255, of > 255));
-                        break;
+                        far.push((i, ot > 255, of > 255));
                     }
                 }
                 _ => {}
             }
             pc += 1;
         }
-        let Some((i, t_far, f_far)) = far else { break };
-        // jxx k, T, F  becomes  jxx k, Lt, Lf; Lt: ja T; Lf: ja F  (only for the far ones),
-        // with the trampolines right after the jump.
-        let Op::Jmp { op, k, t, f } = ops[i] else { unreachable!("found a jump at {i}") };
-        let mut insert = Vec::new();
-        let (mut nt, mut nf) = (t, f);
-        for (far, target, slot) in [(t_far, t, &mut nt), (f_far, f, &mut nf)] {
-            if far {
-                let l = Label(next_label);
-                next_label += 1;
-                insert.push(Op::Bind(l));
-                insert.push(Op::Ja(target));
-                *slot = l;
-            }
+        if far.is_empty() {
+            break;
         }
-        ops[i] = Op::Jmp { op, k, t: nt, f: nf };
-        ops.splice(i + 1..i + 1, insert);
+        let mut out = Vec::with_capacity(ops.len() + 4 * far.len());
+        let mut far = far.into_iter().peekable();
+        for (i, op) in ops.into_iter().enumerate() {
+            let Some(&(_, t_far, f_far)) = far.peek().filter(|(j, _, _)| *j == i) else {
+                out.push(op);
+                continue;
+            };
+            far.next();
+            let Op::Jmp { op, k, t, f } = op else { unreachable!("only jumps are far") };
+            let mut tramp = Vec::new();
+            let (mut nt, mut nf) = (t, f);
+            for (is_far, target, slot) in [(t_far, t, &mut nt), (f_far, f, &mut nf)] {
+                if is_far {
+                    let l = Label::from_u32(next_label);
+                    next_label += 1;
+                    tramp.push(Op::Bind(l));
+                    tramp.push(Op::Ja(target));
+                    *slot = l;
+                }
+            }
+            out.push(Op::Jmp { op, k, t: nt, f: nf });
+            out.extend(tramp);
+        }
+        ops = out;
     }
     let pos = positions(&ops);
     let mut insns = Vec::new();

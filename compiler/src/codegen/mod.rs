@@ -67,7 +67,7 @@ impl Emitter {
 
     fn label(&mut self) -> Label {
         self.next_label += 1;
-        Label(self.next_label - 1)
+        Label::from_u32(self.next_label - 1)
     }
 
     /// Binds a label that other code may jump to: the accumulator is then unknown.
