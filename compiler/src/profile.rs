@@ -32,7 +32,7 @@ impl Profile {
         let mut counts = Vec::new();
         for (name, text) in WORKLOADS {
             let p = Profile::parse(name, text).unwrap_or_else(|_| Profile::uniform());
-            counts.extend(p.counts.into_iter());
+            counts.extend(p.counts);
         }
         Profile::from_counts("builtin (nginx, redis, git+python)", counts)
     }
