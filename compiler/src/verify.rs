@@ -95,9 +95,11 @@ pub fn validate(policy: &Policy, program: &Program) -> Result<Validation, Verify
         for nr in numbers(target) {
             let audit = table.audit_arch;
             let out = check(audit, nr, [0; 6], &mut v)?;
-            if always_allowed(policy, target, nr) && out.read_args {
+            // the number may belong to another target of the same AUDIT_ARCH (x32 on x86_64)
+            let owner = crate::eval::target_of(policy, audit, nr);
+            if owner.is_some_and(|t| always_allowed(policy, t, nr)) && out.read_args {
                 let syscall = table.by_nr(nr).map_or(format!("{nr}"), |s| s.name.to_string());
-                return Err(VerifyError::NotCacheable { syscall, arch: target.arch });
+                return Err(VerifyError::NotCacheable { syscall, arch: owner.map_or(target.arch, |t| t.arch) });
             }
             if target.syscalls.get(&nr).is_some_and(|e| e.iter().any(|e| e.cond.is_some())) {
                 for args in arg_vectors(target, nr) {
