@@ -216,7 +216,22 @@ pub fn arch_ranges(policy: &Policy, target: &ArchPolicy, profile: &Profile) -> V
 }
 
 fn arch_tree(e: &mut Emitter, policy: &Policy, target: &ArchPolicy, profile: &Profile) {
-    let ranges = arch_ranges(policy, target, profile);
+    let (hot, ranges) = tree::hot_first(arch_ranges(policy, target, profile));
+    // `jeq nr` for each hot number, heaviest first; their leaves come after the tree
+    let mut leaves = Vec::new();
+    for h in &hot {
+        let to = match h.leaf {
+            Leaf::Ret(v) => e.ret_label(v),
+            Leaf::Code(nr) => {
+                let l = e.label();
+                leaves.push((l, nr));
+                l
+            }
+        };
+        let next = e.label();
+        e.jmp(BPF_JEQ, h.lo, to, next);
+        e.bind_fallthrough(next);
+    }
     let weights: Vec<f64> = ranges.iter().map(|r| r.weight).collect();
     let tree = Tree::optimal(&weights);
     let mut prefix = vec![0.0];
@@ -224,6 +239,10 @@ fn arch_tree(e: &mut Emitter, policy: &Policy, target: &ArchPolicy, profile: &Pr
         prefix.push(prefix[prefix.len() - 1] + w);
     }
     node(e, policy, target, &ranges, &tree, &prefix, 0, ranges.len() - 1);
+    for (l, nr) in leaves {
+        e.bind(l);
+        cond::leaf(e, policy, target, nr);
+    }
 }
 
 /// The code of ranges `i..=j`, or the ret label when it is a single constant leaf.

@@ -100,6 +100,60 @@ impl Tree {
     }
 }
 
+/// Splits off the hot single numbers worth testing with `jeq` before the tree (heaviest
+/// first), as long as each lowers the expected number of compares: a `jeq` isolates one
+/// number with one compare where a range tree needs two bounds, and once a number is tested
+/// its slot can merge with a neighbour. Returns the hot ranges and the ranges left for the
+/// tree (still tiling the number space).
+pub fn hot_first(mut ranges: Vec<Range>) -> (Vec<Range>, Vec<Range>) {
+    const MAX_HOT: usize = 8;
+    let tree_cost = |r: &[Range]| Tree::optimal(&r.iter().map(|r| r.weight).collect::<Vec<_>>()).cost;
+    // With hot numbers H tested first and the rest R in a tree, the expected compares are
+    // sum(w_h * position) + |H| * W(R) + T(R). Moving k from R to the end of H changes this by
+    // W(R) + T(R without k) - T(R): worth it when the tree gets cheaper by more than one
+    // compare for every call still going to the tree.
+    let mut hot: Vec<Range> = Vec::new();
+    while hot.len() < MAX_HOT {
+        let candidates = (0..ranges.len()).filter(|&k| ranges[k].lo == ranges[k].hi && ranges[k].weight > 0.0);
+        let Some(k) = candidates.max_by(|&a, &b| ranges[a].weight.total_cmp(&ranges[b].weight)) else { break };
+        let rest = without(&ranges, k);
+        let w_r: f64 = ranges.iter().map(|r| r.weight).sum();
+        if w_r + tree_cost(&rest) >= tree_cost(&ranges) - 1e-12 {
+            break;
+        }
+        hot.push(ranges[k]);
+        ranges = rest;
+    }
+    (hot, ranges)
+}
+
+/// The ranges with number `ranges[k]` (a single number) given to its left neighbour and
+/// merged where neighbours now hold the same constant leaf.
+fn without(ranges: &[Range], k: usize) -> Vec<Range> {
+    let mut out: Vec<Range> = Vec::with_capacity(ranges.len());
+    for (i, r) in ranges.iter().enumerate() {
+        if i == k {
+            match out.last_mut() {
+                Some(prev) => prev.hi = r.hi,
+                None => continue, // the first range: the next one takes it below
+            }
+            continue;
+        }
+        let mut r = *r;
+        if i == k + 1 && k == 0 {
+            r.lo = ranges[k].lo;
+        }
+        match out.last_mut() {
+            Some(prev) if prev.leaf == r.leaf && matches!(r.leaf, Leaf::Ret(_)) => {
+                prev.hi = r.hi;
+                prev.weight += r.weight;
+            }
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
