@@ -17,7 +17,7 @@ pub struct Profile {
 impl Profile {
     /// The weight of every number, so that calls the profile never saw still get a balanced
     /// tree among themselves.
-    pub const EPSILON: f64 = 1e-6;
+    pub const EPSILON: f64 = 1e-12;
 
     /// The built-in profile: the mean of three workloads recorded with `strace -f -c` on this
     /// project's machine (`compiler/profiles/record.sh`): nginx serving 2,000 GETs, redis

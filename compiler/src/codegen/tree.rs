@@ -67,6 +67,8 @@ impl Tree {
             prefix[i + 1] = prefix[i] + weights[i];
         }
         let idx = |i: usize, j: usize| i * n + j;
+        // costs closer than this are ties, resolved toward the balanced split
+        let tie = 1e-9 * prefix[n];
         let mut cost = vec![0.0f64; n * n];
         let mut root = vec![0u32; n * n];
         for i in 0..n.saturating_sub(1) {
@@ -82,7 +84,7 @@ impl Tree {
                 for k in lo..=hi.max(lo) {
                     let c = cost[idx(i, k)] + cost[idx(k + 1, j)];
                     let balance = (k as f64 + 0.5 - mid).abs();
-                    if c < best.0 - 1e-12 || ((c - best.0).abs() <= 1e-12 && balance < best.1) {
+                    if c < best.0 - tie || ((c - best.0).abs() <= tie && balance < best.1) {
                         best = (c, balance, k);
                     }
                 }
@@ -118,7 +120,7 @@ pub fn hot_first(mut ranges: Vec<Range>) -> (Vec<Range>, Vec<Range>) {
         let Some(k) = candidates.max_by(|&a, &b| ranges[a].weight.total_cmp(&ranges[b].weight)) else { break };
         let rest = without(&ranges, k);
         let w_r: f64 = ranges.iter().map(|r| r.weight).sum();
-        if w_r + tree_cost(&rest) >= tree_cost(&ranges) - 1e-12 {
+        if w_r + tree_cost(&rest) >= tree_cost(&ranges) - 1e-9 * w_r {
             break;
         }
         hot.push(ranges[k]);
