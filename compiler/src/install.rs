@@ -69,3 +69,53 @@ pub fn with_filter(cmd: &mut Command, program: Program, flags: Flags) -> &mut Co
     // allocates nothing.
     unsafe { cmd.pre_exec(move || install(&program, flags)) }
 }
+
+/// Forks a child that installs `program`, makes each raw call `(nr, args)` and reports what
+/// it returned: the errno of a failed call, or 0. For testing filters on the real kernel:
+/// the calls must be harmless if the filter lets them through.
+pub fn probe(program: &Program, calls: &[(u32, [u64; 6])]) -> io::Result<Vec<i32>> {
+    use std::io::Read;
+    use std::os::fd::{FromRawFd, OwnedFd};
+
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe fills a two-int buffer.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the two descriptors were just created and are owned by nobody else.
+    let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: the child only calls async-signal-safe functions (prctl, seccomp, raw
+    // syscalls, write, _exit) on memory that was allocated before the fork.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        let code = match install(program, Flags::default()) {
+            Ok(()) => {
+                for (nr, a) in calls {
+                    // SAFETY: a raw syscall; the caller vouches the calls are harmless.
+                    let rc = unsafe { libc::syscall(*nr as libc::c_long, a[0], a[1], a[2], a[3], a[4], a[5]) };
+                    // SAFETY: reading the thread's errno location.
+                    let e: i32 = if rc == -1 { unsafe { *libc::__errno_location() } } else { 0 };
+                    // SAFETY: writing 4 bytes from a live buffer to our pipe.
+                    unsafe { libc::write(std::os::fd::AsRawFd::as_raw_fd(&write_end), e.to_le_bytes().as_ptr().cast(), 4) };
+                }
+                0
+            }
+            Err(_) => 3,
+        };
+        // SAFETY: ending the child without running the parent's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    drop(write_end);
+    let mut bytes = Vec::new();
+    std::fs::File::from(read_end).read_to_end(&mut bytes)?;
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        return Err(io::Error::other(format!("the probe child ended with status {status:#x}")));
+    }
+    Ok(bytes.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+}
