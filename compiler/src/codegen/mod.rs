@@ -158,17 +158,15 @@ pub fn emit(policy: &Policy, profile: &Profile) -> Result<Program, CodegenError>
         let x86 = targets.iter().find(|t| t.arch == Arch::X86_64);
         let x32 = targets.iter().find(|t| t.arch == Arch::X32);
         match (x86, x32) {
-            (Some(x86), x32) => {
-                let native = e.label();
-                let x32_label = if x32.is_some() { e.label() } else { badarch };
+            (Some(x86), None) => arch_tree(&mut e, policy, x86, profile),
+            (Some(x86), Some(x32)) => {
+                let (native, x32_label) = (e.label(), e.label());
                 e.jmp(BPF_JSET, X32_SYSCALL_BIT, x32_label, native);
                 e.bind_fallthrough(native);
                 arch_tree(&mut e, policy, x86, profile);
-                if let Some(x32) = x32 {
-                    e.bind(x32_label);
-                    e.load(OFF_NR, u32::MAX);
-                    arch_tree(&mut e, policy, x32, profile);
-                }
+                e.bind(x32_label);
+                e.load(OFF_NR, u32::MAX);
+                arch_tree(&mut e, policy, x32, profile);
             }
             (None, Some(x32)) => {
                 let ok = e.label();
@@ -212,7 +210,21 @@ pub fn arch_ranges(policy: &Policy, target: &ArchPolicy, profile: &Profile) -> V
         }
     };
     let pts: Vec<(u32, Leaf, f64)> = points.into_iter().map(|(nr, leaf)| (nr, leaf, weigh(nr, leaf))).collect();
-    tree::ranges(&pts, Leaf::Ret(policy.default.ret_value()), Profile::EPSILON)
+    let ranges = tree::ranges(&pts, Leaf::Ret(policy.default.ret_value()), Profile::EPSILON);
+    if folds_x32_check(policy, target) {
+        // x32 calls (bit 30 set) get the badarch action inside the tree: the numbers
+        // 0x40000000..=0x7fffffff and 0xc0000000..=0xffffffff, none of them an x86_64 syscall
+        let badarch = Leaf::Ret(policy.badarch.ret_value());
+        let ranges = tree::paint(ranges, X32_SYSCALL_BIT, 0x7fff_ffff, badarch, Profile::EPSILON);
+        return tree::paint(ranges, 0xc000_0000, u32::MAX, badarch, Profile::EPSILON);
+    }
+    ranges
+}
+
+/// Whether the x86_64 tree itself sends x32 calls to the badarch action (x32 is not a
+/// target), which saves the `jset` every call would otherwise pay.
+fn folds_x32_check(policy: &Policy, target: &ArchPolicy) -> bool {
+    target.arch == Arch::X86_64 && policy.arch(Arch::X32).is_none()
 }
 
 fn arch_tree(e: &mut Emitter, policy: &Policy, target: &ArchPolicy, profile: &Profile) {

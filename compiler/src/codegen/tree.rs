@@ -49,6 +49,37 @@ pub fn ranges(points: &[(u32, Leaf, f64)], gap: Leaf, gap_weight: f64) -> Vec<Ra
     out
 }
 
+/// Gives the numbers `lo..=hi` the constant decision `leaf` (they must hold no
+/// argument-dependent leaf), splitting and re-merging ranges.
+pub fn paint(ranges: Vec<Range>, lo: u32, hi: u32, leaf: Leaf, weight: f64) -> Vec<Range> {
+    let mut pieces = Vec::with_capacity(ranges.len() + 2);
+    for r in ranges {
+        if r.hi < lo || r.lo > hi {
+            pieces.push(r);
+            continue;
+        }
+        debug_assert!(matches!(r.leaf, Leaf::Ret(_)), "painting over argument-dependent numbers");
+        if r.lo < lo {
+            pieces.push(Range { lo: r.lo, hi: lo - 1, ..r });
+        }
+        pieces.push(Range { lo: r.lo.max(lo), hi: r.hi.min(hi), leaf, weight });
+        if r.hi > hi {
+            pieces.push(Range { lo: hi + 1, hi: r.hi, leaf: r.leaf, weight });
+        }
+    }
+    let mut out: Vec<Range> = Vec::with_capacity(pieces.len());
+    for r in pieces {
+        match out.last_mut() {
+            Some(last) if last.leaf == r.leaf && matches!(r.leaf, Leaf::Ret(_)) => {
+                last.hi = r.hi;
+                last.weight += r.weight;
+            }
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
 /// The optimal tree: `root[i][j]` is the index `k` such that ranges `i..=k` go left and
 /// `k+1..=j` right. Returns (roots, expected compares per call) for weights `w`.
 pub struct Tree {
