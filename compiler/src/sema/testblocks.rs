@@ -29,18 +29,20 @@ pub struct TestOutcome {
 pub enum Judge<'a> {
     /// The reference interpreter (`scpc check`).
     Reference,
-    /// The compiled filter of each policy, run by the BPF emulator (`scpc test`).
-    Compiled(&'a BTreeMap<String, Program>),
+    /// The compiled filters, by policy and target architecture (the artifact a host of that
+    /// architecture loads), run by the BPF emulator (`scpc test`).
+    Compiled(&'a BTreeMap<(String, Arch), Program>),
 }
 
 impl Judge<'_> {
     /// The return value for a call, or `None` if the policy has no compiled filter or it
     /// does not run.
-    fn ret(self, policy: &Policy, audit_arch: u32, nr: u32, args: &[u64; 6]) -> Option<u32> {
+    fn ret(self, policy: &Policy, arch: Arch, nr: u32, args: &[u64; 6]) -> Option<u32> {
+        let audit_arch = arch.table().audit_arch;
         match self {
             Judge::Reference => Some(decide(policy, audit_arch, nr, args).action.ret_value()),
             Judge::Compiled(programs) => {
-                let program = programs.get(&policy.name)?;
+                let program = programs.get(&(policy.name.clone(), arch))?;
                 let data = SeccompData { nr, arch: audit_arch, instruction_pointer: 0, args: *args };
                 run(program, &data).ok().map(|o| o.ret)
             }
@@ -133,7 +135,7 @@ impl<'u> Checker<'u, '_> {
         }
         for args in variants(policy, arch, base, &any) {
             let d = decide(policy, table.audit_arch, sys.nr, &args);
-            let ret = judge.ret(policy, table.audit_arch, sys.nr, &args);
+            let ret = judge.ret(policy, arch, sys.nr, &args);
             if ret != expected.map(Action::ret_value) {
                 let call = format!(
                     "{}({})",

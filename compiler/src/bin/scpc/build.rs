@@ -174,14 +174,14 @@ pub(crate) fn test(files: &[String], format: MessageFormat) -> u8 {
             worst = worst.max(1);
             continue;
         }
+        // the artifacts `scpc build` would write: one filter per target architecture
         let mut programs = BTreeMap::new();
         for (name, policy) in &checked.policies {
-            match scpc::codegen::emit(policy, &Profile::uniform()).map_err(artifact::BuildError::from).and_then(|p| {
-                scpc::verify::validate(policy, &p).map_err(Box::new)?;
-                Ok(p)
-            }) {
-                Ok(p) => {
-                    programs.insert(name.clone(), p);
+            match artifact::compile(policy, &Profile::builtin()) {
+                Ok(filters) => {
+                    for f in filters {
+                        programs.insert((name.clone(), f.arch), f.program);
+                    }
                 }
                 Err(e) => {
                     eprintln!("{:?}", miette::Report::new(e));
