@@ -28,6 +28,7 @@ pub mod bpf;
 pub mod codegen;
 pub mod eval;
 pub mod install;
+pub mod oci;
 pub mod policy;
 pub mod profile;
 pub mod report;

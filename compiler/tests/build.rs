@@ -75,3 +75,23 @@ fn test_sim_and_disasm_work_on_compiled_filters() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("gives allow, expected errno(1)"), "{err}");
 }
+
+#[test]
+fn emit_oci_writes_a_profile_or_refuses_with_a_reason() {
+    let dir = temp("oci");
+    let src = dir.with_extension("scp");
+    std::fs::write(
+        &src,
+        "policy p {\n target x86_64, aarch64\n default errno(EPERM)\n allow read, write\n allow socket if family == AF_UNIX\n}\n",
+    )
+    .expect("write");
+    let (code, _, err) = scpc(&["build", &src.to_string_lossy(), "--policy", "p", "--emit", "bpf,oci", "-o", &dir.to_string_lossy()]);
+    assert_eq!(code, 0, "{err}");
+    let profile: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("p.oci.json")).expect("p.oci.json")).expect("json");
+    assert_eq!(profile["defaultAction"], "SCMP_ACT_ERRNO");
+    let out = temp("oci-refused");
+    let (code, _, err) = scpc(&["build", &example(), "--policy", "web", "--emit", "oci", "-o", &out.to_string_lossy()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("cannot be expressed as an OCI seccomp profile"), "{err}");
+    assert!(!out.exists(), "nothing written when a rendering fails");
+}

@@ -29,16 +29,16 @@ fn load_profile(path: Option<&str>) -> Result<Profile, String> {
 }
 
 pub(crate) fn build(a: &BuildArgs) -> u8 {
-    let renderings: Vec<Emit> = match a
+    let renderings: Vec<Option<Emit>> = match a
         .renderings
         .iter()
         .map(|r| match r.as_str() {
-            "bpf" => Ok(Emit::Bpf),
-            "c" => Ok(Emit::C),
-            "rust" => Ok(Emit::Rust),
-            "disasm" => Ok(Emit::Disasm),
-            "oci" => Err("`--emit oci` is not supported yet".to_string()),
-            other => Err(format!("unknown rendering `{other}` (choose from bpf, c, rust, disasm)")),
+            "bpf" => Ok(Some(Emit::Bpf)),
+            "c" => Ok(Some(Emit::C)),
+            "rust" => Ok(Some(Emit::Rust)),
+            "disasm" => Ok(Some(Emit::Disasm)),
+            "oci" => Ok(None),
+            other => Err(format!("unknown rendering `{other}` (choose from bpf, c, rust, oci, disasm)")),
         })
         .collect()
     {
@@ -101,8 +101,18 @@ pub(crate) fn build(a: &BuildArgs) -> u8 {
             default_action: policy.default.to_string(),
             audit: a.audit,
         });
-        for r in &renderings {
+        for r in renderings.iter().flatten() {
             files.push((format!("{}.{}.{}", policy.name, f.arch, r.extension()), artifact::render(&policy.name, f, *r)));
+        }
+    }
+    if renderings.contains(&None) {
+        // one profile for every target: the format names architectures, not filters
+        match scpc::oci::export(&policy) {
+            Ok(json) => files.push((format!("{}.oci.json", policy.name), json.into_bytes())),
+            Err(e) => {
+                eprintln!("{:?}", miette::Report::new(e));
+                return 1;
+            }
         }
     }
     let sources = unit_sources(&map, &unit);
