@@ -119,3 +119,10 @@ pub fn probe(program: &Program, calls: &[(u32, [u64; 6])]) -> io::Result<Vec<i32
     }
     Ok(bytes.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
 }
+
+/// Restores the default SIGPIPE disposition (Rust ignores it), so that `scpc ... | head`
+/// ends quietly like other command-line tools instead of failing to print.
+pub fn default_sigpipe() {
+    // SAFETY: setting a signal disposition to its default; no handler runs.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}

@@ -62,6 +62,11 @@ impl Profile {
 
     /// Reads any of the supported formats; `Err` names the first line it could not read.
     pub fn parse(source: &str, text: &str) -> Result<Profile, String> {
+        Ok(Profile::from_counts(source, Profile::parse_counts(source, text)?))
+    }
+
+    /// The raw call counts of a trace in any supported format, by syscall name.
+    pub fn parse_counts(source: &str, text: &str) -> Result<BTreeMap<String, f64>, String> {
         let mut counts = Vec::new();
         let is_strace_c = text.lines().any(|l| l.contains("% time") && l.contains("syscall"));
         for (n, line) in text.lines().enumerate() {
@@ -87,7 +92,11 @@ impl Profile {
                 return Err(format!("{source}:{}: neither `name<TAB>count`, a strace -c row, nor a strace call", n + 1));
             }
         }
-        Ok(Profile::from_counts(source, counts))
+        let mut map: BTreeMap<String, f64> = BTreeMap::new();
+        for (name, c) in counts {
+            *map.entry(name).or_default() += c;
+        }
+        Ok(map)
     }
 }
 

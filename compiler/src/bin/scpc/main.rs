@@ -116,6 +116,12 @@ enum Command {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
+    /// Turn strace -c output, strace -f logs or a TSV into a frequency profile (TSV: syscall, count).
+    Profile {
+        /// Trace files.
+        #[arg(required = true)]
+        traces: Vec<String>,
+    },
     /// Rewrite files in canonical form (comments kept).
     Fmt {
         /// Policy files.
@@ -132,6 +138,7 @@ pub(crate) fn parse_arch(s: &str) -> Result<Arch, String> {
 }
 
 fn main() -> ExitCode {
+    scpc::install::default_sigpipe();
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Check { files, message_format, deny_warnings, targets } => check(&files, message_format, deny_warnings, targets),
@@ -142,6 +149,7 @@ fn main() -> ExitCode {
         Command::Test { files, message_format } => build::test(&files, message_format),
         Command::Sim { filter, arch, syscall, args } => tools::sim(&filter, arch, &syscall, &args),
         Command::Disasm { filter } => tools::disasm(&filter),
+        Command::Profile { traces } => tools::profile(&traces),
         Command::Exec { filter, tsync, log, spec_allow, command } => {
             tools::exec(&filter, scpc::install::Flags { tsync, log, spec_allow }, &command)
         }

@@ -135,3 +135,34 @@ pub(crate) fn exec(filter: &str, flags: scpc::install::Flags, command: &[String]
     eprintln!("error: {what}");
     2
 }
+
+pub(crate) fn profile(traces: &[String]) -> u8 {
+    let mut total: std::collections::BTreeMap<String, f64> = std::collections::BTreeMap::new();
+    for path in traces {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: cannot read `{path}`: {e}");
+                return 2;
+            }
+        };
+        match scpc::profile::Profile::parse_counts(path, &text) {
+            Ok(counts) => {
+                for (name, c) in counts {
+                    *total.entry(name).or_default() += c;
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 1;
+            }
+        }
+    }
+    let mut rows: Vec<(String, f64)> = total.into_iter().collect();
+    rows.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    println!("# syscall\tcount");
+    for (name, c) in rows {
+        println!("{name}\t{c}");
+    }
+    0
+}
