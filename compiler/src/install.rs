@@ -35,6 +35,84 @@ impl Flags {
 
 /// Installs `program` on the calling thread (async-signal-safe: fit for `pre_exec`).
 pub fn install(program: &Program, flags: Flags) -> io::Result<()> {
+    load(program, flags.bits()).map(drop)
+}
+
+/// Installs `program` with SECCOMP_FILTER_FLAG_NEW_LISTENER and returns the listener: calls
+/// the filter answers with `notify` wait until a supervisor reads them from it ([`receive`])
+/// and answers ([`respond`]). The supervisor must not itself make a notified call.
+pub fn install_with_listener(program: &Program, flags: Flags) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let fd = load(program, flags.bits() | 8 /* SECCOMP_FILTER_FLAG_NEW_LISTENER */)?;
+    let fd = i32::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: the kernel just returned this new descriptor to us; nobody else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// `struct seccomp_notif` of `<linux/seccomp.h>`.
+#[repr(C)]
+#[derive(Default)]
+struct RawNotif {
+    id: u64,
+    pid: u32,
+    flags: u32,
+    nr: i32,
+    arch: u32,
+    instruction_pointer: u64,
+    args: [u64; 6],
+}
+
+/// `struct seccomp_notif_resp`.
+#[repr(C)]
+struct RawResp {
+    id: u64,
+    val: i64,
+    error: i32,
+    flags: u32,
+}
+
+const SECCOMP_IOCTL_NOTIF_RECV: libc::c_ulong = 0xc050_2100;
+const SECCOMP_IOCTL_NOTIF_SEND: libc::c_ulong = 0xc018_2101;
+
+/// A call handed to the supervisor by a `notify` decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notification {
+    /// The kernel's cookie for the answer.
+    pub id: u64,
+    /// The calling thread (in the supervisor's pid namespace).
+    pub pid: u32,
+    /// `seccomp_data.nr`.
+    pub nr: u32,
+    /// `seccomp_data.arch`.
+    pub arch: u32,
+    /// `seccomp_data.args`.
+    pub args: [u64; 6],
+}
+
+/// Waits for the next notified call on `listener` (SECCOMP_IOCTL_NOTIF_RECV).
+pub fn receive(listener: &impl std::os::fd::AsRawFd) -> io::Result<Notification> {
+    let mut n = RawNotif::default();
+    // SAFETY: the ioctl writes one `struct seccomp_notif` (80 bytes, zeroed as the kernel
+    // requires) into `n`.
+    if unsafe { libc::ioctl(listener.as_raw_fd(), SECCOMP_IOCTL_NOTIF_RECV as _, &mut n as *mut RawNotif) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(Notification { id: n.id, pid: n.pid, nr: n.nr as u32, arch: n.arch, args: n.args })
+}
+
+/// Answers a notified call: it returns `val`, or fails with `error` when that is not 0
+/// (SECCOMP_IOCTL_NOTIF_SEND).
+pub fn respond(listener: &impl std::os::fd::AsRawFd, id: u64, val: i64, error: i32) -> io::Result<()> {
+    let mut r = RawResp { id, val, error: -error.abs(), flags: 0 };
+    // SAFETY: the ioctl reads one `struct seccomp_notif_resp` (24 bytes) from `r`.
+    if unsafe { libc::ioctl(listener.as_raw_fd(), SECCOMP_IOCTL_NOTIF_SEND as _, &mut r as *mut RawResp) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// no_new_privs, then seccomp(SECCOMP_SET_MODE_FILTER, bits): the call's return value.
+fn load(program: &Program, bits: libc::c_ulong) -> io::Result<libc::c_long> {
     let len = u16::try_from(program.insns.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     let prog = SockFprog { len, filter: program.insns.as_ptr() };
     // SAFETY: prctl with integer arguments only.
@@ -44,19 +122,19 @@ pub fn install(program: &Program, flags: Flags) -> io::Result<()> {
     // SAFETY: `prog` points at `len` valid `sock_filter` records (Insn is #[repr(C)] with the
     // kernel's layout) that outlive the call; the kernel copies them.
     let rc = unsafe {
-        libc::syscall(libc::SYS_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, flags.bits(), &prog as *const SockFprog)
+        libc::syscall(libc::SYS_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, bits, &prog as *const SockFprog)
     };
-    if rc == 0 {
-        return Ok(());
+    if rc >= 0 {
+        return Ok(rc);
     }
     let err = io::Error::last_os_error();
-    if err.raw_os_error() == Some(libc::ENOSYS) && flags == Flags::default() {
+    if err.raw_os_error() == Some(libc::ENOSYS) && bits == 0 {
         // SAFETY: as above, through the older prctl interface.
         if unsafe {
             libc::prctl(libc::PR_SET_SECCOMP, 2 /* SECCOMP_MODE_FILTER */, &prog as *const SockFprog, 0, 0)
         } == 0
         {
-            return Ok(());
+            return Ok(0);
         }
         return Err(io::Error::last_os_error());
     }
