@@ -24,9 +24,11 @@
 
 pub mod abi;
 pub mod artifact;
+pub mod auditlog;
 pub mod bpf;
 pub mod codegen;
 pub mod eval;
+pub mod generate;
 pub mod install;
 pub mod oci;
 pub mod policy;

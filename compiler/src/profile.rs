@@ -69,12 +69,19 @@ impl Profile {
     pub fn parse_counts(source: &str, text: &str) -> Result<BTreeMap<String, f64>, String> {
         let mut counts = Vec::new();
         let is_strace_c = text.lines().any(|l| l.contains("% time") && l.contains("syscall"));
+        let is_audit = text.lines().any(crate::auditlog::is_seccomp_line);
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') || line.starts_with("---") || line.starts_with('%') {
                 continue;
             }
-            if is_strace_c {
+            if is_audit {
+                // audit logs: one call per seccomp record, other messages skipped
+                if crate::auditlog::is_seccomp_line(line) {
+                    let r = crate::auditlog::parse_record(n + 1, line).map_err(|e| format!("{source}:{}: {e}", n + 1))?;
+                    counts.push((r.syscall_name(), 1.0));
+                }
+            } else if is_strace_c {
                 // % time  seconds  usecs/call  calls  [errors]  syscall
                 let cols: Vec<&str> = line.split_whitespace().collect();
                 let Some(name) = cols.last() else { continue };
@@ -123,6 +130,9 @@ mod tests {
             .expect("strace -f");
         assert!((f.weight("write") - 0.5).abs() < 1e-9);
         assert!(Profile::parse("bad", "what is this").is_err());
+        let audit = "kernel: hello\naudit: type=1326 audit(1:2): pid=3 arch=c000003e syscall=0 compat=0 code=0x7ffc0000\n";
+        let a = Profile::parse("audit.log", audit).expect("audit log");
+        assert!((a.weight("read") - 1.0).abs() < 1e-9);
     }
 
     #[test]

@@ -28,6 +28,34 @@ fn load_profile(path: Option<&str>) -> Result<Profile, String> {
     Profile::parse(path, &text)
 }
 
+/// Loads `file`, resolves its policy `name` for `targets` (all when empty) and prints the
+/// diagnostics. `Err` is the exit status.
+pub(crate) fn load_policy(
+    file: &str,
+    name: &str,
+    targets: &[Arch],
+    format: MessageFormat,
+) -> Result<(scpc::policy::Policy, SourceMap, scpc_lang::include::Unit), u8> {
+    let (mut map, mut diags) = (SourceMap::new(), Diagnostics::new());
+    let unit = match scpc::load(file, &scpc::fs_loader(), &mut map, &mut diags) {
+        Ok(u) => u,
+        Err(reason) => {
+            eprintln!("error: {reason}");
+            return Err(2);
+        }
+    };
+    let options = Options { targets: targets.to_vec() };
+    let policy = sema::resolve(&unit, name, &options, &mut diags);
+    let failed = diags.has_errors();
+    emit(diags, &map, format);
+    let Some(policy) = policy.filter(|_| !failed) else { return Err(1) };
+    if policy.targets.is_empty() {
+        eprintln!("error: policy `{name}` has none of the requested targets");
+        return Err(1);
+    }
+    Ok((policy, map, unit))
+}
+
 pub(crate) fn build(a: &BuildArgs) -> u8 {
     let renderings: Vec<Option<Emit>> = match a
         .renderings
@@ -55,23 +83,10 @@ pub(crate) fn build(a: &BuildArgs) -> u8 {
             return 1;
         }
     };
-    let (mut map, mut diags) = (SourceMap::new(), Diagnostics::new());
-    let unit = match scpc::load(&a.file, &scpc::fs_loader(), &mut map, &mut diags) {
-        Ok(u) => u,
-        Err(reason) => {
-            eprintln!("error: {reason}");
-            return 2;
-        }
+    let (mut policy, map, unit) = match load_policy(&a.file, &a.policy, &a.targets, a.format) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
     };
-    let options = Options { targets: a.targets.clone() };
-    let policy = sema::resolve(&unit, &a.policy, &options, &mut diags);
-    let failed = diags.has_errors();
-    emit(diags, &map, a.format);
-    let Some(mut policy) = policy.filter(|_| !failed) else { return 1 };
-    if policy.targets.is_empty() {
-        eprintln!("error: policy `{}` has none of the requested targets", a.policy);
-        return 1;
-    }
     if a.audit {
         if policy.kernel < scpc::abi::KernelVersion::new(4, 14) {
             eprintln!("error: --audit turns decisions into `log`, which needs Linux 4.14; the policy says `kernel >= {}`", policy.kernel);

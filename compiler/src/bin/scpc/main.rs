@@ -19,6 +19,7 @@ struct Cli {
 }
 
 mod build;
+mod explain;
 mod tools;
 
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
@@ -122,6 +123,38 @@ enum Command {
         #[arg(required = true)]
         traces: Vec<String>,
     },
+    /// Decode seccomp audit records (audit.log, dmesg, journal) and name the rule that decided.
+    Explain {
+        /// The log (standard input when absent).
+        log: Option<String>,
+        /// The policy file that the filters were built from.
+        #[arg(long = "policy", requires = "name")]
+        policy_file: Option<String>,
+        /// The policy in that file.
+        #[arg(long, requires = "policy_file")]
+        name: Option<String>,
+        /// One JSON document instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Draft a least-privilege policy from strace -f logs, strace -c output or audit logs.
+    Generate {
+        /// Trace files.
+        #[arg(required = true)]
+        traces: Vec<String>,
+        /// The policy's name.
+        #[arg(long, default_value = "traced")]
+        name: String,
+        /// Its targets (default: this machine's architecture).
+        #[arg(long = "target", value_parser = parse_arch)]
+        targets: Vec<Arch>,
+        /// Its default action.
+        #[arg(long, default_value = "kill_process")]
+        default: String,
+        /// Write the draft here instead of standard output.
+        #[arg(short = 'o', long)]
+        output: Option<String>,
+    },
     /// Rewrite files in canonical form (comments kept).
     Fmt {
         /// Policy files.
@@ -150,6 +183,8 @@ fn main() -> ExitCode {
         Command::Sim { filter, arch, syscall, args } => tools::sim(&filter, arch, &syscall, &args),
         Command::Disasm { filter } => tools::disasm(&filter),
         Command::Profile { traces } => tools::profile(&traces),
+        Command::Generate { traces, name, targets, default, output } => tools::generate(&traces, name, targets, default, output.as_deref()),
+        Command::Explain { log, policy_file, name, json } => explain::explain(&explain::ExplainArgs { log, policy_file, name, json }),
         Command::Exec { filter, tsync, log, spec_allow, command } => {
             tools::exec(&filter, scpc::install::Flags { tsync, log, spec_allow }, &command)
         }

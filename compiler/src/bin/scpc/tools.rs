@@ -92,7 +92,7 @@ pub(crate) fn disasm(filter: &str) -> u8 {
 }
 
 /// The architecture of this machine's processes.
-fn host_arch() -> Option<Arch> {
+pub(crate) fn host_arch() -> Option<Arch> {
     match std::env::consts::ARCH {
         "x86_64" => Some(Arch::X86_64),
         "x86" => Some(Arch::I386),
@@ -163,6 +163,63 @@ pub(crate) fn profile(traces: &[String]) -> u8 {
     println!("# syscall\tcount");
     for (name, c) in rows {
         println!("{name}\t{c}");
+    }
+    0
+}
+
+pub(crate) fn generate(traces: &[String], name: String, targets: Vec<Arch>, default: String, output: Option<&str>) -> u8 {
+    use scpc::generate::{draft, DraftOptions, Observed};
+    let mut obs = Observed::default();
+    for path in traces {
+        let text = match std::fs::read(path) {
+            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+            Err(e) => {
+                eprintln!("error: cannot read `{path}`: {e}");
+                return 2;
+            }
+        };
+        if let Err(e) = obs.add(path, &text) {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    }
+    if obs.calls.is_empty() {
+        eprintln!("error: the traces show no syscalls (help: trace with `strace -f -o TRACE CMD`)");
+        return 1;
+    }
+    let targets = if targets.is_empty() { host_arch().into_iter().collect() } else { targets };
+    if targets.is_empty() {
+        eprintln!("error: this machine's architecture is unknown: name the targets with --target");
+        return 1;
+    }
+    let text = draft(&obs, &DraftOptions { name: name.clone(), targets, default });
+    // the draft must check; a bad --default or --name is the user's, anything else is ours
+    let file = output.unwrap_or("<draft>");
+    let (checked, diags, map) = scpc::check_source(file, &text);
+    if diags.has_errors() || !checked.policies.contains_key(&name) {
+        crate::emit(diags, &map, crate::MessageFormat::Human);
+        eprintln!("error: the draft does not check (see above): check --name and --default");
+        return 1;
+    }
+    // in canonical form, trailing comments aligned
+    let text = {
+        let mut map = scpc_lang::source::SourceMap::new();
+        let id = map.add(file, text.as_str());
+        let mut diags = scpc_lang::diag::Diagnostics::new();
+        match scpc_lang::syntax::parse_file(&map, id, &mut diags) {
+            Some(ast) => scpc_lang::fmt::format(&ast, &text, map.file(id).base),
+            None => text,
+        }
+    };
+    match output {
+        Some(path) => {
+            if let Err(e) = crate::write_atomically(path, &text) {
+                eprintln!("error: cannot write `{path}`: {e}");
+                return 2;
+            }
+            eprintln!("{path}: policy `{name}` allowing {} syscall(s)", obs.calls.len());
+        }
+        None => print!("{text}"),
     }
     0
 }
