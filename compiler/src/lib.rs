@@ -27,6 +27,7 @@ pub mod artifact;
 pub mod auditlog;
 pub mod bpf;
 pub mod codegen;
+pub mod diff;
 pub mod eval;
 pub mod generate;
 pub mod install;

@@ -136,8 +136,13 @@ fn numbers(target: &ArchPolicy) -> BTreeSet<u32> {
 
 /// Argument vectors around every comparison the rules of `nr` make.
 fn arg_vectors(target: &ArchPolicy, nr: u32) -> Vec<[u64; 6]> {
+    combine(&arg_candidates(target, nr))
+}
+
+/// Per argument, values on and around every comparison the rules of `nr` make.
+pub(crate) fn arg_candidates(target: &ArchPolicy, nr: u32) -> [BTreeSet<u64>; 6] {
     let mut per_arg: [BTreeSet<u64>; 6] = Default::default();
-    let mut stack: Vec<_> = target.syscalls[&nr].iter().filter_map(|e| e.cond).collect();
+    let mut stack: Vec<_> = target.syscalls.get(&nr).map_or(&[][..], |v| v.as_slice()).iter().filter_map(|e| e.cond).collect();
     while let Some(c) = stack.pop() {
         let (arg, mask, values): (u8, u64, Vec<u64>) = match &target.conds[c] {
             CondData::And(a, b) | CondData::Or(a, b) => {
@@ -159,6 +164,12 @@ fn arg_vectors(target: &ArchPolicy, nr: u32) -> Vec<[u64; 6]> {
             }
         }
     }
+    per_arg
+}
+
+/// Argument vectors from per-argument candidates: each argument alone, then all of them
+/// stepping through their candidates together (for `&&` and `||`).
+pub(crate) fn combine(per_arg: &[BTreeSet<u64>; 6]) -> Vec<[u64; 6]> {
     let lists: Vec<Vec<u64>> = per_arg.iter().map(|s| s.iter().copied().collect()).collect();
     let mut out = Vec::new();
     for (i, list) in lists.iter().enumerate() {

@@ -19,6 +19,7 @@ struct Cli {
 }
 
 mod build;
+mod diff;
 mod explain;
 mod tools;
 
@@ -155,6 +156,26 @@ enum Command {
         #[arg(short = 'o', long)]
         output: Option<String>,
     },
+    /// Where two policies or compiled filters (or one of each) decide differently. Exit 0 when
+    /// they decide the same everywhere, 1 when not.
+    Diff {
+        /// The old side: a .scp file or a .bpf filter.
+        old: String,
+        /// The new side: a .scp file or a .bpf filter.
+        new: String,
+        /// The policy to compare in both files (needed when a file defines several).
+        #[arg(long)]
+        policy: Option<String>,
+        /// The policy of the old file.
+        #[arg(long)]
+        old_policy: Option<String>,
+        /// The policy of the new file.
+        #[arg(long)]
+        new_policy: Option<String>,
+        /// One JSON document instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Rewrite files in canonical form (comments kept).
     Fmt {
         /// Policy files.
@@ -183,6 +204,9 @@ fn main() -> ExitCode {
         Command::Sim { filter, arch, syscall, args } => tools::sim(&filter, arch, &syscall, &args),
         Command::Disasm { filter } => tools::disasm(&filter),
         Command::Profile { traces } => tools::profile(&traces),
+        Command::Diff { old, new, policy, old_policy, new_policy, json } => {
+            diff::diff(&diff::DiffArgs { old, new, policy, old_policy, new_policy, json })
+        }
         Command::Generate { traces, name, targets, default, output } => tools::generate(&traces, name, targets, default, output.as_deref()),
         Command::Explain { log, policy_file, name, json } => explain::explain(&explain::ExplainArgs { log, policy_file, name, json }),
         Command::Exec { filter, tsync, log, spec_allow, command } => {
