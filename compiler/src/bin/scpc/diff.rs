@@ -125,7 +125,9 @@ pub(crate) fn diff(a: &DiffArgs) -> u8 {
         println!("note: {arch} is covered only by the {side} side: not compared");
     }
     // whole-syscall changes grouped by (arch, old → new); argument-dependent ones one by one
-    let mut whole: BTreeMap<(Arch, u32, u32), (Vec<&str>, Vec<u32>)> = BTreeMap::new();
+    // (arch, old, new) → (names, numbers without a name)
+    type Whole<'a> = BTreeMap<(Arch, u32, u32), (Vec<&'a str>, Vec<u32>)>;
+    let mut whole: Whole = BTreeMap::new();
     for c in report.changes.iter().filter(|c| c.whatever_the_arguments) {
         let (_, x, y) = c.examples[0];
         let entry = whole.entry((c.arch, x, y)).or_default();
