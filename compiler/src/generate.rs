@@ -83,10 +83,7 @@ impl Observed {
         self.sources.push(source.to_string());
         // strace -f lines also carry arguments
         for line in text.lines() {
-            let line = line.trim();
-            let rest = line.strip_prefix("[pid").map_or(line, |r| r.split_once(']').map_or(r, |(_, r)| r)).trim_start();
-            let rest = rest.split_once(' ').filter(|(pid, _)| pid.chars().all(|c| c.is_ascii_digit())).map_or(rest, |(_, r)| r);
-            let Some((name, args)) = rest.split_once('(') else { continue };
+            let Some((name, args)) = crate::profile::strace_line(line.trim()) else { continue };
             if matches!(name, "clone" | "unshare" | "clone3") && args.contains("CLONE_NEWUSER") {
                 self.new_user_namespace.insert(name.to_string());
             }

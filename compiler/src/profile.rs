@@ -109,10 +109,17 @@ impl Profile {
 
 /// The syscall name of an `strace -f` line: `[pid N] name(...` or `N name(...`.
 fn strace_call(line: &str) -> Option<String> {
+    strace_line(line).map(|(name, _)| name.to_string())
+}
+
+/// An `strace -f` line's syscall name and what follows its `(`; strace pads the pid column.
+pub(crate) fn strace_line(line: &str) -> Option<(&str, &str)> {
     let rest = line.strip_prefix("[pid").map_or(line, |r| r.split_once(']').map_or(r, |(_, r)| r)).trim_start();
-    let rest = rest.split_once(' ').filter(|(pid, _)| pid.chars().all(|c| c.is_ascii_digit())).map_or(rest, |(_, r)| r);
-    let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-    (!name.is_empty() && rest[name.len()..].starts_with('(')).then_some(name)
+    let rest = rest.split_once(' ').filter(|(pid, _)| pid.chars().all(|c| c.is_ascii_digit())).map_or(rest, |(_, r)| r.trim_start());
+    let len = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
+    let (name, after) = rest.split_at(len);
+    (!name.is_empty()).then_some(())?;
+    after.strip_prefix('(').map(|args| (name, args))
 }
 
 #[cfg(test)]
@@ -126,9 +133,13 @@ mod tests {
         let c = "% time     seconds  usecs/call     calls    errors syscall\n------ ----------- ----------- --------- --------- ----------------\n 40.00    0.000004           1         4           read\n 60.00    0.000006           2         3         1 openat\n------ ----------- ----------- --------- --------- ----------------\n100.00    0.000010           1         7         1 total\n";
         let c = Profile::parse("c.txt", c).expect("strace -c");
         assert!((c.weight("read") - 4.0 / 7.0).abs() < 1e-9);
-        let f = Profile::parse("f.txt", "123 read(3, \"\", 4) = 0\n[pid 7] write(1, \"x\", 1) = 1\n+++ exited with 0 +++\n")
-            .expect("strace -f");
-        assert!((f.weight("write") - 0.5).abs() < 1e-9);
+        let f = Profile::parse(
+            "f.txt",
+            "123 read(3, \"\", 4) = 0\n[pid 7] write(1, \"x\", 1) = 1\n12  write(1, \"y\", 1) = 1\n+++ exited with 0 +++\n",
+        )
+        .expect("strace -f");
+        // strace pads short pids: `12  write(...)`
+        assert!((f.weight("write") - 2.0 / 3.0).abs() < 1e-9);
         assert!(Profile::parse("bad", "what is this").is_err());
         let audit = "kernel: hello\naudit: type=1326 audit(1:2): pid=3 arch=c000003e syscall=0 compat=0 code=0x7ffc0000\n";
         let a = Profile::parse("audit.log", audit).expect("audit log");
