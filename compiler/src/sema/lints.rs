@@ -111,7 +111,9 @@ impl<'u> Checker<'u, '_> {
     }
 
     /// A policy may not name a syscall that a `final` rule of an ancestor covers, except with
-    /// the same action and no condition.
+    /// the same action. (Any condition is fine then: where the derived rule holds it decides as
+    /// the final rule would, and where it does not the final rule still decides; so a derived
+    /// policy can narrow a guard rail further but never loosen it.)
     pub(super) fn check_finals(&mut self, policy: &Policy, chain_rules: &[ChainRule<'u>]) {
         let finals: Vec<&ChainRule<'u>> = chain_rules.iter().filter(|cr| cr.depth > 0 && cr.rule.final_span.is_some()).collect();
         if finals.is_empty() {
@@ -123,10 +125,10 @@ impl<'u> Checker<'u, '_> {
                 for f in &finals {
                     let covered = self.expand(&f.rule.syscalls).iter().any(|(n, _, _)| *n == name);
                     let f_action: Action = policy.rules[f.id].action;
-                    let same = action == f_action && cr.rule.cond.is_none();
+                    let same = action == f_action;
                     if covered && !same {
                         let help =
-                            format!("a derived policy may name `{name}` only as `{f_action} {name}` without a condition; remove this rule");
+                            format!("a derived policy may name `{name}` only with the final rule's action, `{f_action}`; remove this rule");
                         self.diags.push(SemaError::FinalOverride {
                             syscall: name.to_string(),
                             layer: policy.rules[f.id].layer.clone(),
