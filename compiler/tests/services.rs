@@ -108,7 +108,13 @@ fn children(pid: u32) -> Vec<i32> {
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().expect("workload runs");
-    assert!(out.status.success(), "{cmd:?}: {:?}\n{}{}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {:?}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -155,8 +161,12 @@ fn redis_serves_and_cannot_spawn_a_shell() {
     let filter = prepare(&dir, "redis.scp", "redis");
     let port = "16431";
     let d = dir.to_string_lossy().into_owned();
-    let mut s =
-        start(&dir, &filter, "shell", &["redis-server", "--port", port, "--save", "", "--appendonly", "no", "--dir", &d, "--daemonize", "no"]);
+    let mut s = start(
+        &dir,
+        &filter,
+        "shell",
+        &["redis-server", "--port", port, "--save", "", "--appendonly", "no", "--dir", &d, "--daemonize", "no"],
+    );
     wait_for_port(&mut s, 16431);
     let bench = run(Command::new("redis-benchmark").args(["-p", port, "-n", "5000", "-c", "8", "-q", "-t", "set,get,lpush,lpop"]));
     assert_eq!(bench.matches("requests per second").count(), 4, "{bench}");

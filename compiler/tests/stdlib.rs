@@ -24,7 +24,14 @@ fn stdlib_files() -> Vec<PathBuf> {
 #[test]
 fn every_stdlib_file_checks_clean_and_its_tests_pass_compiled() {
     let files = stdlib_files();
-    for must in ["groups.scp", "edge-baseline.scp", "services/nginx.scp", "services/redis.scp", "services/mosquitto.scp", "services/python-http.scp"] {
+    for must in [
+        "groups.scp",
+        "edge-baseline.scp",
+        "services/nginx.scp",
+        "services/redis.scp",
+        "services/mosquitto.scp",
+        "services/python-http.scp",
+    ] {
         assert!(files.iter().any(|f| f.ends_with(must)), "{must} is missing");
     }
     for f in &files {
