@@ -173,3 +173,19 @@ fn the_example_rules_name_the_deciding_rule() {
     let d = decide(web, t.audit_arch, t.syscall("openat").expect("openat").nr, &[0, 0, 0o40000, 0, 0, 0]);
     assert_eq!(d.action, Action::Allow);
 }
+
+#[test]
+fn on_limits_a_rule_to_its_architectures() {
+    // Docker's default allows arch_prctl on amd64 and x32 only: i386 has the syscall too
+    let text = "policy p {\n    target x86_64, x32, i386\n    default errno(EPERM)\n    allow arch_prctl on x86_64, x32\n    allow modify_ldt\n}\n";
+    let (checked, diags, _) = scpc::check_source("on.scp", text);
+    assert!(!diags.has_errors(), "{diags:?}");
+    let p = &checked.policies["p"];
+    for (arch, want) in [(Arch::X86_64, Action::Allow), (Arch::X32, Action::Allow), (Arch::I386, Action::Errno(1))] {
+        let t = arch.table();
+        let nr = t.syscall("arch_prctl").expect("every x86 arch has arch_prctl").nr;
+        assert_eq!(scpc::eval::decide(p, t.audit_arch, nr, &[0; 6]).action, want, "{arch}");
+        let ldt = t.syscall("modify_ldt").expect("modify_ldt").nr;
+        assert_eq!(scpc::eval::decide(p, t.audit_arch, ldt, &[0; 6]).action, Action::Allow, "{arch}");
+    }
+}

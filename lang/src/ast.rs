@@ -172,6 +172,8 @@ pub struct Rule {
     pub action: Action,
     /// What it applies to.
     pub syscalls: Vec<SyscallRef>,
+    /// `on ARCH, ...`: the architectures it applies on (empty: every target).
+    pub archs: Vec<Ident>,
     /// When it applies.
     pub cond: Option<Cond>,
 }
@@ -494,6 +496,7 @@ fn policy_spans(p: &mut PolicyDecl, f: &mut impl FnMut(&mut Span)) {
                 }
                 action_spans(&mut r.action, f);
                 r.syscalls.iter_mut().for_each(|m| ref_span(m, f));
+                r.archs.iter_mut().for_each(|a| f(&mut a.span));
                 if let Some(c) = &mut r.cond {
                     cond_spans(c, f);
                 }

@@ -196,7 +196,12 @@ impl Printer<'_> {
                 StmtKind::Newer(a) => self.line(1, &format!("newer {}", action(a)), s.span),
                 StmtKind::Rule(r) => {
                     let head = format!("{}{}", if r.final_span.is_some() { "final " } else { "" }, action(&r.action));
-                    let tail = r.cond.as_ref().map(|c| format!(" if {}", cond(c, 0))).unwrap_or_default();
+                    let on = if r.archs.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" on {}", r.archs.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", "))
+                    };
+                    let tail = on + &r.cond.as_ref().map(|c| format!(" if {}", cond(c, 0))).unwrap_or_default();
                     self.list_line(1, &head, &r.syscalls, &tail, s.span);
                 }
             }

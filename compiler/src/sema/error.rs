@@ -158,6 +158,17 @@ pub enum SemaError {
         #[help]
         help: String,
     },
+    /// A rule whose `on` names no target of the policy: it decides nothing.
+    #[error("this rule is for architectures the policy does not target")]
+    #[diagnostic(code(scpc::lint::rule_arch_not_target), severity(Warning))]
+    RuleArchNotTarget {
+        /// The `on` list.
+        #[label("none of these is a target")]
+        span: SourceSpan,
+        /// The targets.
+        #[help]
+        help: String,
+    },
     /// A statement that may appear once per policy, twice.
     #[error("`{stmt}` is given twice in policy `{policy}`")]
     #[diagnostic(code(scpc::resolve::duplicate_statement), help("keep one; a derived policy overrides its parent's by giving its own"))]

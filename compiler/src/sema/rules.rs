@@ -66,6 +66,9 @@ impl<'u> Checker<'u, '_> {
                 }
                 let id =
                     rules.push(RuleData { action, layer: layer.name.name.clone(), is_final: rule.final_span.is_some(), span: stmt.span });
+                if depth == 0 {
+                    self.check_rule_archs(rule, &targets);
+                }
                 chain_rules.push(ChainRule { id, rule, depth, span: stmt.span });
             }
         }
@@ -79,6 +82,21 @@ impl<'u> Checker<'u, '_> {
         self.lint_own_rules(&policy, &chain_rules);
         self.check_finals(&policy, &chain_rules);
         Some(policy)
+    }
+
+    /// `on ARCH, ...`: known architectures, at least one of them a target.
+    fn check_rule_archs(&mut self, rule: &ast::Rule, targets: &[Arch]) {
+        if rule.archs.is_empty() {
+            return;
+        }
+        let archs = self.archs(&rule.archs);
+        if archs.len() == rule.archs.len() && !archs.iter().any(|a| targets.contains(a)) {
+            let span = rule.archs[0].span.to(rule.archs[rule.archs.len() - 1].span);
+            self.diags.push(SemaError::RuleArchNotTarget {
+                span: span.into(),
+                help: format!("the policy's targets are {}", targets.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")),
+            });
+        }
     }
 
     fn check_action_kernel(&mut self, action: Action, span: Span, kernel: KernelVersion) {
@@ -112,6 +130,9 @@ impl<'u> Checker<'u, '_> {
         // Own rules only: the first unconditional own rule of each syscall, for shadowing.
         let mut always: HashMap<u32, Span> = HashMap::new();
         for cr in chain_rules {
+            if !cr.rule.archs.is_empty() && !cr.rule.archs.iter().any(|a| Arch::from_name(&a.name) == Some(arch)) {
+                continue;
+            }
             let expanded = self.expand(&cr.rule.syscalls);
             let names: Vec<&str> = expanded.iter().map(|e| e.0).collect();
             for &(name, r, direct) in &expanded {
@@ -353,7 +374,10 @@ fn param_list(sys: &Syscall) -> String {
         return format!("`{}` takes no arguments (or its signature is unknown); registers are arg0..arg5", sys.name);
     }
     let names: Vec<&str> = sys.params.iter().map(|p| p.name).collect();
-    format!("its parameters are {}({}), or arg0..arg{}", sys.name, names.join(", "), sys.params.len().saturating_sub(1).min(5))
+    match sys.params.len().saturating_sub(1).min(5) {
+        0 => format!("its parameters are {}({}), or arg0", sys.name, names.join(", ")),
+        last => format!("its parameters are {}({}), or arg0..arg{last}", sys.name, names.join(", ")),
+    }
 }
 
 /// Names a reference for messages.

@@ -153,16 +153,18 @@ impl Builder<'_, '_> {
         let mut action = None;
         let mut syscalls = Vec::new();
         let mut cond = None;
+        let mut archs = Vec::new();
         for p in kids(pair) {
             match p.as_rule() {
                 Rule::final_kw => final_span = Some(self.span(&p)),
+                Rule::rule_archs => archs = kids(p).map(|a| self.ident(a)).collect(),
                 Rule::action => action = Some(self.action(p)),
                 Rule::syscall_list => syscalls = self.syscall_list(p),
                 Rule::cond => cond = Some(self.cond(p)),
                 other => unreachable!("grammar: rule never holds {other:?}"),
             }
         }
-        Rule_ { final_span, action: action.expect("grammar: rule has an action"), syscalls, cond }
+        Rule_ { final_span, action: action.expect("grammar: rule has an action"), syscalls, archs, cond }
     }
 
     fn syscall_list(&mut self, pair: P<'_>) -> Vec<SyscallRef> {
