@@ -28,6 +28,7 @@ pub mod auditlog;
 pub mod bpf;
 pub mod codegen;
 pub mod diff;
+pub mod docker;
 pub mod eval;
 pub mod generate;
 pub mod install;
@@ -66,5 +67,6 @@ pub fn check_source(name: &str, text: &str) -> (sema::Checked, Diagnostics, Sour
     let (mut map, mut diags) = (SourceMap::new(), Diagnostics::new());
     let unit = load(name, &loader, &mut map, &mut diags).unwrap_or(Unit { files: vec![] });
     let checked = sema::analyze(&unit, &sema::Options::default(), &mut diags);
+    diags.drop_acknowledged(&map);
     (checked, diags, map)
 }

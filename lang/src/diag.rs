@@ -78,6 +78,29 @@ impl Diagnostics {
         self.items.iter()
     }
 
+    /// Drops the warnings the source acknowledges: a comment `# scpc: allow(NAME)` on the line
+    /// a warning points at, or alone on the line above, where NAME is the last part of the
+    /// warning's code (`attack_surface` for `scpc::lint::attack_surface`). Errors stay.
+    pub fn drop_acknowledged(&mut self, map: &crate::source::SourceMap) {
+        self.items.retain(|d| {
+            if is_error(d.as_ref()) {
+                return true;
+            }
+            let (Some(code), Some(span)) = (d.code().map(|c| c.to_string()), primary_span(d.as_ref())) else { return true };
+            let name = code.rsplit("::").next().unwrap_or(&code).to_string();
+            let Some((_, file)) = map.file_at(span.offset() as u32) else { return true };
+            let local = (span.offset() as u32 - file.base) as usize;
+            let text = &file.text;
+            let start = text.get(..local).and_then(|b| b.rfind('\n')).map_or(0, |i| i + 1);
+            let end = text.get(local..).and_then(|a| a.find('\n')).map_or(text.len(), |i| local + i);
+            let line = text.get(start..end).unwrap_or("");
+            let above = text.get(..start.saturating_sub(1)).map(|b| &b[b.rfind('\n').map_or(0, |i| i + 1)..]).unwrap_or("");
+            let pragma = format!("scpc: allow({name})");
+            let acknowledged = line.contains(&pragma) || (above.trim_start().starts_with('#') && above.contains(&pragma));
+            !acknowledged
+        });
+    }
+
     /// Takes them all out, sorted by position (file order, then offset), errors before warnings
     /// at the same place.
     pub fn into_sorted(self) -> Vec<BoxedDiagnostic> {

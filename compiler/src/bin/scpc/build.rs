@@ -46,6 +46,7 @@ pub(crate) fn load_policy(
     };
     let options = Options { targets: targets.to_vec() };
     let policy = sema::resolve(&unit, name, &options, &mut diags);
+    diags.drop_acknowledged(&map);
     let failed = diags.has_errors();
     emit(diags, &map, format);
     let Some(policy) = policy.filter(|_| !failed) else { return Err(1) };
@@ -194,6 +195,7 @@ pub(crate) fn test(files: &[String], format: MessageFormat) -> u8 {
             }
         };
         let checked = sema::analyze(&unit, &Options::default(), &mut diags);
+        diags.drop_acknowledged(&map);
         if diags.has_errors() {
             emit(diags, &map, format);
             worst = worst.max(1);

@@ -176,6 +176,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Translate another tool's profile to .scp.
+    Import {
+        #[command(subcommand)]
+        from: ImportFrom,
+    },
     /// Rewrite files in canonical form (comments kept).
     Fmt {
         /// Policy files.
@@ -184,6 +189,24 @@ enum Command {
         /// Change nothing; exit 1 if a file is not in canonical form.
         #[arg(long)]
         check: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportFrom {
+    /// A Docker/OCI seccomp profile (JSON).
+    Docker {
+        /// The profile.
+        profile: String,
+        /// The policy's name (default: the file's stem).
+        #[arg(long)]
+        name: Option<String>,
+        /// A capability the container has (entries that need it are kept).
+        #[arg(long = "cap")]
+        caps: Vec<String>,
+        /// Write here instead of standard output.
+        #[arg(short = 'o', long)]
+        output: Option<String>,
     },
 }
 
@@ -204,6 +227,9 @@ fn main() -> ExitCode {
         Command::Sim { filter, arch, syscall, args } => tools::sim(&filter, arch, &syscall, &args),
         Command::Disasm { filter } => tools::disasm(&filter),
         Command::Profile { traces } => tools::profile(&traces),
+        Command::Import { from: ImportFrom::Docker { profile, name, caps, output } } => {
+            tools::import_docker(&profile, name, caps, output.as_deref())
+        }
         Command::Diff { old, new, policy, old_policy, new_policy, json } => {
             diff::diff(&diff::DiffArgs { old, new, policy, old_policy, new_policy, json })
         }
@@ -247,6 +273,7 @@ fn check(files: &[String], format: MessageFormat, deny_warnings: bool, targets: 
             }
         };
         let checked = sema::analyze(&unit, &options, &mut diags);
+        diags.drop_acknowledged(&map);
         let (errors, warnings) = (diags.error_count(), diags.warning_count());
         let failed = errors > 0 || (deny_warnings && warnings > 0);
         if format == MessageFormat::Human {

@@ -202,15 +202,7 @@ pub(crate) fn generate(traces: &[String], name: String, targets: Vec<Arch>, defa
         return 1;
     }
     // in canonical form, trailing comments aligned
-    let text = {
-        let mut map = scpc_lang::source::SourceMap::new();
-        let id = map.add(file, text.as_str());
-        let mut diags = scpc_lang::diag::Diagnostics::new();
-        match scpc_lang::syntax::parse_file(&map, id, &mut diags) {
-            Some(ast) => scpc_lang::fmt::format(&ast, &text, map.file(id).base),
-            None => text,
-        }
-    };
+    let text = canonical(file, text);
     match output {
         Some(path) => {
             if let Err(e) = crate::write_atomically(path, &text) {
@@ -222,4 +214,53 @@ pub(crate) fn generate(traces: &[String], name: String, targets: Vec<Arch>, defa
         None => print!("{text}"),
     }
     0
+}
+
+pub(crate) fn import_docker(profile: &str, name: Option<String>, caps: Vec<String>, output: Option<&str>) -> u8 {
+    let text = match std::fs::read_to_string(profile) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot read `{profile}`: {e}");
+            return 2;
+        }
+    };
+    let policy = match scpc::docker::import(profile, &text, &scpc::docker::ImportOptions { name, caps }) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{:?}", miette::Report::new(e));
+            return 1;
+        }
+    };
+    let file = output.unwrap_or("<imported>");
+    let (_, diags, map) = scpc::check_source(file, &policy);
+    if diags.has_errors() {
+        crate::emit(diags, &map, crate::MessageFormat::Human);
+        eprintln!("error: the translation does not check (see above); please report this with the profile");
+        return 2;
+    }
+    let policy = canonical(file, policy);
+    match output {
+        Some(path) => {
+            if let Err(e) = crate::write_atomically(path, &policy) {
+                eprintln!("error: cannot write `{path}`: {e}");
+                return 2;
+            }
+            0
+        }
+        None => {
+            print!("{policy}");
+            0
+        }
+    }
+}
+
+/// `text` in canonical form (unchanged if it does not parse).
+fn canonical(file: &str, text: String) -> String {
+    let mut map = scpc_lang::source::SourceMap::new();
+    let id = map.add(file, text.as_str());
+    let mut diags = scpc_lang::diag::Diagnostics::new();
+    match scpc_lang::syntax::parse_file(&map, id, &mut diags) {
+        Some(ast) => scpc_lang::fmt::format(&ast, &text, map.file(id).base),
+        None => text,
+    }
 }
