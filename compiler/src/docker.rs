@@ -176,6 +176,14 @@ pub fn import(source_name: &str, text: &str, opts: &ImportOptions) -> Result<Str
             id
         }
     });
+    // the stdlib's groups, by the names they hold on the targets
+    let mut std_groups: Vec<(String, BTreeSet<&'static str>)> =
+        crate::generate::stdlib_groups(&targets.iter().copied().collect::<Vec<_>>())
+            .into_iter()
+            .map(|g| (g.name, g.members.into_values().flatten().collect()))
+            .collect();
+    std_groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(&b.0)));
+    let mut uses_std = false;
     let mut groups = String::new();
     let mut rules = String::new();
     let mut skipped = Vec::new();
@@ -274,9 +282,22 @@ pub fn import(source_name: &str, text: &str, opts: &ImportOptions) -> Result<Str
         let subject = if known.len() == 1 {
             known[0].to_string()
         } else {
+            // stdlib groups every member of which the entry names, largest first
+            let mut members: Vec<String> = Vec::new();
+            let mut rest: BTreeSet<&str> = known.iter().copied().collect();
+            for (gname, gm) in &std_groups {
+                if gm.len() >= 2 && gm.iter().all(|m| known.contains(m)) && gm.iter().any(|m| rest.contains(m)) {
+                    members.push(format!("@{gname}"));
+                    for m in gm {
+                        rest.remove(m);
+                    }
+                }
+            }
+            uses_std |= !members.is_empty();
+            members.extend(known.iter().filter(|n| rest.contains(*n)).map(|n| n.to_string()));
             let g = format!("docker-{i}");
             let _ = writeln!(groups, "\n# syscalls[{i}]{}", comment.map(|c| format!(": {c}")).unwrap_or_default());
-            let _ = writeln!(groups, "group {g} = {}", known.join(", "));
+            let _ = writeln!(groups, "group {g} = {}", members.join(", "));
             format!("@{g}")
         };
         if let Some(v) = s.pointer("/includes/minKernel").and_then(Value::as_str) {
@@ -300,6 +321,9 @@ pub fn import(source_name: &str, text: &str, opts: &ImportOptions) -> Result<Str
     );
     if !unsupported.is_empty() {
         let _ = writeln!(out, "# Architectures scpc does not support, left out: {}.", unsupported.join(", "));
+    }
+    if uses_std {
+        let _ = writeln!(out, "include \"std/groups.scp\"");
     }
     out.push_str(&groups);
     let _ = writeln!(out, "\npolicy {name} {{");
