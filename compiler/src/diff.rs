@@ -113,7 +113,7 @@ fn filter_candidates(prog: &Program) -> [BTreeSet<u64>; 6] {
                     words.entry(w).or_default().insert(i.k);
                 }
             }
-            0x00 | 0x61 | 0x87 => loaded = None, // ld #k, ld M[], txa
+            0x00 | 0x60 | 0x87 => loaded = None, // ld #k, ld M[k], txa
             _ => {}
         }
     }

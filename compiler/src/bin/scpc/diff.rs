@@ -97,7 +97,10 @@ pub(crate) fn diff(a: &DiffArgs) -> u8 {
     };
     let report = compare(&old, &new);
     if report.archs.is_empty() {
-        eprintln!("error: `{}` and `{}` have no architecture in common to compare", a.old, a.new);
+        eprintln!(
+            "error: `{}` and `{}` have no architecture in common to compare (help: a filter covers the architectures it was built for; build both for the same target)",
+            a.old, a.new
+        );
         return 1;
     }
     if a.json {

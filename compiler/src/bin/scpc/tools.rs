@@ -201,19 +201,11 @@ pub(crate) fn generate(traces: &[String], name: String, targets: Vec<Arch>, defa
         eprintln!("error: the draft does not check (see above): check --name and --default");
         return 1;
     }
-    // in canonical form, trailing comments aligned
-    let text = canonical(file, text);
-    match output {
-        Some(path) => {
-            if let Err(e) = crate::write_atomically(path, &text) {
-                eprintln!("error: cannot write `{path}`: {e}");
-                return 2;
-            }
-            eprintln!("{path}: policy `{name}` allowing {} syscall(s)", obs.calls.len());
-        }
-        None => print!("{text}"),
+    let code = deliver(output, canonical(file, text));
+    if let (0, Some(path)) = (code, output) {
+        eprintln!("{path}: policy `{name}` allowing {} syscall(s)", obs.calls.len());
     }
-    0
+    code
 }
 
 pub(crate) fn import_docker(profile: &str, name: Option<String>, caps: Vec<String>, output: Option<&str>) -> u8 {
@@ -224,6 +216,7 @@ pub(crate) fn import_docker(profile: &str, name: Option<String>, caps: Vec<Strin
             return 2;
         }
     };
+    let named = name.is_some();
     let policy = match scpc::docker::import(profile, &text, &scpc::docker::ImportOptions { name, caps }) {
         Ok(p) => p,
         Err(e) => {
@@ -235,20 +228,28 @@ pub(crate) fn import_docker(profile: &str, name: Option<String>, caps: Vec<Strin
     let (_, diags, map) = scpc::check_source(file, &policy);
     if diags.has_errors() {
         crate::emit(diags, &map, crate::MessageFormat::Human);
+        if named {
+            eprintln!("error: the translation does not check (see above): check --name (a policy name is letters, digits and `_`)");
+            return 1;
+        }
         eprintln!("error: the translation does not check (see above); please report this with the profile");
         return 2;
     }
-    let policy = canonical(file, policy);
+    deliver(output, canonical(file, policy))
+}
+
+/// Writes `text` to `output` atomically, or to standard output: the exit status.
+fn deliver(output: Option<&str>, text: String) -> u8 {
     match output {
-        Some(path) => {
-            if let Err(e) = crate::write_atomically(path, &policy) {
+        Some(path) => match crate::write_atomically(path, &text) {
+            Ok(()) => 0,
+            Err(e) => {
                 eprintln!("error: cannot write `{path}`: {e}");
-                return 2;
+                2
             }
-            0
-        }
+        },
         None => {
-            print!("{policy}");
+            print!("{text}");
             0
         }
     }
