@@ -86,6 +86,10 @@ struct Host {
 
 fn action(v: &str, errno: Option<u64>, path: &str, err: &dyn Fn(&str, String) -> ImportError) -> Result<String, ImportError> {
     let data = errno.unwrap_or(1);
+    let limit = if v == "SCMP_ACT_TRACE" { 0xffff } else { 4095 };
+    if matches!(v, "SCMP_ACT_ERRNO" | "SCMP_ACT_TRACE") && errno.is_some_and(|e| e > limit) {
+        return Err(err(path, format!("errnoRet {data} is out of range 0..={limit} for {v} (the kernel would not return it as written)")));
+    }
     Ok(match v {
         "SCMP_ACT_ALLOW" => "allow".into(),
         "SCMP_ACT_LOG" => "log".into(),

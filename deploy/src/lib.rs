@@ -1,8 +1,21 @@
 //! scpc-deploy: ships compiled seccomp artifacts to fleets of hosts over SSH.
 //!
-//! Not implemented yet: this crate holds the place the workspace layout gives it. The
-//! deployer (inventory, host-key-checked SSH transport, atomic installs, canary waves, drift
-//! checks and rollback) is specified in the project's deploy issue. It will know nothing of
-//! BPF: it ships opaque payloads (name, bytes, sha256, remote path) that the `scpc` binary
-//! builds from the compiler's artifacts.
+//! - [`inventory`]: the TOML inventory (hosts, services, rollout settings), validated with
+//!   located errors.
+//! - [`known_hosts`]: OpenSSH known_hosts files (plain, `[host]:port` and hashed entries).
+//! - [`transport`]: an SSH session that always verifies the host key, with timeouts,
+//!   keepalive, commands and SFTP uploads that survive small windows.
+//! - [`artifacts`]: the local build (`NAME.manifest.json` and its filters), hashes checked.
+//! - [`remote`]: what is done on a host: architecture detection, atomic install, state file,
+//!   rollback, status.
+//! - [`rollout`]: canaries, waves, bounded concurrency, failure threshold, reports.
+//!
+//! It knows nothing of BPF: it ships opaque files whose sha256 the manifest gives.
 #![deny(missing_docs)]
+
+pub mod artifacts;
+pub mod inventory;
+pub mod known_hosts;
+pub mod remote;
+pub mod rollout;
+pub mod transport;

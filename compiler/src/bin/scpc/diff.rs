@@ -124,10 +124,26 @@ pub(crate) fn diff(a: &DiffArgs) -> u8 {
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         return u8::from(!report.changes.is_empty());
     }
-    for (arch, side) in &report.uncovered {
-        println!("note: {arch} is covered only by the {side} side: not compared");
+    for line in render(&report) {
+        println!("{line}");
     }
-    // whole-syscall changes grouped by (arch, old → new); argument-dependent ones one by one
+    let archs = report.archs.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ");
+    if report.changes.is_empty() {
+        println!("no differences: the same decision for every one of {} calls compared ({archs})", report.calls);
+        0
+    } else {
+        println!("{} syscall number(s) decided differently ({} calls compared on {archs})", report.changes.len(), report.calls);
+        1
+    }
+}
+
+/// The changes of a report as text lines: whole-syscall changes grouped by (arch, old → new),
+/// argument-dependent ones one by one with examples.
+pub(crate) fn render(report: &scpc::diff::Report) -> Vec<String> {
+    let mut out = Vec::new();
+    for (arch, side) in &report.uncovered {
+        out.push(format!("note: {arch} is covered only by the {side} side: not compared"));
+    }
     // (arch, old, new) → (names, numbers without a name)
     type Whole<'a> = BTreeMap<(Arch, u32, u32), (Vec<&'a str>, Vec<u32>)>;
     let mut whole: Whole = BTreeMap::new();
@@ -149,21 +165,14 @@ pub(crate) fn diff(a: &DiffArgs) -> u8 {
             }
         }
         parts.extend(runs.iter().map(|(lo, hi)| if lo == hi { format!("number {lo}") } else { format!("numbers {lo}..={hi}") }));
-        println!("{arch}: {} → {} ({} syscalls): {}", ret_name(*x), ret_name(*y), parts.len(), parts.join(", "));
+        out.push(format!("{arch}: {} → {} ({} syscalls): {}", ret_name(*x), ret_name(*y), parts.len(), parts.join(", ")));
     }
     for c in report.changes.iter().filter(|c| !c.whatever_the_arguments) {
         let name = c.name.map_or_else(|| format!("syscall {}", c.nr), str::to_string);
-        println!("{}: {name}, depending on the arguments; for example:", c.arch);
+        out.push(format!("{}: {name}, depending on the arguments; for example:", c.arch));
         for (args, x, y) in &c.examples {
-            println!("    {}: {} → {}", call(c.arch, c, args), ret_name(*x), ret_name(*y));
+            out.push(format!("    {}: {} → {}", call(c.arch, c, args), ret_name(*x), ret_name(*y)));
         }
     }
-    let archs = report.archs.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ");
-    if report.changes.is_empty() {
-        println!("no differences: the same decision for every one of {} calls compared ({archs})", report.calls);
-        0
-    } else {
-        println!("{} syscall number(s) decided differently ({} calls compared on {archs})", report.changes.len(), report.calls);
-        1
-    }
+    out
 }

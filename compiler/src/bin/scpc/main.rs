@@ -19,6 +19,7 @@ struct Cli {
 }
 
 mod build;
+mod deploy;
 mod diff;
 mod explain;
 mod tools;
@@ -176,6 +177,33 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Push the built artifacts to the hosts of an inventory: canaries first, then waves.
+    Deploy {
+        /// The inventory (TOML).
+        inventory: String,
+        #[command(flatten)]
+        fleet: FleetFlags,
+        /// Connect and show, per host, what would change (and how the decisions change); write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Canary hosts (overrides rollout.canary).
+        #[arg(long)]
+        canary: Option<usize>,
+    },
+    /// What each host runs, and where it drifts from the local build.
+    Status {
+        /// The inventory (TOML).
+        inventory: String,
+        #[command(flatten)]
+        fleet: FleetFlags,
+    },
+    /// Return hosts to the artifact they ran before the current one.
+    Rollback {
+        /// The inventory (TOML).
+        inventory: String,
+        #[command(flatten)]
+        fleet: FleetFlags,
+    },
     /// Translate another tool's profile to .scp.
     Import {
         #[command(subcommand)]
@@ -190,6 +218,41 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+}
+
+/// Flags every fleet command takes.
+#[derive(clap::Args)]
+struct FleetFlags {
+    /// Only this host (repeatable).
+    #[arg(long = "host")]
+    hosts: Vec<String>,
+    /// Hosts worked on at once (overrides rollout.concurrency).
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Record the keys of hosts not yet in known_hosts (a changed key is always refused).
+    #[arg(long)]
+    accept_new: bool,
+    /// One JSON report on stdout instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Who is deploying, recorded on the hosts (default: $USER).
+    #[arg(long)]
+    operator: Option<String>,
+}
+
+impl FleetFlags {
+    fn into_args(self, verb: deploy::Verb, inventory: String, dry_run: bool, canary: Option<usize>) -> deploy::FleetArgs {
+        let operator = self.operator.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "unknown".into());
+        let opts = scpc_deploy::rollout::Options {
+            dry_run,
+            accept_new: self.accept_new,
+            canary,
+            concurrency: self.concurrency,
+            hosts: self.hosts,
+            operator,
+        };
+        deploy::FleetArgs { verb, inventory, opts, json: self.json }
+    }
 }
 
 #[derive(Subcommand)]
@@ -233,6 +296,11 @@ fn main() -> ExitCode {
         Command::Diff { old, new, policy, old_policy, new_policy, json } => {
             diff::diff(&diff::DiffArgs { old, new, policy, old_policy, new_policy, json })
         }
+        Command::Deploy { inventory, fleet, dry_run, canary } => {
+            deploy::run(fleet.into_args(deploy::Verb::Deploy, inventory, dry_run, canary))
+        }
+        Command::Status { inventory, fleet } => deploy::run(fleet.into_args(deploy::Verb::Status, inventory, false, None)),
+        Command::Rollback { inventory, fleet } => deploy::run(fleet.into_args(deploy::Verb::Rollback, inventory, false, None)),
         Command::Generate { traces, name, targets, default, output } => tools::generate(&traces, name, targets, default, output.as_deref()),
         Command::Explain { log, policy_file, name, json } => explain::explain(&explain::ExplainArgs { log, policy_file, name, json }),
         Command::Exec { filter, tsync, log, spec_allow, command } => {

@@ -1,0 +1,344 @@
+//! `scpc deploy`, `status` and `rollback` against a fleet of real OpenSSH servers started by
+//! the tests (see `testbed/mod.rs`). Every check looks at the nodes' own files.
+
+mod testbed;
+
+use std::path::{Path, PathBuf};
+use testbed::{available, scpc, sha256, Fleet, Spec, EDGE};
+
+fn manifest_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Builds `tests/deploy/FILE` into a fresh directory under the fleet's root.
+fn build(fleet: &Fleet, file: &str, out: &str) -> PathBuf {
+    let dir = fleet.root.join(out);
+    let src = manifest_root().join("tests/deploy").join(file);
+    let (code, _, err) = scpc(&["build", src.to_str().expect("utf-8"), "--policy", "fleet", "-o", dir.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "{err}");
+    dir
+}
+
+fn artifact(dir: &Path, arch: &str) -> Vec<u8> {
+    std::fs::read(dir.join(format!("fleet.{arch}.bpf"))).expect("artifact")
+}
+
+const SERVICE: &str = "[[service]]\nname = \"edge\"\npolicy = \"fleet\"\npath = \"/srv/edge/fleet.bpf\"\n";
+
+fn deploy(inv: &Path, extra: &[&str]) -> (i32, serde_json::Value, String) {
+    let mut args = vec!["deploy", inv.to_str().expect("utf-8"), "--json", "--operator", "ci"];
+    args.extend_from_slice(extra);
+    let (code, out, err) = scpc(&args);
+    let json = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
+    (code, json, err)
+}
+
+fn host<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["hosts"].as_array().expect("hosts").iter().find(|h| h["host"] == name).unwrap_or_else(|| panic!("{name} in {report:#}"))
+}
+
+#[test]
+fn ten_hosts_of_mixed_architectures_each_get_their_own_artifact() {
+    if !available() {
+        eprintln!("skipped: needs root and openssh-server");
+        return;
+    }
+    let mut fleet = Fleet::new("mixed");
+    let machines = ["x86_64", "x86_64", "x86_64", "aarch64", "aarch64", "armv7l", "armv6l", "i686", "riscv64", "aarch64"];
+    for (i, m) in machines.iter().enumerate() {
+        fleet.add(&format!("n{i}"), Spec { machine: Some(m.to_string()), kernel: Some("6.1.0-56".into()), netns: false });
+    }
+    fleet.add("old-kernel", Spec { machine: Some("aarch64".into()), kernel: Some("4.19.0-27-arm64".into()), netns: false });
+    fleet.add("mips", Spec { machine: Some("mips".into()), ..Spec::default() });
+    fleet.known_hosts();
+    let art = build(&fleet, "fleet.scp", "v1");
+    let inv = fleet.inventory(&art, "canary = 1\nwave_size = 4\nconcurrency = 4\nmax_failures = 1", SERVICE);
+    let (code, report, err) = deploy(&inv, &[]);
+    assert_eq!(code, 2, "the mips host fails: {report:#}\n{err}");
+    let arch_of = |m: &str| scpc_deploy::artifacts::arch_of_uname(m).expect("known");
+    for (i, m) in machines.iter().enumerate() {
+        let node = &fleet.nodes[i];
+        let want = artifact(&art, arch_of(m));
+        assert_eq!(node.file("fleet.bpf").as_deref(), Some(want.as_slice()), "{} ({m})", node.name);
+        let state: serde_json::Value = serde_json::from_slice(&node.file(".scpc/fleet.bpf/state.json").expect("state file")).expect("json");
+        assert_eq!(state["history"][0]["sha256"], sha256(&want));
+        assert_eq!(state["history"][0]["operator"], "ci");
+        assert_eq!(state["history"][0]["arch"], arch_of(m));
+        assert_eq!(host(&report, &node.name)["services"]["edge"]["result"], "installed");
+        // no temporary file left beside the target
+        let leftovers: Vec<_> =
+            std::fs::read_dir(&node.dir).expect("dir").flatten().filter(|e| e.file_name().to_string_lossy().contains("scpc-tmp")).collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+    let old = host(&report, "old-kernel");
+    assert!(old["warnings"][0].as_str().expect("a warning").contains("older than policy `fleet` needs (5.4)"), "{old:#}");
+    let mips = host(&report, "mips");
+    assert!(mips["error"].as_str().expect("refused").contains("unknown architecture `mips`"), "{mips:#}");
+    assert!(fleet.nodes[11].file("fleet.bpf").is_none(), "nothing written to the refused host");
+    // the canary went first, alone
+    assert_eq!(report["hosts"][0]["canary"], true);
+    assert_eq!(report["hosts"][0]["host"], "n0");
+    // a second deploy changes nothing
+    let (_, again, _) = deploy(&inv, &["--host", "n3", "--host", "n8"]);
+    assert_eq!(again["hosts"].as_array().expect("hosts").len(), 2);
+    assert_eq!(host(&again, "n3")["services"]["edge"]["result"], "unchanged");
+}
+
+#[test]
+fn a_host_without_an_artifact_for_its_architecture_is_refused() {
+    if !available() {
+        return;
+    }
+    let mut fleet = Fleet::new("noart");
+    fleet.add("arm-only", Spec { machine: Some("armv7l".into()), ..Spec::default() });
+    fleet.known_hosts();
+    let dir = fleet.root.join("x86only");
+    let src = manifest_root().join("tests/deploy/fleet.scp");
+    let (code, _, err) =
+        scpc(&["build", src.to_str().expect("utf-8"), "--policy", "fleet", "--target", "x86_64", "-o", dir.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "{err}");
+    let inv = fleet.inventory(&dir, "", SERVICE);
+    let (code, report, _) = deploy(&inv, &[]);
+    assert_eq!(code, 2);
+    let e = host(&report, "arm-only")["error"].as_str().expect("refused").to_string();
+    assert!(e.contains("no artifact for arm (built for x86_64)"), "{e}");
+    assert!(fleet.nodes[0].file("fleet.bpf").is_none());
+}
+
+#[test]
+fn a_failing_canary_stops_the_rollout_before_any_other_host_changes() {
+    if !available() {
+        return;
+    }
+    let mut fleet = Fleet::new("canary");
+    for i in 0..5 {
+        fleet.add(&format!("c{i}"), Spec::default());
+    }
+    fleet.known_hosts();
+    let v1 = build(&fleet, "fleet.scp", "v1");
+    let v2 = build(&fleet, "fleet-v2.scp", "v2");
+    let service = format!("{SERVICE}health = \"test ! -e {EDGE}/sick\"\n");
+    let inv = fleet.inventory(&v1, "canary = 1\nwave_size = 2\nconcurrency = 2", &service);
+    let (code, _, err) = deploy(&inv, &[]);
+    assert_eq!(code, 0, "{err}");
+    let x1 = artifact(&v1, "x86_64");
+    let mtimes: Vec<_> =
+        fleet.nodes.iter().map(|n| std::fs::metadata(n.dir.join("fleet.bpf")).expect("installed").modified().expect("mtime")).collect();
+    // v2: the canary's health check fails
+    std::fs::write(fleet.nodes[0].dir.join("sick"), "").expect("sick");
+    let inv = fleet.inventory(&v2, "canary = 1\nwave_size = 2\nconcurrency = 2\nmax_failures = 3", &service);
+    let (code, report, _) = deploy(&inv, &[]);
+    assert_eq!(code, 2);
+    assert!(report["stopped"].as_str().expect("stopped").contains("a canary failed"), "{report:#}");
+    let canary = host(&report, "c0");
+    assert_eq!(canary["services"]["edge"]["result"], "rolled_back", "{canary:#}");
+    assert_eq!(fleet.nodes[0].file("fleet.bpf"), Some(x1.clone()), "the canary holds v1 again");
+    for (i, n) in fleet.nodes.iter().enumerate().skip(1) {
+        assert_eq!(host(&report, &n.name)["skipped"], true);
+        assert_eq!(n.file("fleet.bpf"), Some(x1.clone()), "{} untouched", n.name);
+        assert_eq!(
+            std::fs::metadata(n.dir.join("fleet.bpf")).expect("file").modified().expect("mtime"),
+            mtimes[i],
+            "{} not rewritten",
+            n.name
+        );
+    }
+}
+
+#[test]
+fn changed_and_unknown_host_keys_are_refused() {
+    if !available() {
+        return;
+    }
+    let mut fleet = Fleet::new("keys");
+    fleet.add("good", Spec::default());
+    fleet.add("changed", Spec::default());
+    fleet.add("unknown", Spec::default());
+    let kh = fleet.known_hosts();
+    // `changed` is recorded with another key; `unknown` not at all
+    let other = fleet.root.join("other");
+    testbed::sh(&format!("ssh-keygen -q -t ed25519 -N '' -f {}", other.display()));
+    let other_key: String =
+        std::fs::read_to_string(format!("{}.pub", other.display())).expect("pub").split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+    let lines: Vec<String> = std::fs::read_to_string(&kh)
+        .expect("kh")
+        .lines()
+        .enumerate()
+        .filter(|(i, _)| *i != 2)
+        .map(|(i, l)| if i == 1 { format!("{} {other_key}", l.split_whitespace().next().expect("host")) } else { l.to_string() })
+        .collect();
+    std::fs::write(&kh, lines.join("\n") + "\n").expect("kh");
+    let art = build(&fleet, "fleet.scp", "v1");
+    let inv = fleet.inventory(&art, "canary = 0\nmax_failures = 5", SERVICE);
+    let (code, report, _) = deploy(&inv, &[]);
+    assert_eq!(code, 2);
+    assert!(fleet.nodes[0].file("fleet.bpf").is_some());
+    let changed = host(&report, "changed")["error"].as_str().expect("refused").to_string();
+    assert!(changed.contains("has CHANGED") && changed.contains("SHA256:"), "{changed}");
+    let unknown = host(&report, "unknown")["error"].as_str().expect("refused").to_string();
+    assert!(unknown.contains("is unknown") && unknown.contains("--accept-new") && unknown.contains("SHA256:"), "{unknown}");
+    for n in &fleet.nodes[1..] {
+        assert_eq!(std::fs::read_dir(&n.dir).expect("dir").count(), 0, "nothing written to {}", n.name);
+    }
+    // --accept-new records the unknown key, never the changed one
+    let (code, report, _) = deploy(&inv, &["--accept-new"]);
+    assert_eq!(code, 2);
+    assert_eq!(host(&report, "unknown")["services"]["edge"]["result"], "installed");
+    assert!(host(&report, "changed")["error"].as_str().expect("still refused").contains("has CHANGED"));
+    assert!(fleet.nodes[1].file("fleet.bpf").is_none());
+    let recorded = std::fs::read_to_string(&kh).expect("kh");
+    assert!(recorded.contains(&fleet.nodes[2].host_key), "{recorded}");
+    assert!(!recorded.contains(&fleet.nodes[1].host_key), "{recorded}");
+}
+
+#[test]
+fn rollback_restores_the_previous_bytes_and_status_sees_drift() {
+    if !available() {
+        return;
+    }
+    let mut fleet = Fleet::new("rollback");
+    for i in 0..3 {
+        fleet.add(&format!("r{i}"), Spec::default());
+    }
+    fleet.known_hosts();
+    let v1 = build(&fleet, "fleet.scp", "v1");
+    let v2 = build(&fleet, "fleet-v2.scp", "v2");
+    let (x1, x2) = (artifact(&v1, "x86_64"), artifact(&v2, "x86_64"));
+    assert_ne!(x1, x2);
+    let inv1 = fleet.inventory(&v1, "", SERVICE);
+    assert_eq!(deploy(&inv1, &[]).0, 0);
+    let inv2 = fleet.inventory(&v2, "", SERVICE);
+    // dry run: says what changes and how, writes nothing
+    let (code, out, err) = scpc(&["deploy", inv2.to_str().expect("utf-8"), "--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("would install") && out.contains("socket") && out.contains("errno(13)"), "{out}");
+    assert!(fleet.nodes.iter().all(|n| n.file("fleet.bpf") == Some(x1.clone())));
+    assert_eq!(deploy(&inv2, &[]).0, 0);
+    assert!(fleet.nodes.iter().all(|n| n.file("fleet.bpf") == Some(x2.clone())));
+    // status: all in sync
+    let (code, out, err) = scpc(&["status", inv2.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("3 in sync"), "{out}");
+    // roll one host back
+    let (code, out, err) = scpc(&["rollback", inv2.to_str().expect("utf-8"), "--host", "r1"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(fleet.nodes[1].file("fleet.bpf"), Some(x1.clone()), "previous bytes restored");
+    assert_eq!(fleet.nodes[0].file("fleet.bpf"), Some(x2.clone()), "other hosts untouched");
+    // a hand edit on r2
+    let mut edited = x2.clone();
+    edited[8] ^= 1;
+    std::fs::write(fleet.nodes[2].dir.join("fleet.bpf"), &edited).expect("edit");
+    let (code, out, _) = scpc(&["status", inv2.to_str().expect("utf-8"), "--json"]);
+    assert_eq!(code, 2);
+    let report: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(host(&report, "r0")["services"]["edge"]["verdict"], "in-sync");
+    assert_eq!(host(&report, "r1")["services"]["edge"]["verdict"], "outdated");
+    let r2 = &host(&report, "r2")["services"]["edge"];
+    assert_eq!(r2["verdict"], "drift");
+    assert_eq!(r2["actual"], sha256(&edited));
+    assert_eq!(r2["recorded"], sha256(&x2));
+    // deploying again repairs the drift
+    assert_eq!(deploy(&inv2, &[]).0, 0);
+    assert_eq!(fleet.nodes[2].file("fleet.bpf"), Some(x2.clone()));
+    assert_eq!(fleet.nodes[1].file("fleet.bpf"), Some(x2));
+}
+
+#[test]
+fn an_inventory_mistake_is_located() {
+    let dir = std::env::temp_dir().join(format!("scpc-inv-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let inv = dir.join("bad.toml");
+    std::fs::write(
+        &inv,
+        "[defaults]\nidentity = \"k\"\nknown_hosts = \"kh\"\n\n[[host]]\nname = \"a\"\naddress = \"10.0.0.1\"\n\n[[service]]\nname = \"s\"\npolicy = \"p\"\npath = \"/srv/edge/p.bpf\"\nhosts = [\"plant-b\"]\n",
+    )
+    .expect("write");
+    let (code, out, err) = scpc(&["deploy", inv.to_str().expect("utf-8")]);
+    assert_eq!(code, 1, "{out}");
+    assert!(err.contains("neither a host nor a group") && err.contains("bad.toml:13:10") && err.contains("help"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn wait_for_upload(dir: &Path, deadline: std::time::Duration) -> bool {
+    let end = std::time::Instant::now() + deadline;
+    while std::time::Instant::now() < end {
+        let growing = std::fs::read_dir(dir)
+            .map(|d| {
+                d.flatten()
+                    .any(|e| e.file_name().to_string_lossy().contains("scpc-tmp") && e.metadata().map(|m| m.len() > 0).unwrap_or(false))
+            })
+            .unwrap_or(false);
+        if growing {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    false
+}
+
+#[test]
+fn hosts_killed_or_cut_off_mid_transfer_keep_their_previous_filter() {
+    if !available() {
+        return;
+    }
+    let mut fleet = Fleet::new("cut");
+    fleet.add("killed", Spec { netns: true, ..Spec::default() });
+    fleet.add("unplugged", Spec { netns: true, ..Spec::default() });
+    fleet.add("flapping", Spec { netns: true, ..Spec::default() });
+    fleet.add("fine", Spec::default());
+    fleet.known_hosts();
+    let v1 = build(&fleet, "fleet.scp", "v1");
+    let big = build(&fleet, "fleet-big.scp", "big");
+    let (x1, xbig) = (artifact(&v1, "x86_64"), artifact(&big, "x86_64"));
+    assert!(xbig.len() > 20_000);
+    let inv = fleet.inventory(&v1, "canary = 0\nconcurrency = 4\nmax_failures = 4\ncommand_timeout = 15\nconnect_timeout = 5", SERVICE);
+    assert_eq!(deploy(&inv, &[]).0, 0);
+    // about 7 s per upload of the big filter
+    for n in &fleet.nodes[..3] {
+        n.shape("tbf rate 32kbit burst 4kb latency 5s");
+    }
+    let inv = fleet.inventory(&big, "canary = 0\nconcurrency = 4\nmax_failures = 4\ncommand_timeout = 15\nconnect_timeout = 5", SERVICE);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_scpc"))
+        .args(["deploy", inv.to_str().expect("utf-8"), "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("scpc deploy");
+    let dirs: Vec<PathBuf> = fleet.nodes.iter().map(|n| n.dir.clone()).collect();
+    let (d0, d1, d2) = (dirs[0].clone(), dirs[1].clone(), dirs[2].clone());
+    let w0 = std::thread::spawn(move || wait_for_upload(&d0, std::time::Duration::from_secs(30)));
+    let w1 = std::thread::spawn(move || wait_for_upload(&d1, std::time::Duration::from_secs(30)));
+    let w2 = std::thread::spawn(move || wait_for_upload(&d2, std::time::Duration::from_secs(30)));
+    assert!(w0.join().expect("watch"), "the upload to `killed` started");
+    fleet.nodes[0].kill(); // power loss: sshd and its sessions die
+    assert!(w1.join().expect("watch"), "the upload to `unplugged` started");
+    fleet.nodes[1].link(false); // cable pulled, for good
+    assert!(w2.join().expect("watch"), "the upload to `flapping` started");
+    fleet.nodes[2].link(false); // cable pulled for 3 s, less than the timeout
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    fleet.nodes[2].link(true);
+    let out = child.wait_with_output().expect("scpc ends");
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(2), "{report:#}");
+    for (i, name) in ["killed", "unplugged"].iter().enumerate() {
+        let h = host(&report, name);
+        assert!(h["services"]["edge"]["result"] == "failed" || h["error"].is_string(), "{name}: {h:#}");
+        assert_eq!(fleet.nodes[i].file("fleet.bpf"), Some(x1.clone()), "{name} still holds v1, whole");
+    }
+    assert_eq!(host(&report, "flapping")["services"]["edge"]["result"], "installed", "{report:#}");
+    assert_eq!(fleet.nodes[2].file("fleet.bpf"), Some(xbig.clone()));
+    assert_eq!(fleet.nodes[3].file("fleet.bpf"), Some(xbig.clone()));
+    // the partial upload is beside the target, never at it; the next run removes it
+    fleet.nodes[1].link(true);
+    fleet.nodes[1].shape("pfifo");
+    let (code, report, _) = deploy(&inv, &["--host", "unplugged"]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(fleet.nodes[1].file("fleet.bpf"), Some(xbig));
+    let leftovers = std::fs::read_dir(&fleet.nodes[1].dir)
+        .expect("dir")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("scpc-tmp"))
+        .count();
+    assert_eq!(leftovers, 0);
+}

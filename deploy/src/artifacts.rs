@@ -1,0 +1,129 @@
+//! The local build a deployment ships: `NAME.manifest.json` and the `NAME.ARCH.bpf` files it
+//! names, as `scpc build -o DIR` writes them. Every file's sha256 is checked against the
+//! manifest before anything leaves this machine.
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+/// One architecture's filter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Artifact {
+    /// The architecture it is built for (`x86_64`, `aarch64`, `arm`...).
+    pub arch: String,
+    /// File name in the artifact directory.
+    pub file: String,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+    /// Their sha256, hex.
+    pub sha256: String,
+}
+
+/// A policy's build.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Build {
+    /// Policy name.
+    pub policy: String,
+    /// The compiler that built it.
+    pub compiler: String,
+    /// The oldest kernel the policy supports (`kernel >=`), as written in the manifest.
+    pub kernel: Option<String>,
+    /// sha256 of the manifest file itself: identifies the build.
+    pub manifest_sha256: String,
+    /// Per architecture.
+    pub artifacts: Vec<Artifact>,
+}
+
+#[derive(Deserialize)]
+struct RawManifest {
+    policy: String,
+    compiler: String,
+    kernel: Option<String>,
+    targets: Vec<RawTarget>,
+}
+
+#[derive(Deserialize)]
+struct RawTarget {
+    arch: String,
+    file: String,
+    sha256: String,
+}
+
+/// Hex of a sha256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Build {
+    /// Reads `DIR/POLICY.manifest.json` and its filters.
+    pub fn load(dir: &Path, policy: &str) -> Result<Build, String> {
+        let mpath = dir.join(format!("{policy}.manifest.json"));
+        let text = std::fs::read(&mpath)
+            .map_err(|e| format!("cannot read `{}`: {e} (run `scpc build ... -o {}` first)", mpath.display(), dir.display()))?;
+        let raw: RawManifest = serde_json::from_slice(&text).map_err(|e| format!("`{}` is not an scpc manifest: {e}", mpath.display()))?;
+        if raw.policy != policy {
+            return Err(format!("`{}` is the manifest of policy `{}`, not `{policy}`", mpath.display(), raw.policy));
+        }
+        let mut artifacts = Vec::new();
+        for t in raw.targets {
+            if t.file.contains('/') || t.file.starts_with('.') {
+                return Err(format!("`{}` names an odd file `{}`", mpath.display(), t.file));
+            }
+            let path = dir.join(&t.file);
+            let bytes = std::fs::read(&path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+            let got = sha256_hex(&bytes);
+            if got != t.sha256 {
+                return Err(format!("`{}` has sha256 {got}, but the manifest says {}: rebuild before deploying", path.display(), t.sha256));
+            }
+            artifacts.push(Artifact { arch: t.arch, file: t.file, bytes, sha256: got });
+        }
+        Ok(Build { policy: raw.policy, compiler: raw.compiler, kernel: raw.kernel, manifest_sha256: sha256_hex(&text), artifacts })
+    }
+
+    /// The filter for a host architecture (`uname -m` already mapped, see [`arch_of_uname`]).
+    pub fn for_arch(&self, arch: &str) -> Option<&Artifact> {
+        self.artifacts.iter().find(|a| a.arch == arch)
+    }
+
+    /// The architectures built.
+    pub fn arches(&self) -> Vec<&str> {
+        self.artifacts.iter().map(|a| a.arch.as_str()).collect()
+    }
+}
+
+/// The scpc architecture of a `uname -m` answer.
+pub fn arch_of_uname(machine: &str) -> Option<&'static str> {
+    Some(match machine.trim() {
+        "x86_64" | "amd64" => "x86_64",
+        "aarch64" | "arm64" | "aarch64_be" => "aarch64",
+        m if m.starts_with("armv") || m == "arm" => "arm",
+        "i386" | "i486" | "i586" | "i686" => "i386",
+        "riscv64" => "riscv64",
+        _ => return None,
+    })
+}
+
+/// `(major, minor)` of a kernel release (`6.1.0-56-arm64` → (6, 1)).
+pub fn kernel_version(release: &str) -> Option<(u32, u32)> {
+    let mut it = release.trim().split(|c: char| !c.is_ascii_digit());
+    let major = it.next()?.parse().ok()?;
+    let minor = it.next().and_then(|m| m.parse().ok()).unwrap_or(0);
+    Some((major, minor))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uname_and_kernel() {
+        assert_eq!(arch_of_uname("armv7l"), Some("arm"));
+        assert_eq!(arch_of_uname("armv6l\n"), Some("arm"));
+        assert_eq!(arch_of_uname("i686"), Some("i386"));
+        assert_eq!(arch_of_uname("mips"), None);
+        assert_eq!(kernel_version("6.1.0-56-arm64"), Some((6, 1)));
+        assert_eq!(kernel_version("4.14"), Some((4, 14)));
+        assert_eq!(kernel_version("5"), Some((5, 0)));
+        assert_eq!(kernel_version("x"), None);
+    }
+}

@@ -1,0 +1,258 @@
+//! What scpc does on a host, in POSIX `sh` that busybox runs too.
+//!
+//! Layout for a service installed at `DIR/FILE`:
+//! - `DIR/FILE`: the filter. Only ever replaced by `rename(2)`, so it always holds a whole
+//!   filter: the old one or the new one.
+//! - `DIR/.FILE.scpc-tmp.NONCE`: an upload in progress (removed by the next run if a
+//!   transfer died).
+//! - `DIR/.scpc/FILE/SHA256.bpf`: the versions kept for rollback (`rollout.keep` of them
+//!   besides the current one).
+//! - `DIR/.scpc/FILE/state.json`: what was deployed, newest first (sha256, policy, manifest,
+//!   compiler, time, operator).
+
+use crate::artifacts::{Artifact, Build};
+use crate::transport::{Conn, TransportError};
+use serde::{Deserialize, Serialize};
+
+/// A host's architecture and kernel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Facts {
+    /// `uname -m`.
+    pub machine: String,
+    /// scpc's name for it, when it has one.
+    pub arch: Option<&'static str>,
+    /// `uname -r`.
+    pub kernel: String,
+}
+
+/// One deployment recorded on a host.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deployed {
+    /// sha256 of the filter.
+    pub sha256: String,
+    /// Policy name (`(found on host)` for a file that was there before scpc).
+    pub policy: String,
+    /// Architecture of the artifact.
+    pub arch: String,
+    /// sha256 of the manifest it came from.
+    pub manifest_sha256: String,
+    /// Compiler version.
+    pub compiler: String,
+    /// When (RFC 3339, UTC).
+    pub time: String,
+    /// Who.
+    pub operator: String,
+}
+
+/// The state file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// Install path.
+    pub path: String,
+    /// Newest first: `history[0]` is what scpc last installed.
+    pub history: Vec<Deployed>,
+}
+
+/// What a host holds for a service.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Installed {
+    /// The state file (empty if none).
+    pub state: State,
+    /// sha256 of the file at the install path, if there is one.
+    pub actual: Option<String>,
+}
+
+impl Installed {
+    /// The file at the path is not what scpc last installed there (changed by hand).
+    pub fn drifted(&self) -> bool {
+        match (self.state.history.first(), &self.actual) {
+            (Some(d), Some(a)) => &d.sha256 != a,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
+}
+
+/// Where things are for an install path.
+struct Paths {
+    target: String,
+    dir: String,
+    base: String,
+    versions: String,
+}
+
+impl Paths {
+    fn of(path: &str) -> Paths {
+        let (dir, base) = path.rsplit_once('/').unwrap_or(("", path));
+        let dir = if dir.is_empty() { "/".to_string() } else { dir.to_string() };
+        let versions = format!("{}/.scpc/{base}", dir.trim_end_matches('/'));
+        Paths { target: path.into(), dir, base: base.into(), versions }
+    }
+
+    fn temp(&self, nonce: &str) -> String {
+        format!("{}/.{}.scpc-tmp.{nonce}", self.dir.trim_end_matches('/'), self.base)
+    }
+}
+
+/// Reads `uname -m` and `uname -r`.
+pub fn facts(conn: &Conn) -> Result<Facts, TransportError> {
+    let out = conn.run("uname -m; uname -r")?;
+    let mut lines = out.lines();
+    let machine = lines.next().unwrap_or("").trim().to_string();
+    let kernel = lines.next().unwrap_or("").trim().to_string();
+    Ok(Facts { arch: crate::artifacts::arch_of_uname(&machine), machine, kernel })
+}
+
+const SEP: &str = "--scpc-sha256--";
+
+/// Reads the state file and hashes the file at the install path.
+pub fn read(conn: &Conn, path: &str) -> Result<Installed, TransportError> {
+    let p = Paths::of(path);
+    let out = conn.run(&format!(
+        "cat {v}/state.json 2>/dev/null; echo {SEP}; if [ -f {t} ]; then sha256sum {t}; fi",
+        v = p.versions,
+        t = p.target
+    ))?;
+    let (state, sum) = out.split_once(SEP).unwrap_or(("", ""));
+    let state = if state.trim().is_empty() {
+        State { path: path.into(), history: Vec::new() }
+    } else {
+        serde_json::from_str(state)
+            .map_err(|e| TransportError::Remote(format!("{}: {}/state.json is damaged: {e}", conn.name, p.versions)))?
+    };
+    let actual = sum.split_whitespace().next().map(str::to_string);
+    Ok(Installed { state, actual })
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+fn nonce() -> String {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("{}-{}", std::process::id(), t % 1_000_000_000_000)
+}
+
+fn write_state(conn: &Conn, p: &Paths, state: &State, keep: usize) -> Result<(), TransportError> {
+    let json = serde_json::to_string_pretty(state).map_err(|e| TransportError::Remote(e.to_string()))? + "\n";
+    let tmp = format!("{}/.state.json.{}", p.versions, nonce());
+    conn.upload(&tmp, json.as_bytes())?;
+    // keep the current version and `keep` before it; delete older copies
+    let kept: Vec<&str> = state.history.iter().take(keep + 1).map(|d| d.sha256.as_str()).collect();
+    let pattern = if kept.is_empty() { "scpc-none".to_string() } else { kept.join("|") };
+    conn.run(&format!(
+        "set -e; mv -f {tmp} {v}/state.json; for f in {v}/*.bpf; do [ -e \"$f\" ] || continue; case \"$(basename \"$f\" .bpf)\" in {pattern}) ;; *) rm -f \"$f\";; esac; done; sync",
+        v = p.versions
+    ))?;
+    Ok(())
+}
+
+/// Installs an artifact atomically: upload beside the target, fsync, verify the sha256 on the
+/// host, keep the old file for rollback, rename into place, record the state. Returns the
+/// new state. Nothing is changed when the host already runs these bytes and the state agrees.
+pub fn install(conn: &Conn, path: &str, art: &Artifact, build: &Build, operator: &str, keep: usize) -> Result<Installed, TransportError> {
+    let p = Paths::of(path);
+    let before = read(conn, path)?;
+    if before.actual.as_deref() == Some(art.sha256.as_str()) && before.state.history.first().is_some_and(|d| d.sha256 == art.sha256) {
+        return Ok(before);
+    }
+    conn.run(&format!("mkdir -p {v} && rm -f {dir}/.{base}.scpc-tmp.*", v = p.versions, dir = p.dir.trim_end_matches('/'), base = p.base))?;
+    let tmp = p.temp(&nonce());
+    conn.upload(&tmp, &art.bytes)?;
+    let script = format!(
+        "set -e\n\
+         got=$(sha256sum {tmp} | cut -d' ' -f1)\n\
+         if [ \"$got\" != {sha} ]; then rm -f {tmp}; echo \"the uploaded file has sha256 $got, not {sha}\" >&2; exit 3; fi\n\
+         if [ -f {t} ]; then o=$(sha256sum {t} | cut -d' ' -f1); [ -f {v}/$o.bpf ] || {{ cp {t} {v}/.$o.tmp && mv -f {v}/.$o.tmp {v}/$o.bpf; }}; fi\n\
+         [ -f {v}/{sha}.bpf ] || {{ cp {tmp} {v}/.{sha}.tmp && mv -f {v}/.{sha}.tmp {v}/{sha}.bpf; }}\n\
+         sync\n\
+         mv -f {tmp} {t}\n\
+         sync\n",
+        sha = art.sha256,
+        t = p.target,
+        v = p.versions,
+    );
+    conn.run(&script)?;
+    let mut state = before.state.clone();
+    state.path = path.into();
+    if state.history.is_empty() {
+        if let Some(old) = &before.actual {
+            let found = "(found on host)".to_string();
+            state.history.push(Deployed {
+                sha256: old.clone(),
+                policy: found.clone(),
+                arch: art.arch.clone(),
+                manifest_sha256: String::new(),
+                compiler: String::new(),
+                time: now(),
+                operator: found,
+            });
+        }
+    }
+    state.history.insert(
+        0,
+        Deployed {
+            sha256: art.sha256.clone(),
+            policy: build.policy.clone(),
+            arch: art.arch.clone(),
+            manifest_sha256: build.manifest_sha256.clone(),
+            compiler: build.compiler.clone(),
+            time: now(),
+            operator: operator.into(),
+        },
+    );
+    state.history.truncate(keep + 1);
+    write_state(conn, &p, &state, keep)?;
+    Ok(Installed { state, actual: Some(art.sha256.clone()) })
+}
+
+/// Returns the host to the version before the current one: the kept copy is verified against
+/// its sha256 and renamed into place; the current entry leaves the history. `Ok(None)` when
+/// there is no earlier version.
+pub fn rollback(conn: &Conn, path: &str, keep: usize) -> Result<Option<(String, String)>, TransportError> {
+    let p = Paths::of(path);
+    let before = read(conn, path)?;
+    let [current, previous, ..] = before.state.history.as_slice() else { return Ok(None) };
+    let tmp = p.temp(&nonce());
+    let script = format!(
+        "set -e\n\
+         got=$(sha256sum {v}/{sha}.bpf | cut -d' ' -f1)\n\
+         if [ \"$got\" != {sha} ]; then echo \"the kept copy {v}/{sha}.bpf is damaged (sha256 $got)\" >&2; exit 3; fi\n\
+         cp {v}/{sha}.bpf {tmp}\n\
+         sync\n\
+         mv -f {tmp} {t}\n\
+         sync\n",
+        sha = previous.sha256,
+        v = p.versions,
+        t = p.target,
+    );
+    conn.run(&script)?;
+    let from = current.sha256.clone();
+    let to = previous.sha256.clone();
+    let mut state = before.state.clone();
+    state.history.remove(0);
+    write_state(conn, &p, &state, keep)?;
+    Ok(Some((from, to)))
+}
+
+/// Undoes a first install (there was no file before): removes the filter and its history
+/// entry, which returns the host to what it ran: no filter from scpc.
+pub fn uninstall(conn: &Conn, path: &str, keep: usize) -> Result<(), TransportError> {
+    let p = Paths::of(path);
+    let mut before = read(conn, path)?;
+    conn.run(&format!("rm -f {} && sync", p.target))?;
+    if !before.state.history.is_empty() {
+        before.state.history.remove(0);
+    }
+    write_state(conn, &p, &before.state, keep)
+}
+
+/// Runs an operator command (reload, health check) with `SCPC_FILTER` set to the install path.
+pub fn hook(conn: &Conn, path: &str, command: &str) -> Result<(), TransportError> {
+    let out = conn.exec(&format!("SCPC_FILTER={path}; export SCPC_FILTER\n{command}"))?;
+    if out.status != 0 {
+        let msg = if out.stderr.trim().is_empty() { out.stdout.trim() } else { out.stderr.trim() };
+        return Err(TransportError::Remote(format!("`{command}` exited {}: {}", out.status, msg.lines().last().unwrap_or(""))));
+    }
+    Ok(())
+}
