@@ -342,3 +342,43 @@ fn hosts_killed_or_cut_off_mid_transfer_keep_their_previous_filter() {
         .count();
     assert_eq!(leftovers, 0);
 }
+
+#[test]
+fn a_slow_lossy_link_still_completes() {
+    if !available() {
+        return;
+    }
+    let mut fleet = Fleet::new("lossy");
+    fleet.add("far", Spec { netns: true, ..Spec::default() });
+    fleet.add("near", Spec::default());
+    // 5% of packets dropped both ways on the node's interface, 200 ms round trips, 256 kbit/s
+    fleet.nodes[0].in_netns(
+        "nft add table inet chaos && \
+         nft add chain inet chaos in { type filter hook input priority 0 \\; } && \
+         nft add chain inet chaos out { type filter hook output priority 0 \\; } && \
+         nft add rule inet chaos in iifname eth0 numgen random mod 100 \\< 5 counter drop && \
+         nft add rule inet chaos out oifname eth0 numgen random mod 100 \\< 5 counter drop",
+    );
+    fleet.nodes[0].shape("tbf rate 256kbit burst 8kb latency 2s");
+    let real: std::net::SocketAddr = format!("{}:22", fleet.nodes[0].address).parse().expect("addr");
+    fleet.nodes[0].address = "127.0.0.1".into();
+    fleet.nodes[0].port = testbed::delay_relay(real, std::time::Duration::from_millis(100));
+    fleet.known_hosts();
+    let big = build(&fleet, "fleet-big.scp", "big");
+    let inv = fleet.inventory(&big, "canary = 0\ncommand_timeout = 30\nconnect_timeout = 20", SERVICE);
+    let started = std::time::Instant::now();
+    let (code, report, err) = deploy(&inv, &[]);
+    let took = started.elapsed();
+    assert_eq!(code, 0, "{report:#}\n{err}");
+    let xbig = artifact(&big, "x86_64");
+    assert_eq!(fleet.nodes[0].file("fleet.bpf"), Some(xbig.clone()));
+    assert_eq!(fleet.nodes[1].file("fleet.bpf"), Some(xbig));
+    let far = host(&report, "far")["seconds"].as_f64().expect("seconds");
+    let near = host(&report, "near")["seconds"].as_f64().expect("seconds");
+    let drops = fleet.nodes[0].in_netns("nft list table inet chaos");
+    println!("far {far:.2}s, near {near:.2}s, whole run {took:?}\n{drops}");
+    // the link was really slow: each of the dozen or more round trips costs 200 ms
+    assert!(far > near + 2.0, "far {far}, near {near}");
+    let dropped: u64 = drops.split("counter packets ").skip(1).filter_map(|t| t.split_whitespace().next()?.parse::<u64>().ok()).sum();
+    assert!(dropped > 0, "packets were lost: {drops}");
+}

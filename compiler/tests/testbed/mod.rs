@@ -96,7 +96,9 @@ impl Fleet {
             let n = 10 + NEXT_NET.fetch_add(1, Ordering::SeqCst) + (std::process::id() as usize % 40) * 5;
             let ns = format!("scpc{n}");
             let veth = format!("scpc{n}h");
-            let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+            if Path::new("/run/netns").join(&ns).exists() {
+                let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+            }
             sh(&format!(
                 "ip netns add {ns} && ip link add {veth} type veth peer name eth0 netns {ns} && \
                  ip addr add 10.231.{n}.1/30 dev {veth} && ip link set {veth} up && \
@@ -255,4 +257,47 @@ pub fn scpc(args: &[&str]) -> (i32, String, String) {
 
 pub fn sha256(bytes: &[u8]) -> String {
     scpc_deploy::artifacts::sha256_hex(bytes)
+}
+
+/// A TCP relay that holds every chunk `one_way` before passing it on, in both directions (so a
+/// round trip gains twice that). This kernel has no netem; the NFQUEUE delayer of the notes
+/// needs a helper program, so the test bed delays at the stream level instead. Packet loss is
+/// real (nftables in the node's namespace). Returns the relay's port; it lives as long as the
+/// test process.
+pub fn delay_relay(to: SocketAddr, one_way: Duration) -> u16 {
+    use std::io::Write;
+    use std::sync::mpsc;
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    fn pipe(mut from: TcpStream, mut to: TcpStream, delay: Duration) {
+        let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 16 * 1024];
+            while let Ok(n) = from.read(&mut buf) {
+                if n == 0 || tx.send((Instant::now() + delay, buf[..n].to_vec())).is_err() {
+                    break;
+                }
+            }
+        });
+        std::thread::spawn(move || {
+            for (at, chunk) in rx {
+                std::thread::sleep(at.saturating_duration_since(Instant::now()));
+                if to.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+            let _ = to.shutdown(std::net::Shutdown::Write);
+        });
+    }
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = TcpStream::connect(to) else { continue };
+            let _ = client.set_nodelay(true);
+            let _ = server.set_nodelay(true);
+            let (c2, s2) = (client.try_clone().expect("clone"), server.try_clone().expect("clone"));
+            pipe(client, server, one_way);
+            pipe(s2, c2, one_way);
+        }
+    });
+    port
 }
