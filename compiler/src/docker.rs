@@ -145,6 +145,11 @@ pub fn import(source_name: &str, text: &str, opts: &ImportOptions) -> Result<Str
         }
         None => unsupported.push(native.to_string()),
     };
+    for key in ["archMap", "architectures"] {
+        if obj.get(key).is_some_and(|v| !v.is_array() && !v.is_null()) {
+            return Err(err(key, "not a list".into()));
+        }
+    }
     if let Some(map) = obj.get("archMap").and_then(Value::as_array) {
         for (i, m) in map.iter().enumerate() {
             let native = m
@@ -245,7 +250,11 @@ pub fn import(source_name: &str, text: &str, opts: &ImportOptions) -> Result<Str
             continue;
         }
         // conditions: ANDed, or ORed when an index repeats (Docker's rule)
-        let args = s.get("args").and_then(Value::as_array).cloned().unwrap_or_default();
+        let args = match s.get("args") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(a)) => a.clone(),
+            Some(_) => return Err(err(&format!("{path}.args"), "not a list of argument conditions".into())),
+        };
         let mut atoms = Vec::new();
         for (j, a) in args.iter().enumerate() {
             let p = format!("{path}.args[{j}]");
@@ -258,7 +267,10 @@ pub fn import(source_name: &str, text: &str, opts: &ImportOptions) -> Result<Str
                 .get("value")
                 .and_then(Value::as_u64)
                 .ok_or_else(|| err(&format!("{p}.value"), "missing or not an unsigned number".into()))?;
-            let two = a.get("valueTwo").and_then(Value::as_u64).unwrap_or(0);
+            let two = match a.get("valueTwo") {
+                None | Some(Value::Null) => 0,
+                Some(v) => v.as_u64().ok_or_else(|| err(&format!("{p}.valueTwo"), "not an unsigned number".into()))?,
+            };
             let op = a.get("op").and_then(Value::as_str).ok_or_else(|| err(&format!("{p}.op"), "missing".into()))?;
             let param = param_name(&known, index as usize, &on);
             let atom = match op {

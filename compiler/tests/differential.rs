@@ -1,28 +1,18 @@
 //! Random well-typed policies through the whole back end: every one must compile and pass
 //! translation validation (the emulator agreeing with the reference interpreter on every
-//! syscall number and every argument boundary), on random sets of targets.
+//! syscall number and every argument boundary), on random sets of targets. Layering, a group,
+//! `final` rules, every condition operator. `SCPC_STRESS=1` runs the full-scale count.
 
 use proptest::prelude::*;
 use scpc::artifact::compile;
 use scpc::profile::Profile;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-const SYSCALLS: &[&str] = &[
-    "read",
-    "write",
-    "close",
-    "openat",
-    "mmap",
-    "socket",
-    "ioctl",
-    "fcntl",
-    "kill",
-    "getpid",
-    "futex",
-    "clone3",
-    "lseek",
-    "exit_group",
-    "prctl",
-];
+const SYSCALLS: &[&str] =
+    &["read", "write", "close", "openat", "mmap", "socket", "ioctl", "fcntl", "kill", "getpid", "futex", "clone3", "lseek", "exit_group"];
+
+/// Syscalls only the base's `final` rules name (a child may not override them).
+const FINAL: &[&str] = &["prctl", "setuid", "ptrace"];
 
 fn action() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -67,41 +57,74 @@ fn cond() -> impl Strategy<Value = String> {
 }
 
 fn rule() -> impl Strategy<Value = String> {
-    (action(), prop::sample::subsequence(SYSCALLS.to_vec(), 1..4), prop::option::of(cond())).prop_map(|(a, s, c)| {
+    (action(), prop::sample::subsequence(SYSCALLS.to_vec(), 1..4), any::<bool>(), prop::option::of(cond())).prop_map(|(a, s, group, c)| {
         let c = c.map(|c| format!(" if {c}")).unwrap_or_default();
-        format!("    {a} {}{c}\n", s.join(", "))
+        let g = if group { "@g, " } else { "" };
+        format!("    {a} {g}{}{c}\n", s.join(", "))
+    })
+}
+
+fn final_rule() -> impl Strategy<Value = String> {
+    (action(), prop::sample::subsequence(FINAL.to_vec(), 1..3), prop::option::of(cond())).prop_map(|(a, s, c)| {
+        let c = c.map(|c| format!(" if {c}")).unwrap_or_default();
+        format!("    final {a} {}{c}\n", s.join(", "))
     })
 }
 
 fn policy() -> impl Strategy<Value = String> {
     let targets = prop::sample::subsequence(vec!["x86_64", "x32", "i386", "aarch64", "arm", "riscv64"], 1..4);
-    (targets, action(), action(), prop::option::of(action()), prop::collection::vec(rule(), 0..6), prop::collection::vec(rule(), 0..6)).prop_map(
-        |(t, default, badarch, newer, base, child)| {
-            let newer = newer.map(|n| format!("    newer {n}\n")).unwrap_or_default();
-            format!(
-                "policy base {{\n    target {}\n    kernel >= 5.4\n    default {default}\n    badarch {badarch}\n{newer}{}}}\npolicy child extends base {{\n{}}}\n",
-                t.join(", "),
-                base.concat(),
-                child.concat()
-            )
-        },
-    )
+    let group = prop::sample::subsequence(vec!["read", "write", "close", "lseek", "dup", "pread64"], 1..4);
+    let rules = (prop::collection::vec(final_rule(), 0..2), prop::collection::vec(rule(), 0..6), prop::collection::vec(rule(), 0..6));
+    (targets, action(), action(), prop::option::of(action()), group, rules).prop_map(|(t, default, badarch, newer, group, (finals, base, child))| {
+        let newer = newer.map(|n| format!("    newer {n}\n")).unwrap_or_default();
+        format!(
+            "group g = {}\npolicy base {{\n    target {}\n    kernel >= 5.4\n    default {default}\n    badarch {badarch}\n{newer}{}{}}}\npolicy child extends base {{\n{}}}\n",
+            group.join(", "),
+            t.join(", "),
+            finals.concat(),
+            base.concat(),
+            child.concat()
+        )
+    })
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+/// Random policies per run: `SCPC_STRESS=1` for the full-scale run (TESTING.md).
+fn policies() -> u32 {
+    if std::env::var_os("SCPC_STRESS").is_some() {
+        2048
+    } else {
+        160
+    }
+}
 
-    #[test]
-    fn random_policies_compile_and_validate(text in policy()) {
+#[test]
+fn random_policies_compile_and_validate() {
+    let cases = AtomicUsize::new(0);
+    let accepted = AtomicUsize::new(0);
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases: policies(), ..ProptestConfig::default() });
+    let result = runner.run(&policy(), |text| {
         let (checked, diags, _) = scpc::check_source("r.scp", &text);
         prop_assume!(!diags.has_errors());
+        accepted.fetch_add(1, Ordering::Relaxed);
         for name in ["base", "child"] {
             let policy = &checked.policies[name];
             for profile in [Profile::uniform(), Profile::builtin()] {
-                if let Err(e) = compile(policy, &profile) {
-                    prop_assert!(false, "{name}: {e}\n{text}");
+                match compile(policy, &profile) {
+                    Ok(filters) => {
+                        cases.fetch_add(filters.iter().map(|f| f.validated_cases).sum::<usize>(), Ordering::Relaxed);
+                    }
+                    Err(e) => prop_assert!(false, "{name}: {e}\n{text}"),
                 }
             }
         }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
     }
+    println!(
+        "{} random policies (base and child, 2 profiles each): {} calls decided alike by the reference interpreter and the emulator on the compiled filters",
+        accepted.load(Ordering::Relaxed),
+        cases.load(Ordering::Relaxed)
+    );
 }

@@ -2,7 +2,7 @@
 //! (so nothing is ever executed), compiled for x86_64, loaded into a child process that makes
 //! the raw calls; the errno each call returns must be the one the reference interpreter
 //! decides. Calls use arguments with garbage upper halves, so 32-bit arguments are checked
-//! as the kernel reads them.
+//! as the kernel reads them. `SCPC_STRESS=1` runs the full-scale count.
 
 use proptest::prelude::*;
 use scpc::abi::Arch;
@@ -10,6 +10,7 @@ use scpc::artifact::compile;
 use scpc::eval::decide;
 use scpc::policy::Action;
 use scpc::profile::Profile;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Harmless if ever executed (they are not: every decision is an errno).
 const SYSCALLS: &[&str] = &["getpgid", "getsid", "lseek", "fcntl", "ioctl", "dup", "fsync", "umask", "getpid", "kill"];
@@ -49,11 +50,21 @@ fn policy() -> impl Strategy<Value = String> {
     })
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+/// Random policies per run: `SCPC_STRESS=1` for the full-scale run (TESTING.md).
+fn policies() -> u32 {
+    if std::env::var_os("SCPC_STRESS").is_some() {
+        10_000
+    } else {
+        48
+    }
+}
 
-    #[test]
-    fn the_kernel_decides_as_the_source(text in policy(), args in prop::collection::vec(prop::array::uniform6(value()), 8..24)) {
+#[test]
+fn the_kernel_decides_as_the_source() {
+    let calls_checked = AtomicUsize::new(0);
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases: policies(), ..ProptestConfig::default() });
+    let strategy = (policy(), prop::collection::vec(prop::array::uniform6(value()), 8..24));
+    let result = runner.run(&strategy, |(text, args)| {
         let (checked, diags, _) = scpc::check_source("k.scp", &text);
         prop_assume!(!diags.has_errors());
         let policy = &checked.policies["p"];
@@ -76,5 +87,15 @@ proptest! {
             let Action::Errno(want) = decide(policy, table.audit_arch, *nr, a).action else { panic!("every decision is an errno") };
             prop_assert_eq!(e, i32::from(want), "nr {} args {:x?}\n{}", nr, a, text);
         }
+        calls_checked.fetch_add(calls.len(), Ordering::Relaxed);
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
     }
+    println!(
+        "{} random policies loaded into the kernel: {} raw syscalls returned the errno the reference interpreter decides",
+        policies(),
+        calls_checked.load(Ordering::Relaxed)
+    );
 }

@@ -421,8 +421,8 @@ impl Inventory {
         }
         if services.is_empty() {
             return Err(Box::new(cx.err(
-                None,
-                "",
+                Some(text.len()..text.len()),
+                "add a [[service]] here",
                 "the inventory has no [[service]]: nothing to deploy".into(),
                 Some("add [[service]] name = \"...\" policy = \"...\" path = \"/etc/scpc/NAME.bpf\""),
             )));

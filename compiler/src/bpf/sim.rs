@@ -125,6 +125,57 @@ pub fn run(program: &Program, data: &SeccompData) -> Result<Outcome, SimError> {
     }
 }
 
+/// Checks a whole program before it runs, as the kernel's checker does at load time (and
+/// within what this emulator knows): a length within 1..=BPF_MAXINSNS, known opcodes, loads
+/// inside `seccomp_data`, jumps that land inside the program, and a `ret` at the end, so that
+/// no path runs off it.
+pub fn check(program: &Program) -> Result<(), SimError> {
+    let insns = &program.insns;
+    if insns.is_empty() || insns.len() > BPF_MAXINSNS {
+        return Err(SimError::BadLength(insns.len()));
+    }
+    for (pc, insn) in insns.iter().enumerate() {
+        let land = |off: usize| if pc + 1 + off < insns.len() { Ok(()) } else { Err(SimError::OutOfBounds { pc }) };
+        match insn.code {
+            c if c == BPF_LD | BPF_W | BPF_ABS => {
+                if SeccompData::default().word(insn.k).is_none() {
+                    return Err(SimError::BadLoad { pc, offset: insn.k });
+                }
+            }
+            c if c == BPF_ALU | BPF_AND | BPF_K || c == BPF_RET | BPF_K => {}
+            c if c == BPF_JMP | BPF_JA => land(insn.k as usize)?,
+            c if c & 0x07 == BPF_JMP && c & 0x08 == BPF_K && matches!(c & 0xf0, BPF_JEQ | BPF_JGT | BPF_JGE | BPF_JSET) => {
+                land(usize::from(insn.jt))?;
+                land(usize::from(insn.jf))?;
+            }
+            c => return Err(SimError::BadOpcode { pc, code: c }),
+        }
+    }
+    match insns.last() {
+        Some(i) if i.code == BPF_RET | BPF_K => Ok(()),
+        _ => Err(SimError::OutOfBounds { pc: insns.len() - 1 }),
+    }
+}
+
+impl std::fmt::Display for SimError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SimError::BadOpcode { pc, code } => {
+                write!(f, "instruction {pc} (byte {}): opcode {code:#06x} is not one seccomp filters use", pc * 8)
+            }
+            SimError::BadLoad { pc, offset } => {
+                write!(f, "instruction {pc} (byte {}): load at offset {offset}, outside seccomp_data or not 4-byte aligned", pc * 8)
+            }
+            SimError::OutOfBounds { pc } => {
+                write!(f, "instruction {pc} (byte {}): a path leaves the program (a jump past the end, or no `ret` at the end)", pc * 8)
+            }
+            SimError::BadLength(n) => {
+                write!(f, "instruction {BPF_MAXINSNS} (byte {}): {n} instructions, but a filter has 1 to {BPF_MAXINSNS}", BPF_MAXINSNS * 8)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

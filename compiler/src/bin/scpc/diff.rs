@@ -43,17 +43,10 @@ fn only_policy(path: &str) -> Result<String, (u8, String)> {
 
 fn load_side(path: &str, name: Option<&String>) -> Result<Side, u8> {
     if path.ends_with(".bpf") {
-        let bytes = std::fs::read(path).map_err(|e| {
-            eprintln!("error: cannot read `{path}`: {e}");
-            2
-        })?;
-        return match scpc::bpf::Program::from_bytes(&bytes).filter(|p| !p.insns.is_empty()) {
-            Some(p) => Ok(Side::Filter(p)),
-            None => {
-                eprintln!("error: `{path}` is not a filter: {} bytes, not a non-empty multiple of 8", bytes.len());
-                Err(1)
-            }
-        };
+        return crate::tools::read_filter(path).map(Side::Filter).map_err(|(code, msg)| {
+            eprintln!("error: {msg}");
+            code
+        });
     }
     let name = match name {
         Some(n) => n.clone(),

@@ -8,13 +8,24 @@ use scpc::bpf::disasm::{disasm as listing, ret_name};
 use scpc::bpf::sim::{run, SeccompData};
 use scpc::bpf::{Program, BPF_JEQ, BPF_JMP, BPF_K};
 
-fn read_filter(path: &str) -> Result<Program, (u8, String)> {
+/// Reads a `.bpf` file and checks it as the kernel would before loading it; a bad one is
+/// the user's error (1), located by instruction and byte.
+pub(crate) fn read_filter(path: &str) -> Result<Program, (u8, String)> {
     let bytes = std::fs::read(path).map_err(|e| (2, format!("cannot read `{path}`: {e}")))?;
-    let program = Program::from_bytes(&bytes)
-        .ok_or((1, format!("`{path}` is not a filter: its size ({} bytes) is not a multiple of 8", bytes.len())))?;
+    let program = Program::from_bytes(&bytes).ok_or((
+        1,
+        format!(
+            "{path}: byte {}: not a filter: its size ({} bytes) is not a multiple of 8\n  help: a .bpf file holds 8-byte struct sock_filter records, as `scpc build` writes them",
+            bytes.len() / 8 * 8,
+            bytes.len()
+        ),
+    ))?;
     if program.insns.is_empty() {
-        return Err((1, format!("`{path}` is empty")));
+        return Err((1, format!("{path}: byte 0: the file is empty\n  help: build a filter with `scpc build FILE --policy NAME`")));
     }
+    scpc::bpf::sim::check(&program).map_err(|e| {
+        (1, format!("{path}: {e}\n  help: the kernel would refuse this filter; rebuild it with `scpc build` (see it with `scpc disasm`)"))
+    })?;
     Ok(program)
 }
 
@@ -78,13 +89,22 @@ pub(crate) fn sim(filter: &str, arch: Arch, syscall: &str, args: &[String]) -> u
     }
 }
 
+/// Lists a filter; one the kernel would refuse is still listed (to see why), then reported
+/// with exit 1.
 pub(crate) fn disasm(filter: &str) -> u8 {
-    match read_filter(filter) {
-        Ok(p) => {
+    let checked = read_filter(filter);
+    let lenient = std::fs::read(filter).ok().and_then(|b| Program::from_bytes(&b)).filter(|p| !p.insns.is_empty());
+    match (checked, lenient) {
+        (Ok(p), _) => {
             print!("{}", listing(&p));
             0
         }
-        Err((code, msg)) => {
+        (Err((code, msg)), Some(p)) if code == 1 => {
+            print!("{}", listing(&p));
+            eprintln!("error: {msg}");
+            1
+        }
+        (Err((code, msg)), _) => {
             eprintln!("error: {msg}");
             code
         }
