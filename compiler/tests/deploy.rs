@@ -255,7 +255,7 @@ fn an_inventory_mistake_is_located() {
     .expect("write");
     let (code, out, err) = scpc(&["deploy", inv.to_str().expect("utf-8")]);
     assert_eq!(code, 1, "{out}");
-    assert!(err.contains("neither a host nor a group") && err.contains("bad.toml:13:10") && err.contains("help"), "{err}");
+    assert!(err.contains("no such host or group") && err.contains("bad.toml:13:10") && err.contains("help"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -381,4 +381,37 @@ fn a_slow_lossy_link_still_completes() {
     assert!(far > near + 2.0, "far {far}, near {near}");
     let dropped: u64 = drops.split("counter packets ").skip(1).filter_map(|t| t.split_whitespace().next()?.parse::<u64>().ok()).sum();
     assert!(dropped > 0, "packets were lost: {drops}");
+}
+
+/// The fleet benchmark of BENCHMARKS.md (not a test: run it with
+/// `cargo test --release -p scpc-compiler --test deploy -- --ignored --nocapture fleet_benchmark`):
+/// 50 sshd nodes on loopback, a full deploy at several concurrencies (each run changes every
+/// host: v1 and v2 alternate), wall time and time per host.
+#[test]
+#[ignore]
+fn fleet_benchmark() {
+    if !available() {
+        return;
+    }
+    let mut fleet = Fleet::new("bench");
+    let started = std::time::Instant::now();
+    for i in 0..50 {
+        fleet.add(&format!("b{i:02}"), Spec::default());
+    }
+    println!("50 nodes started in {:.2?}", started.elapsed());
+    fleet.known_hosts();
+    let v1 = build(&fleet, "fleet.scp", "v1");
+    let v2 = build(&fleet, "fleet-v2.scp", "v2");
+    println!("| concurrency | wall time (s) | mean time per host (s) | hosts/s |");
+    println!("|---|---|---|---|");
+    for (k, c) in [1usize, 4, 8, 16, 32].iter().enumerate() {
+        let art = if k % 2 == 0 { &v1 } else { &v2 };
+        let inv = fleet.inventory(art, &format!("canary = 0\nwave_size = 50\nconcurrency = {c}"), SERVICE);
+        let t = std::time::Instant::now();
+        let (code, report, err) = deploy(&inv, &[]);
+        let wall = t.elapsed().as_secs_f64();
+        assert_eq!(code, 0, "{err}");
+        let per: f64 = report["hosts"].as_array().expect("hosts").iter().map(|h| h["seconds"].as_f64().unwrap_or(0.0)).sum::<f64>() / 50.0;
+        println!("| {c} | {wall:.2} | {per:.3} | {:.1} |", 50.0 / wall);
+    }
 }

@@ -101,7 +101,11 @@ fn policies() -> u32 {
 fn random_policies_compile_and_validate() {
     let cases = AtomicUsize::new(0);
     let accepted = AtomicUsize::new(0);
-    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases: policies(), ..ProptestConfig::default() });
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: policies(),
+        max_global_rejects: policies() * 20,
+        ..ProptestConfig::default()
+    });
     let result = runner.run(&policy(), |text| {
         let (checked, diags, _) = scpc::check_source("r.scp", &text);
         prop_assume!(!diags.has_errors());

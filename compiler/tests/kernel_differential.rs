@@ -62,7 +62,11 @@ fn policies() -> u32 {
 #[test]
 fn the_kernel_decides_as_the_source() {
     let calls_checked = AtomicUsize::new(0);
-    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases: policies(), ..ProptestConfig::default() });
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: policies(),
+        max_global_rejects: policies() * 20,
+        ..ProptestConfig::default()
+    });
     let strategy = (policy(), prop::collection::vec(prop::array::uniform6(value()), 8..24));
     let result = runner.run(&strategy, |(text, args)| {
         let (checked, diags, _) = scpc::check_source("k.scp", &text);

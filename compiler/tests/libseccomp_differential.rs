@@ -224,7 +224,11 @@ fn policies() -> u32 {
 
 #[test]
 fn libseccomp_and_scpc_decide_alike() {
-    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases: policies(), ..ProptestConfig::default() });
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: policies(),
+        max_global_rejects: policies() * 20,
+        ..ProptestConfig::default()
+    });
     if let Err(e) = runner.run(&(act(), rules()), |(default, rules)| check(&default, &rules)) {
         panic!("{e}");
     }

@@ -105,6 +105,11 @@ pub fn facts(conn: &Conn) -> Result<Facts, TransportError> {
 
 const SEP: &str = "--scpc-sha256--";
 
+/// Flushes the named files and directories (a rename is durable once its directory is):
+/// `sync FILE...` (coreutils, busybox) fsyncs just those; a `sync` without arguments, which
+/// flushes every filesystem and can take seconds on a busy host, only where that is missing.
+const SYNC: &str = "scpc_sync() { sync \"$@\" 2>/dev/null || sync; }; scpc_sync";
+
 /// Reads the state file and hashes the file at the install path.
 pub fn read(conn: &Conn, path: &str) -> Result<Installed, TransportError> {
     let p = Paths::of(path);
@@ -141,7 +146,7 @@ fn write_state(conn: &Conn, p: &Paths, state: &State, keep: usize) -> Result<(),
     let kept: Vec<&str> = state.history.iter().take(keep + 1).map(|d| d.sha256.as_str()).collect();
     let pattern = if kept.is_empty() { "scpc-none".to_string() } else { kept.join("|") };
     conn.run(&format!(
-        "set -e; mv -f {tmp} {v}/state.json; for f in {v}/*.bpf; do [ -e \"$f\" ] || continue; case \"$(basename \"$f\" .bpf)\" in {pattern}) ;; *) rm -f \"$f\";; esac; done; sync",
+        "set -e; mv -f {tmp} {v}/state.json; for f in {v}/*.bpf; do [ -e \"$f\" ] || continue; case \"$(basename \"$f\" .bpf)\" in {pattern}) ;; *) rm -f \"$f\";; esac; done; {SYNC} {v}/state.json {v}",
         v = p.versions
     ))?;
     Ok(())
@@ -165,9 +170,10 @@ pub fn install(conn: &Conn, path: &str, art: &Artifact, build: &Build, operator:
          if [ \"$got\" != {sha} ]; then rm -f {tmp}; echo \"the uploaded file has sha256 $got, not {sha}\" >&2; exit 3; fi\n\
          if [ -f {t} ]; then o=$(sha256sum {t} | cut -d' ' -f1); [ -f {v}/$o.bpf ] || {{ cp {t} {v}/.$o.tmp && mv -f {v}/.$o.tmp {v}/$o.bpf; }}; fi\n\
          [ -f {v}/{sha}.bpf ] || {{ cp {tmp} {v}/.{sha}.tmp && mv -f {v}/.{sha}.tmp {v}/{sha}.bpf; }}\n\
-         sync\n\
+         {SYNC} {tmp} {v}/{sha}.bpf {v}\n\
          mv -f {tmp} {t}\n\
-         sync\n",
+         {SYNC} {t} {dir}\n",
+        dir = p.dir,
         sha = art.sha256,
         t = p.target,
         v = p.versions,
@@ -219,9 +225,10 @@ pub fn rollback(conn: &Conn, path: &str, keep: usize) -> Result<Option<(String, 
          got=$(sha256sum {v}/{sha}.bpf | cut -d' ' -f1)\n\
          if [ \"$got\" != {sha} ]; then echo \"the kept copy {v}/{sha}.bpf is damaged (sha256 $got)\" >&2; exit 3; fi\n\
          cp {v}/{sha}.bpf {tmp}\n\
-         sync\n\
+         {SYNC} {tmp}\n\
          mv -f {tmp} {t}\n\
-         sync\n",
+         {SYNC} {t} {dir}\n",
+        dir = p.dir,
         sha = previous.sha256,
         v = p.versions,
         t = p.target,
@@ -240,7 +247,7 @@ pub fn rollback(conn: &Conn, path: &str, keep: usize) -> Result<Option<(String, 
 pub fn uninstall(conn: &Conn, path: &str, keep: usize) -> Result<(), TransportError> {
     let p = Paths::of(path);
     let mut before = read(conn, path)?;
-    conn.run(&format!("rm -f {} && sync", p.target))?;
+    conn.run(&format!("rm -f {} && {SYNC} {}", p.target, p.dir))?;
     if !before.state.history.is_empty() {
         before.state.history.remove(0);
     }

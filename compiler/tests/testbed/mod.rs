@@ -118,7 +118,15 @@ impl Fleet {
         );
         std::fs::write(home.join("sshd_config"), config).expect("config");
         std::fs::copy(format!("{}.pub", self.key.display()), self.root.join("authorized_keys")).expect("authorized_keys");
-        let mut mounts = format!("mount --bind {} {EDGE}", dir.display());
+        // an edge node's root has a plain shell: hide this machine's ~/.bashrc (bash reads it for
+        // ssh commands; a development box's may run slow tools, and a session killed inside one
+        // can leave a lock behind that hangs every later login)
+        std::fs::write(home.join("bashrc"), "").expect("bashrc");
+        let mut mounts = format!(
+            "mount --bind {} {EDGE} && {{ [ ! -e /root/.bashrc ] || mount --bind {}/bashrc /root/.bashrc; }}",
+            dir.display(),
+            home.display()
+        );
         if spec.machine.is_some() || spec.kernel.is_some() {
             let real = sh("uname -m").trim().to_string();
             let kernel = sh("uname -r").trim().to_string();
