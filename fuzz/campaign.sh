@@ -11,6 +11,7 @@ mkdir -p campaign
 for t in $targets; do
     n=1
     while [ -e "campaign/$t.$n.log" ]; do n=$((n + 1)); done
-    cargo +nightly fuzz run -O "$t" "corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=4096 -timeout=20 -print_final_stats=1 \
+    mkdir -p "corpus/$t"
+    cargo +nightly fuzz run -O "$t" "corpus/$t" "seeds/$t" -- -max_total_time="$secs" -rss_limit_mb=4096 -timeout=20 -print_final_stats=1 \
         > "campaign/$t.$n.log" 2>&1 || echo "$t: exit $?" >> campaign/crashes.txt
 done

@@ -109,7 +109,8 @@ fn fields(line: &str) -> Vec<(&str, &str)> {
     let mut out = Vec::new();
     let mut rest = line;
     while let Some(eq) = rest.find('=') {
-        let key_start = rest[..eq].rfind(|c: char| c.is_whitespace()).map_or(0, |i| i + 1);
+        // (whitespace may be wider than a byte: U+2000 and friends)
+        let key_start = rest[..eq].char_indices().rfind(|(_, c)| c.is_whitespace()).map_or(0, |(i, c)| i + c.len_utf8());
         let key = &rest[key_start..eq];
         let after = &rest[eq + 1..];
         let (value, next) = if let Some(q) = after.strip_prefix('"') {

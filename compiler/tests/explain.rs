@@ -104,3 +104,12 @@ fn explain_json_is_one_document() {
     assert_eq!(v["records"][7]["arch"], "x32");
     assert_eq!(v["records"][7]["syscall"], "ptrace");
 }
+
+/// Found by fuzzing: a field preceded by wide whitespace (U+2000, three bytes) made the
+/// reader slice inside the character.
+#[test]
+fn wide_whitespace_before_a_field_is_read() {
+    let line = "type=1326 audit(1.2:3):\u{2000}arch=c000003e syscall=41 code=0x80000000";
+    let parsed = scpc::auditlog::parse(line);
+    assert_eq!(parsed.records.len() + parsed.unreadable.len(), 1);
+}

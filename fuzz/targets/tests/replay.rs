@@ -1,6 +1,6 @@
-//! Replays every file of every fuzz corpus (`fuzz/corpus/TARGET/`) through its target's body
-//! on the stable toolchain: seeds, what the campaigns found interesting, and each crash found
-//! and fixed (kept in the corpus as its regression test).
+//! Replays every file of every fuzz corpus through its target's body on the stable toolchain:
+//! the seeds (`fuzz/seeds/TARGET/`, among them each crash found and fixed, as its regression
+//! test) and what the campaigns found interesting, minimized (`fuzz/corpus/TARGET/`).
 
 use std::path::Path;
 
@@ -10,7 +10,8 @@ fn every_corpus_file_passes_its_target() {
     let mut total = 0;
     for (name, target) in scpc_fuzz_targets::TARGETS {
         let dir = root.join(name);
-        let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())).flatten().map(|e| e.path()).collect();
+        let mut files: Vec<_> =
+            std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())).flatten().map(|e| e.path()).collect();
         files.sort();
         assert!(!files.is_empty(), "corpus {name} is empty");
         for f in &files {
