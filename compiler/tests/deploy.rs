@@ -415,3 +415,21 @@ fn fleet_benchmark() {
         println!("| {c} | {wall:.2} | {per:.3} | {:.1} |", 50.0 / wall);
     }
 }
+
+#[test]
+fn hashed_known_hosts_entries_from_ssh_keygen_are_honoured() {
+    if !available() {
+        return;
+    }
+    let mut fleet = Fleet::new("hashed");
+    fleet.add("h0", Spec::default());
+    let kh = fleet.known_hosts();
+    testbed::sh(&format!("ssh-keygen -q -H -f {} && rm -f {}.old", kh.display(), kh.display()));
+    let hashed = std::fs::read_to_string(&kh).expect("kh");
+    assert!(hashed.starts_with("|1|"), "{hashed}");
+    let art = build(&fleet, "fleet.scp", "v1");
+    let inv = fleet.inventory(&art, "", SERVICE);
+    let (code, report, err) = deploy(&inv, &[]);
+    assert_eq!(code, 0, "{report:#}\n{err}");
+    assert_eq!(fleet.nodes[0].file("fleet.bpf"), Some(artifact(&art, "x86_64")));
+}
