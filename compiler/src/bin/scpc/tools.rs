@@ -99,7 +99,7 @@ pub(crate) fn disasm(filter: &str) -> u8 {
             print!("{}", listing(&p));
             0
         }
-        (Err((code, msg)), Some(p)) if code == 1 => {
+        (Err((1, msg)), Some(p)) => {
             print!("{}", listing(&p));
             eprintln!("error: {msg}");
             1
