@@ -111,8 +111,27 @@ fn number(n: u64) -> String {
     }
 }
 
-/// Reads a Docker profile and writes the policy.
+/// Reads a Docker profile and writes the policy. The policy written always checks: a
+/// profile whose translation scpc's checker rejects (a comparison with a value wider than the
+/// argument the kernel reads, say) is an import error carrying the checker's first complaint.
 pub fn import(source_name: &str, text: &str, opts: &ImportOptions) -> Result<String, ImportError> {
+    let policy = translate(source_name, text, opts)?;
+    let (_, diags, _) = crate::check_source("imported.scp", &policy);
+    if diags.has_errors() {
+        let first = diags.into_sorted().into_iter().find(|d| d.severity().is_none_or(|s| s == miette::Severity::Error));
+        return Err(ImportError {
+            source_name: source_name.into(),
+            location: "syscalls".into(),
+            message: first
+                .as_ref()
+                .map_or_else(|| "the translation does not check".into(), |d| format!("the translation does not check: {d}")),
+            help: first.and_then(|d| d.help().map(|h| h.to_string())),
+        });
+    }
+    Ok(policy)
+}
+
+fn translate(source_name: &str, text: &str, opts: &ImportOptions) -> Result<String, ImportError> {
     let err = |path: &str, message: String| ImportError { source_name: source_name.into(), location: path.into(), message, help: None };
     let json: Value = serde_json::from_str(text).map_err(|e| ImportError {
         source_name: source_name.into(),
