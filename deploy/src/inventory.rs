@@ -33,11 +33,6 @@ impl InventoryError {
     pub fn span(&self) -> Option<Range<usize>> {
         self.at.map(|s| s.offset()..s.offset() + s.len())
     }
-
-    /// 1-based line and column of the error, when it has a location.
-    pub fn line_col(&self) -> Option<(usize, usize)> {
-        Some(line_col(self.src.inner(), self.at?.offset()))
-    }
 }
 
 /// How a host is logged into.

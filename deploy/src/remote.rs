@@ -89,6 +89,11 @@ impl Paths {
         Paths { target: path.into(), dir, base: base.into(), versions }
     }
 
+    /// Shell lines that rename a flushed `tmp` over the target and make the rename durable.
+    fn swap_in(&self, tmp: &str) -> String {
+        format!("mv -f {tmp} {t}\n{SYNC} {t} {dir}\n", t = self.target, dir = self.dir)
+    }
+
     fn temp(&self, nonce: &str) -> String {
         format!("{}/.{}.scpc-tmp.{nonce}", self.dir.trim_end_matches('/'), self.base)
     }
@@ -153,13 +158,21 @@ fn write_state(conn: &Conn, p: &Paths, state: &State, keep: usize) -> Result<(),
 }
 
 /// Installs an artifact atomically: upload beside the target, fsync, verify the sha256 on the
-/// host, keep the old file for rollback, rename into place, record the state. Returns the
-/// new state. Nothing is changed when the host already runs these bytes and the state agrees.
-pub fn install(conn: &Conn, path: &str, art: &Artifact, build: &Build, operator: &str, keep: usize) -> Result<Installed, TransportError> {
+/// host, keep the old file for rollback, rename into place, record the state. Returns what
+/// the host held before, or `None` when it already ran these bytes and the state agreed (then
+/// nothing is changed).
+pub fn install(
+    conn: &Conn,
+    path: &str,
+    art: &Artifact,
+    build: &Build,
+    operator: &str,
+    keep: usize,
+) -> Result<Option<Installed>, TransportError> {
     let p = Paths::of(path);
     let before = read(conn, path)?;
     if before.actual.as_deref() == Some(art.sha256.as_str()) && before.state.history.first().is_some_and(|d| d.sha256 == art.sha256) {
-        return Ok(before);
+        return Ok(None);
     }
     conn.run(&format!("mkdir -p {v} && rm -f {dir}/.{base}.scpc-tmp.*", v = p.versions, dir = p.dir.trim_end_matches('/'), base = p.base))?;
     let tmp = p.temp(&nonce());
@@ -171,9 +184,8 @@ pub fn install(conn: &Conn, path: &str, art: &Artifact, build: &Build, operator:
          if [ -f {t} ]; then o=$(sha256sum {t} | cut -d' ' -f1); [ -f {v}/$o.bpf ] || {{ cp {t} {v}/.$o.tmp && mv -f {v}/.$o.tmp {v}/$o.bpf; }}; fi\n\
          [ -f {v}/{sha}.bpf ] || {{ cp {tmp} {v}/.{sha}.tmp && mv -f {v}/.{sha}.tmp {v}/{sha}.bpf; }}\n\
          {SYNC} {tmp} {v}/{sha}.bpf {v}\n\
-         mv -f {tmp} {t}\n\
-         {SYNC} {t} {dir}\n",
-        dir = p.dir,
+         {swap}",
+        swap = p.swap_in(&tmp),
         sha = art.sha256,
         t = p.target,
         v = p.versions,
@@ -209,7 +221,7 @@ pub fn install(conn: &Conn, path: &str, art: &Artifact, build: &Build, operator:
     );
     state.history.truncate(keep + 1);
     write_state(conn, &p, &state, keep)?;
-    Ok(Installed { state, actual: Some(art.sha256.clone()) })
+    Ok(Some(before))
 }
 
 /// Returns the host to the version before the current one: the kept copy is verified against
@@ -226,12 +238,10 @@ pub fn rollback(conn: &Conn, path: &str, keep: usize) -> Result<Option<(String, 
          if [ \"$got\" != {sha} ]; then echo \"the kept copy {v}/{sha}.bpf is damaged (sha256 $got)\" >&2; exit 3; fi\n\
          cp {v}/{sha}.bpf {tmp}\n\
          {SYNC} {tmp}\n\
-         mv -f {tmp} {t}\n\
-         {SYNC} {t} {dir}\n",
-        dir = p.dir,
+         {swap}",
+        swap = p.swap_in(&tmp),
         sha = previous.sha256,
         v = p.versions,
-        t = p.target,
     );
     conn.run(&script)?;
     let from = current.sha256.clone();

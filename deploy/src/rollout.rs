@@ -3,7 +3,7 @@
 
 use crate::artifacts::{kernel_version, Build};
 use crate::inventory::{Host, Inventory, Service};
-use crate::remote::{self, Installed};
+use crate::remote;
 use crate::transport::{Conn, Timeouts};
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
@@ -158,10 +158,6 @@ pub trait Observer: Sync {
     fn done(&self, _report: &HostReport) {}
 }
 
-/// An observer that says nothing.
-pub struct Quiet;
-impl Observer for Quiet {}
-
 /// Shows how the decisions of a filter change: `(arch, old bytes, new bytes)` → lines.
 pub type Differ<'a> = &'a (dyn Fn(&str, &[u8], &[u8]) -> Vec<String> + Sync);
 
@@ -259,21 +255,13 @@ fn deploy_host(
     obs: &dyn Observer,
 ) {
     let Some(conn) = connect(host, inv, opts, rep, obs) else { return };
-    obs.step(&host.name, "detecting architecture");
-    let facts = match remote::facts(&conn) {
-        Ok(f) => f,
-        Err(e) => {
-            rep.error = Some(e.to_string());
-            return;
+    let Some(arch) = record_facts(&conn, rep, obs) else {
+        if rep.error.is_none() {
+            rep.error = Some(format!("unknown architecture `{}` (uname -m); nothing was installed", rep.machine.as_deref().unwrap_or("")));
         }
-    };
-    rep.machine = Some(facts.machine.clone());
-    rep.kernel = Some(facts.kernel.clone());
-    rep.arch = facts.arch.map(str::to_string);
-    let Some(arch) = facts.arch else {
-        rep.error = Some(format!("unknown architecture `{}` (uname -m); nothing was installed", facts.machine));
         return;
     };
+    let kernel = rep.kernel.clone().unwrap_or_default();
     // refuse the host before touching it if any of its services has no artifact for it
     for s in services {
         let build = &builds[&s.policy];
@@ -285,11 +273,11 @@ fn deploy_host(
             ));
             return;
         }
-        if let (Some(need), Some(have)) = (build.kernel.as_deref().and_then(kernel_version), kernel_version(&facts.kernel)) {
+        if let (Some(need), Some(have)) = (build.kernel.as_deref().and_then(kernel_version), kernel_version(&kernel)) {
             if have < need {
                 rep.warnings.push(format!(
                     "kernel {} is older than policy `{}` needs ({}.{}): syscalls and actions newer than the kernel are decided by the policy's `newer` rule",
-                    facts.kernel, build.policy, need.0, need.1
+                    kernel, build.policy, need.0, need.1
                 ));
             }
         }
@@ -335,18 +323,11 @@ fn install_one(
     obs: &dyn Observer,
 ) -> Change {
     obs.step(&host.name, &format!("{}: installing {} ({} bytes)", s.name, art.file, art.bytes.len()));
-    let before: Installed = match remote::read(conn, &s.path) {
-        Ok(b) => b,
+    let before = match remote::install(conn, &s.path, art, build, &opts.operator, inv.rollout.keep) {
+        Ok(Some(before)) => before,
+        Ok(None) => return Change::Unchanged { sha256: art.sha256.clone() },
         Err(e) => return Change::Failed { reason: e.to_string() },
     };
-    let unchanged =
-        before.actual.as_deref() == Some(art.sha256.as_str()) && before.state.history.first().is_some_and(|d| d.sha256 == art.sha256);
-    if let Err(e) = remote::install(conn, &s.path, art, build, &opts.operator, inv.rollout.keep) {
-        return Change::Failed { reason: e.to_string() };
-    }
-    if unchanged {
-        return Change::Unchanged { sha256: art.sha256.clone() };
-    }
     let checks = [("reloading", &s.reload), ("health check", &s.health)];
     for (what, cmd) in checks {
         let Some(cmd) = cmd else { continue };
@@ -456,10 +437,33 @@ pub fn deploy(inv: &Inventory, opts: &Options, differ: Option<Differ>, obs: &dyn
     })
 }
 
-/// What every host runs compared with the local build.
-pub fn status(inv: &Inventory, opts: &Options, obs: &dyn Observer) -> Result<Report, String> {
+/// Reads a host's architecture and kernel into its report; its scpc architecture, if known.
+fn record_facts(conn: &Conn, rep: &mut HostReport, obs: &dyn Observer) -> Option<&'static str> {
+    obs.step(&rep.host, "detecting architecture");
+    match remote::facts(conn) {
+        Ok(f) => {
+            rep.machine = Some(f.machine);
+            rep.kernel = Some(f.kernel);
+            rep.arch = f.arch.map(str::to_string);
+            f.arch
+        }
+        Err(e) => {
+            rep.error = Some(e.to_string());
+            None
+        }
+    }
+}
+
+/// Connects to every host of the run (at most `concurrency` at once) and asks `each` what
+/// became of each of its services.
+fn across_hosts(
+    command: &str,
+    inv: &Inventory,
+    opts: &Options,
+    obs: &dyn Observer,
+    each: impl Fn(&Conn, &Service, &mut HostReport) -> Change + Sync,
+) -> Result<Report, String> {
     let started = Instant::now();
-    let builds = load_builds(inv)?;
     let targets = targets(inv, &opts.hosts)?;
     obs.start(targets.len());
     let stop = AtomicBool::new(false);
@@ -467,33 +471,8 @@ pub fn status(inv: &Inventory, opts: &Options, obs: &dyn Observer) -> Result<Rep
         let t0 = Instant::now();
         let mut rep = blank(host, 0, false);
         if let Some(conn) = connect(host, inv, opts, &mut rep, obs) {
-            match remote::facts(&conn) {
-                Ok(f) => {
-                    rep.machine = Some(f.machine.clone());
-                    rep.kernel = Some(f.kernel.clone());
-                    rep.arch = f.arch.map(str::to_string);
-                }
-                Err(e) => rep.error = Some(e.to_string()),
-            }
             for s in services {
-                obs.step(&host.name, &format!("{}: reading", s.name));
-                let local = rep.arch.as_deref().and_then(|a| builds[&s.policy].for_arch(a)).map(|a| a.sha256.clone());
-                let change = match remote::read(&conn, &s.path) {
-                    Ok(inst) => {
-                        let recorded = inst.state.history.first().map(|d| d.sha256.clone());
-                        let verdict = if inst.actual.is_none() && recorded.is_none() {
-                            "not-installed"
-                        } else if inst.drifted() {
-                            "drift"
-                        } else if inst.actual != local {
-                            "outdated"
-                        } else {
-                            "in-sync"
-                        };
-                        Change::Status { actual: inst.actual, recorded, local, verdict: verdict.into() }
-                    }
-                    Err(e) => Change::Failed { reason: e.to_string() },
-                };
+                let change = each(&conn, s, &mut rep);
                 rep.services.insert(s.name.clone(), change);
             }
         }
@@ -502,47 +481,52 @@ pub fn status(inv: &Inventory, opts: &Options, obs: &dyn Observer) -> Result<Rep
         rep
     });
     Ok(Report {
-        command: "status".into(),
+        command: command.into(),
         hosts: results.into_iter().flatten().collect(),
         stopped: None,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
 
+/// What every host runs compared with the local build.
+pub fn status(inv: &Inventory, opts: &Options, obs: &dyn Observer) -> Result<Report, String> {
+    let builds = load_builds(inv)?;
+    across_hosts("status", inv, opts, obs, |conn, s, rep| {
+        if rep.machine.is_none() && rep.error.is_none() {
+            record_facts(conn, rep, obs);
+        }
+        obs.step(&rep.host, &format!("{}: reading", s.name));
+        let local = rep.arch.as_deref().and_then(|a| builds[&s.policy].for_arch(a)).map(|a| a.sha256.clone());
+        match remote::read(conn, &s.path) {
+            Ok(inst) => {
+                let recorded = inst.state.history.first().map(|d| d.sha256.clone());
+                let verdict = if inst.actual.is_none() && recorded.is_none() {
+                    "not-installed"
+                } else if inst.drifted() {
+                    "drift"
+                } else if inst.actual != local {
+                    "outdated"
+                } else {
+                    "in-sync"
+                };
+                Change::Status { actual: inst.actual, recorded, local, verdict: verdict.into() }
+            }
+            Err(e) => Change::Failed { reason: e.to_string() },
+        }
+    })
+}
+
 /// Returns hosts to the version before the current one.
 pub fn rollback(inv: &Inventory, opts: &Options, obs: &dyn Observer) -> Result<Report, String> {
-    let started = Instant::now();
-    let targets = targets(inv, &opts.hosts)?;
-    obs.start(targets.len());
-    let stop = AtomicBool::new(false);
-    let results = pool(&targets, opts.concurrency.unwrap_or(inv.rollout.concurrency), &stop, |(host, services)| {
-        let t0 = Instant::now();
-        let mut rep = blank(host, 0, false);
-        if let Some(conn) = connect(host, inv, opts, &mut rep, obs) {
-            for s in services {
-                obs.step(&host.name, &format!("{}: rolling back", s.name));
-                let change = match remote::rollback(&conn, &s.path, inv.rollout.keep) {
-                    Ok(Some((from, to))) => {
-                        let reload = s.reload.as_ref().map(|r| remote::hook(&conn, &s.path, r));
-                        match reload {
-                            Some(Err(e)) => Change::Failed { reason: format!("reverted to {to}, but the reload failed: {e}") },
-                            _ => Change::Reverted { from, to },
-                        }
-                    }
-                    Ok(None) => Change::NothingToRevert,
-                    Err(e) => Change::Failed { reason: e.to_string() },
-                };
-                rep.services.insert(s.name.clone(), change);
-            }
+    across_hosts("rollback", inv, opts, obs, |conn, s, rep| {
+        obs.step(&rep.host, &format!("{}: rolling back", s.name));
+        match remote::rollback(conn, &s.path, inv.rollout.keep) {
+            Ok(Some((from, to))) => match s.reload.as_ref().map(|r| remote::hook(conn, &s.path, r)) {
+                Some(Err(e)) => Change::Failed { reason: format!("reverted to {to}, but the reload failed: {e}") },
+                _ => Change::Reverted { from, to },
+            },
+            Ok(None) => Change::NothingToRevert,
+            Err(e) => Change::Failed { reason: e.to_string() },
         }
-        rep.seconds = t0.elapsed().as_secs_f64();
-        obs.done(&rep);
-        rep
-    });
-    Ok(Report {
-        command: "rollback".into(),
-        hosts: results.into_iter().flatten().collect(),
-        stopped: None,
-        seconds: started.elapsed().as_secs_f64(),
     })
 }

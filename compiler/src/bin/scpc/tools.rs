@@ -236,7 +236,7 @@ pub(crate) fn import_docker(profile: &str, name: Option<String>, caps: Vec<Strin
             return 2;
         }
     };
-    let named = name.is_some();
+    // (the importer refuses a translation that does not check, a bad --name included)
     let policy = match scpc::docker::import(profile, &text, &scpc::docker::ImportOptions { name, caps }) {
         Ok(p) => p,
         Err(e) => {
@@ -245,16 +245,6 @@ pub(crate) fn import_docker(profile: &str, name: Option<String>, caps: Vec<Strin
         }
     };
     let file = output.unwrap_or("<imported>");
-    let (_, diags, map) = scpc::check_source(file, &policy);
-    if diags.has_errors() {
-        crate::emit(diags, &map, crate::MessageFormat::Human);
-        if named {
-            eprintln!("error: the translation does not check (see above): check --name (a policy name is letters, digits and `_`)");
-            return 1;
-        }
-        eprintln!("error: the translation does not check (see above); please report this with the profile");
-        return 2;
-    }
     deliver(output, canonical(file, policy))
 }
 
