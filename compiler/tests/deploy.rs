@@ -4,7 +4,7 @@
 mod testbed;
 
 use std::path::{Path, PathBuf};
-use testbed::{available, scpc, sha256, Fleet, Spec, EDGE};
+use testbed::{available, scpc, sha256, Fleet, Server, Spec, EDGE};
 
 fn manifest_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -46,9 +46,11 @@ fn ten_hosts_of_mixed_architectures_each_get_their_own_artifact() {
     let mut fleet = Fleet::new("mixed");
     let machines = ["x86_64", "x86_64", "x86_64", "aarch64", "aarch64", "armv7l", "armv6l", "i686", "riscv64", "aarch64"];
     for (i, m) in machines.iter().enumerate() {
-        fleet.add(&format!("n{i}"), Spec { machine: Some(m.to_string()), kernel: Some("6.1.0-56".into()), netns: false });
+        // the last one is a dropbear box, as ARM gateways often are
+        let server = if i == 9 { Server::Dropbear } else { Server::OpenSsh };
+        fleet.add(&format!("n{i}"), Spec { machine: Some(m.to_string()), kernel: Some("6.1.0-56".into()), server, ..Spec::default() });
     }
-    fleet.add("old-kernel", Spec { machine: Some("aarch64".into()), kernel: Some("4.19.0-27-arm64".into()), netns: false });
+    fleet.add("old-kernel", Spec { machine: Some("aarch64".into()), kernel: Some("4.19.0-27-arm64".into()), ..Spec::default() });
     fleet.add("mips", Spec { machine: Some("mips".into()), ..Spec::default() });
     fleet.known_hosts();
     let art = build(&fleet, "fleet.scp", "v1");
@@ -244,6 +246,123 @@ fn rollback_restores_the_previous_bytes_and_status_sees_drift() {
 }
 
 #[test]
+fn a_dropbear_node_with_its_small_window_takes_a_filter_larger_than_the_window() {
+    if !available() {
+        return;
+    }
+    let mut fleet = Fleet::new("dropbear");
+    fleet.add("gw", Spec { server: Server::Dropbear, ..Spec::default() });
+    fleet.known_hosts();
+    let big = build(&fleet, "fleet-big.scp", "big");
+    let small = build(&fleet, "fleet.scp", "small");
+    let (xb, xs) = (artifact(&big, "x86_64"), artifact(&small, "x86_64"));
+    // dropbear's default channel window is 24 KiB: the first SFTP write of a larger file gets 0
+    assert!(xb.len() > 24 * 1024, "{} bytes", xb.len());
+    let banner = fleet.nodes[0].run("echo $SSH_CONNECTION");
+    assert_eq!(banner.0, 0, "{banner:?}");
+    let (code, report, err) = deploy(&fleet.inventory(&big, "", SERVICE), &[]);
+    let log = std::fs::read_to_string(fleet.nodes[0].home.join("sshd.log")).unwrap_or_default();
+    assert_eq!(code, 0, "{report:#}\n{err}\ndropbear's log:\n{log}");
+    assert_eq!(fleet.nodes[0].file("fleet.bpf"), Some(xb.clone()));
+    assert_eq!(deploy(&fleet.inventory(&small, "", SERVICE), &[]).0, 0);
+    assert_eq!(fleet.nodes[0].file("fleet.bpf"), Some(xs));
+    let inv = fleet.inventory(&small, "", SERVICE);
+    let (code, out, err) = scpc(&["rollback", inv.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(fleet.nodes[0].file("fleet.bpf"), Some(xb), "the big filter is back");
+    let (code, out, _) = scpc(&["status", inv.to_str().expect("utf-8"), "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(code, 2, "{report:#}");
+    assert_eq!(host(&report, "gw")["services"]["edge"]["verdict"], "outdated");
+    // the server really is dropbear
+    let log = std::fs::read_to_string(fleet.nodes[0].home.join("sshd.log")).expect("log");
+    assert!(log.contains("Pubkey auth succeeded for 'root'"), "{log}");
+}
+
+/// What `seccheck` (tests/testbed/arm64/seccheck.c) says on the node about `calls` under the
+/// deployed filter.
+fn seccheck(node: &testbed::Node, calls: &str) -> String {
+    let (code, out) = node.run(&format!("seccheck {EDGE}/fleet.bpf {calls}"));
+    assert_eq!(code, 0, "{out}");
+    out
+}
+
+#[test]
+fn the_aarch64_node_enforces_the_deployed_filter() {
+    if !available() {
+        return;
+    }
+    let mut fleet = Fleet::new("arm64");
+    let n = fleet.add_arm64("pi");
+    fleet.known_hosts();
+    let node = &fleet.nodes[n];
+    let (_, machine) = node.run("uname -m; uname -r");
+    assert!(machine.starts_with("aarch64\n"), "{machine}");
+    let v1 = build(&fleet, "fleet.scp", "v1");
+    let v2 = build(&fleet, "fleet-v2.scp", "v2");
+    let (code, report, err) = deploy(&fleet.inventory(&v1, "", SERVICE), &[]);
+    assert_eq!(code, 0, "{report:#}\n{err}");
+    assert_eq!(host(&report, "pi")["arch"], "aarch64", "{report:#}");
+    let want = artifact(&v1, "aarch64");
+    assert_eq!(node.file("fleet.bpf"), Some(want.clone()));
+    let state: serde_json::Value = serde_json::from_slice(&node.file(".scpc/fleet.bpf/state.json").expect("state")).expect("json");
+    assert_eq!(state["history"][0]["sha256"], sha256(&want));
+    // the filter on a real arm64 kernel: allowed, errno(EPERM), and the default kill_process
+    assert_eq!(seccheck(node, "write socket getpid"), "write allowed\nsocket errno 1\ngetpid killed by signal 31\n");
+    // v2 answers socket with EACCES; rollback brings EPERM back
+    let inv2 = fleet.inventory(&v2, "", SERVICE);
+    assert_eq!(deploy(&inv2, &[]).0, 0);
+    assert_eq!(seccheck(node, "socket write"), "socket errno 13\nwrite allowed\n");
+    let (code, out, err) = scpc(&["rollback", inv2.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(node.file("fleet.bpf"), Some(want));
+    assert_eq!(seccheck(node, "socket uname"), "socket errno 1\nuname killed by signal 31\n");
+}
+
+#[test]
+fn ssh_agent_keys_log_in_and_an_empty_agent_is_refused() {
+    if !available() {
+        return;
+    }
+    let mut fleet = Fleet::new("agent");
+    fleet.add("a", Spec::default());
+    fleet.known_hosts();
+    let v1 = build(&fleet, "fleet.scp", "v1");
+    let inv = fleet.inventory(&v1, "", SERVICE);
+    let text = std::fs::read_to_string(&inv).expect("inventory");
+    let text = text.replace(&format!("identity = \"{}\"", fleet.key.display()), "agent = true");
+    assert!(text.contains("agent = true"), "{text}");
+    std::fs::write(&inv, text).expect("inventory");
+    let sock = fleet.root.join("agent.sock");
+    let mut agent = std::process::Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&sock)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("ssh-agent");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !sock.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let with_agent = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_scpc")).args(args).env("SSH_AUTH_SOCK", &sock).output().expect("scpc");
+        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    // no key in the agent yet: refused, nothing written
+    let (code, out) = with_agent(&["deploy", inv.to_str().expect("utf-8"), "--json"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("login as root refused"), "{out}");
+    assert!(fleet.nodes[0].file("fleet.bpf").is_none());
+    testbed::sh(&format!("SSH_AUTH_SOCK={} ssh-add -q {} 2>&1", sock.display(), fleet.key.display()));
+    let (code, out) = with_agent(&["deploy", inv.to_str().expect("utf-8"), "--json"]);
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(fleet.nodes[0].file("fleet.bpf"), Some(artifact(&v1, "x86_64")));
+}
+
+#[test]
 fn an_inventory_mistake_is_located() {
     let dir = std::env::temp_dir().join(format!("scpc-inv-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
@@ -286,6 +405,7 @@ fn hosts_killed_or_cut_off_mid_transfer_keep_their_previous_filter() {
     fleet.add("unplugged", Spec { netns: true, ..Spec::default() });
     fleet.add("flapping", Spec { netns: true, ..Spec::default() });
     fleet.add("fine", Spec::default());
+    fleet.add("reset", Spec { netns: true, ..Spec::default() });
     fleet.known_hosts();
     let v1 = build(&fleet, "fleet.scp", "v1");
     let big = build(&fleet, "fleet-big.scp", "big");
@@ -294,7 +414,7 @@ fn hosts_killed_or_cut_off_mid_transfer_keep_their_previous_filter() {
     let inv = fleet.inventory(&v1, "canary = 0\nconcurrency = 4\nmax_failures = 4\ncommand_timeout = 15\nconnect_timeout = 5", SERVICE);
     assert_eq!(deploy(&inv, &[]).0, 0);
     // about 7 s per upload of the big filter
-    for n in &fleet.nodes[..3] {
+    for n in fleet.nodes[..3].iter().chain(&fleet.nodes[4..]) {
         n.shape("tbf rate 32kbit burst 4kb latency 5s");
     }
     let inv = fleet.inventory(&big, "canary = 0\nconcurrency = 4\nmax_failures = 4\ncommand_timeout = 15\nconnect_timeout = 5", SERVICE);
@@ -305,10 +425,17 @@ fn hosts_killed_or_cut_off_mid_transfer_keep_their_previous_filter() {
         .spawn()
         .expect("scpc deploy");
     let dirs: Vec<PathBuf> = fleet.nodes.iter().map(|n| n.dir.clone()).collect();
-    let (d0, d1, d2) = (dirs[0].clone(), dirs[1].clone(), dirs[2].clone());
+    let (d0, d1, d2, d4) = (dirs[0].clone(), dirs[1].clone(), dirs[2].clone(), dirs[4].clone());
+    let w4 = std::thread::spawn(move || wait_for_upload(&d4, std::time::Duration::from_secs(30)));
     let w0 = std::thread::spawn(move || wait_for_upload(&d0, std::time::Duration::from_secs(30)));
     let w1 = std::thread::spawn(move || wait_for_upload(&d1, std::time::Duration::from_secs(30)));
     let w2 = std::thread::spawn(move || wait_for_upload(&d2, std::time::Duration::from_secs(30)));
+    assert!(w4.join().expect("watch"), "the upload to `reset` started");
+    // a firewall answers the node's SSH traffic with TCP resets
+    fleet.nodes[4].in_netns(
+        "nft add table inet cut && nft add chain inet cut in { type filter hook input priority 0 \\; } && \
+         nft add rule inet cut in tcp dport 22 reject with tcp reset",
+    );
     assert!(w0.join().expect("watch"), "the upload to `killed` started");
     fleet.nodes[0].kill(); // power loss: sshd and its sessions die
     assert!(w1.join().expect("watch"), "the upload to `unplugged` started");
@@ -321,10 +448,13 @@ fn hosts_killed_or_cut_off_mid_transfer_keep_their_previous_filter() {
     let report: serde_json::Value =
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(out.status.code(), Some(2), "{report:#}");
-    for (i, name) in ["killed", "unplugged"].iter().enumerate() {
+    for (i, name) in [(0, "killed"), (1, "unplugged"), (4, "reset")] {
         let h = host(&report, name);
         assert!(h["services"]["edge"]["result"] == "failed" || h["error"].is_string(), "{name}: {h:#}");
         assert_eq!(fleet.nodes[i].file("fleet.bpf"), Some(x1.clone()), "{name} still holds v1, whole");
+        let partial =
+            std::fs::read_dir(&fleet.nodes[i].dir).expect("dir").flatten().any(|e| e.file_name().to_string_lossy().contains("scpc-tmp"));
+        assert!(partial, "{name}: the partial upload is beside the target");
     }
     assert_eq!(host(&report, "flapping")["services"]["edge"]["result"], "installed", "{report:#}");
     assert_eq!(fleet.nodes[2].file("fleet.bpf"), Some(xbig.clone()));
@@ -332,15 +462,19 @@ fn hosts_killed_or_cut_off_mid_transfer_keep_their_previous_filter() {
     // the partial upload is beside the target, never at it; the next run removes it
     fleet.nodes[1].link(true);
     fleet.nodes[1].shape("pfifo");
-    let (code, report, _) = deploy(&inv, &["--host", "unplugged"]);
+    fleet.nodes[4].in_netns("nft delete table inet cut");
+    fleet.nodes[4].shape("pfifo");
+    let (code, report, _) = deploy(&inv, &["--host", "unplugged", "--host", "reset"]);
     assert_eq!(code, 0, "{report:#}");
-    assert_eq!(fleet.nodes[1].file("fleet.bpf"), Some(xbig));
-    let leftovers = std::fs::read_dir(&fleet.nodes[1].dir)
-        .expect("dir")
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().contains("scpc-tmp"))
-        .count();
-    assert_eq!(leftovers, 0);
+    for i in [1, 4] {
+        assert_eq!(fleet.nodes[i].file("fleet.bpf"), Some(xbig.clone()));
+        let leftovers = std::fs::read_dir(&fleet.nodes[i].dir)
+            .expect("dir")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains("scpc-tmp"))
+            .count();
+        assert_eq!(leftovers, 0, "{}", fleet.nodes[i].name);
+    }
 }
 
 #[test]
@@ -360,9 +494,11 @@ fn a_slow_lossy_link_still_completes() {
          nft add rule inet chaos out oifname eth0 numgen random mod 100 \\< 5 counter drop",
     );
     fleet.nodes[0].shape("tbf rate 256kbit burst 8kb latency 2s");
-    let real: std::net::SocketAddr = format!("{}:22", fleet.nodes[0].address).parse().expect("addr");
-    fleet.nodes[0].address = "127.0.0.1".into();
-    fleet.nodes[0].port = testbed::delay_relay(real, std::time::Duration::from_millis(100));
+    let addr: std::net::SocketAddr = format!("{}:22", fleet.nodes[0].address).parse().expect("addr");
+    let before = testbed::connect_time(addr);
+    let delayer = fleet.nodes[0].delay(std::time::Duration::from_millis(100));
+    let rtt = testbed::connect_time(addr);
+    assert!(rtt >= std::time::Duration::from_millis(195), "the delay is real: {before:?} before, {rtt:?} after");
     fleet.known_hosts();
     let big = build(&fleet, "fleet-big.scp", "big");
     let inv = fleet.inventory(&big, "canary = 0\ncommand_timeout = 30\nconnect_timeout = 20", SERVICE);
@@ -376,7 +512,10 @@ fn a_slow_lossy_link_still_completes() {
     let far = host(&report, "far")["seconds"].as_f64().expect("seconds");
     let near = host(&report, "near")["seconds"].as_f64().expect("seconds");
     let drops = fleet.nodes[0].in_netns("nft list table inet chaos");
-    println!("far {far:.2}s, near {near:.2}s, whole run {took:?}\n{drops}");
+    println!("far {far:.2}s, near {near:.2}s, whole run {took:?}; round trip {before:?} -> {rtt:?}\n{drops}");
+    let held = delayer.held.load(std::sync::atomic::Ordering::Relaxed);
+    drop(delayer);
+    assert!(held > 20, "the transfer went through the delayer ({held} packets)");
     // the link was really slow: each of the dozen or more round trips costs 200 ms
     assert!(far > near + 2.0, "far {far}, near {near}");
     let dropped: u64 = drops.split("counter packets ").skip(1).filter_map(|t| t.split_whitespace().next()?.parse::<u64>().ok()).sum();

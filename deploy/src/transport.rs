@@ -6,7 +6,11 @@
 //! - the host-key algorithm is pinned to the types recorded in known_hosts, so a host offering
 //!   another type first is not mistaken for a changed key;
 //! - SFTP writes that return 0 (a small window, as dropbear's) are retried, not failed;
-//! - files are written over SFTP, never SCP (whose exit status lies).
+//! - files are written over SFTP, never SCP (whose exit status lies);
+//! - one SFTP channel serves the whole session and closes with it: dropbear 2022.83 to 2024.85
+//!   (Debian 12, Yocto) aborts the session when a new channel opens while the SIGCHLD of a
+//!   just-closed channel's process is pending (its issue #321, fixed in 2024.86), and
+//!   `sftp-server` exits just after its channel closes, as the next command's channel opens.
 
 use crate::inventory::{Auth, Host};
 use crate::known_hosts::{fingerprint, host_name, KnownHosts, Verdict};
@@ -90,6 +94,8 @@ pub struct Output {
 pub struct Conn {
     sess: Session,
     socket: TcpStream,
+    /// Opened at the first transfer, closed with the session.
+    sftp: std::cell::RefCell<Option<ssh2::Sftp>>,
     /// The host name as recorded in known_hosts (`[addr]:port`).
     pub name: String,
 }
@@ -144,7 +150,7 @@ impl Conn {
         if !pinned.is_empty() {
             sess.method_pref(MethodType::HostKey, &pinned.join(",")).map_err(|e| net(&name, "host key algorithms", e))?;
         }
-        let mut conn = Conn { sess, socket, name: name.clone() };
+        let mut conn = Conn { sess, socket, sftp: Default::default(), name: name.clone() };
         conn.sess.handshake().map_err(|e| net(&name, "SSH handshake failed", e))?;
         let (key, ktype) = conn.sess.host_key().ok_or_else(|| net(&name, "handshake", "no host key"))?;
         let (key, ktype) = (key.to_vec(), type_name(ktype));
@@ -230,10 +236,19 @@ impl Conn {
         Ok(out.stdout)
     }
 
+    /// The session's SFTP channel.
+    fn sftp(&self) -> Result<std::cell::RefMut<'_, ssh2::Sftp>, TransportError> {
+        let mut slot = self.sftp.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(self.sess.sftp().map_err(|e| self.fail("sftp", e))?);
+        }
+        Ok(std::cell::RefMut::map(slot, |s| s.as_mut().expect("opened above")))
+    }
+
     /// Writes a file over SFTP (mode 0644), fsyncs it and closes it. Retries writes the
     /// server answers with 0 bytes (small channel windows).
     pub fn upload(&self, path: &str, bytes: &[u8]) -> Result<(), TransportError> {
-        let sftp = self.sess.sftp().map_err(|e| self.fail("sftp", e))?;
+        let sftp = self.sftp()?;
         let mut f = sftp
             .open_mode(
                 Path::new(path),
@@ -271,7 +286,7 @@ impl Conn {
 
     /// Reads a whole remote file over SFTP; `None` if it does not exist.
     pub fn download(&self, path: &str) -> Result<Option<Vec<u8>>, TransportError> {
-        let sftp = self.sess.sftp().map_err(|e| self.fail("sftp", e))?;
+        let sftp = self.sftp()?;
         let mut f = match sftp.open(Path::new(path)) {
             Ok(f) => f,
             Err(e) if e.code() == ssh2::ErrorCode::SFTP(2) => return Ok(None),

@@ -6,6 +6,10 @@
 //! `uname` so it reports another architecture; optionally its own network namespace behind a
 //! veth pair (10.231.N.2), whose link the test can slow down (tbf), make lossy (nftables
 //! `numgen`) or cut. Killing the namespace's first process kills every session of the node.
+//! A node can run dropbear instead (the usual SSH server on ARM boxes, with its small 24 KiB
+//! channel window). And one kind of node is a real aarch64 machine: qemu-system-aarch64 booting
+//! Debian's arm64 kernel with a busybox + dropbear initramfs built from Debian's arm64 packages
+//! (`arm64/build.sh`), reached over SSH like any other host.
 
 #![allow(dead_code)]
 
@@ -50,6 +54,10 @@ pub struct Node {
     pub dir: PathBuf,
     /// Its private files (config, host key).
     pub home: PathBuf,
+    /// Whether it is a virtual machine, whose files this machine cannot see (`file` asks it).
+    pub vm: bool,
+    /// The fleet's client key, for `run`.
+    key: PathBuf,
     pub address: String,
     pub port: u16,
     /// The public host key line (`ssh-ed25519 AAAA...`).
@@ -70,6 +78,18 @@ pub struct Spec {
     pub kernel: Option<String>,
     /// Give it its own network namespace (needed to shape or cut its link).
     pub netns: bool,
+    /// What serves SSH.
+    pub server: Server,
+}
+
+/// The SSH server of a node.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub enum Server {
+    /// Debian's OpenSSH `sshd` (2 MiB channel window).
+    #[default]
+    OpenSsh,
+    /// Debian's dropbear with its default 24 KiB channel window.
+    Dropbear,
 }
 
 impl Fleet {
@@ -108,16 +128,6 @@ impl Fleet {
         } else {
             ("127.0.0.1".to_string(), free_port(), None, None)
         };
-        let listen = if netns.is_some() { "0.0.0.0".to_string() } else { address.clone() };
-        let config = format!(
-            "Port {port}\nListenAddress {listen}\nHostKey {home}/host_key\nAuthorizedKeysFile {root}/authorized_keys\nStrictModes no\n\
-             PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
-             MaxStartups 100\nSubsystem sftp internal-sftp\nPidFile none\nLogLevel ERROR\nClientAliveInterval 0\n",
-            home = home.display(),
-            root = self.root.display(),
-        );
-        std::fs::write(home.join("sshd_config"), config).expect("config");
-        std::fs::copy(format!("{}.pub", self.key.display()), self.root.join("authorized_keys")).expect("authorized_keys");
         // an edge node's root has a plain shell: hide this machine's ~/.bashrc (bash reads it for
         // ssh commands; a development box's may run slow tools, and a session killed inside one
         // can leave a lock behind that hangs every later login)
@@ -143,7 +153,34 @@ impl Fleet {
             sh(&format!("chmod 755 {}", fake.display()));
             mounts.push_str(&format!(" && mount --bind {} /usr/bin/uname", fake.display()));
         }
-        let inner = format!("{mounts} && exec /usr/sbin/sshd -D -e -f {}/sshd_config", home.display());
+        let listen = if netns.is_some() { "0.0.0.0".to_string() } else { address.clone() };
+        let server = match spec.server {
+            Server::OpenSsh => {
+                let config = format!(
+                    "Port {port}\nListenAddress {listen}\nHostKey {home}/host_key\nAuthorizedKeysFile {root}/authorized_keys\nStrictModes no\n\
+                     PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
+                     MaxStartups 100\nSubsystem sftp internal-sftp\nPidFile none\nLogLevel ERROR\nClientAliveInterval 0\n",
+                    home = home.display(),
+                    root = self.root.display(),
+                );
+                std::fs::write(home.join("sshd_config"), config).expect("config");
+                std::fs::copy(format!("{}.pub", self.key.display()), self.root.join("authorized_keys")).expect("authorized_keys");
+                format!("/usr/sbin/sshd -D -e -f {}/sshd_config", home.display())
+            }
+            Server::Dropbear => {
+                // dropbear reads ~/.ssh/authorized_keys and has no option for another path: the
+                // node gets its own /root
+                let root_home = home.join("root");
+                std::fs::create_dir_all(root_home.join(".ssh")).expect("root home");
+                std::fs::copy(format!("{}.pub", self.key.display()), root_home.join(".ssh/authorized_keys")).expect("authorized_keys");
+                std::fs::write(root_home.join(".bashrc"), "").expect("bashrc");
+                sh(&format!("chmod 700 {h} {h}/.ssh && chmod 600 {h}/.ssh/authorized_keys", h = root_home.display()));
+                sh(&format!("dropbearconvert openssh dropbear {h}/host_key {h}/host_key.dropbear 2>/dev/null", h = home.display()));
+                mounts.push_str(&format!(" && mount --bind {} /root", root_home.display()));
+                format!("/usr/sbin/dropbear -F -E -s -p {listen}:{port} -r {h}/host_key.dropbear -P {h}/dropbear.pid", h = home.display())
+            }
+        };
+        let inner = format!("{mounts} && exec {server}");
         let mut cmd = match &netns {
             Some(ns) => {
                 let mut c = Command::new("ip");
@@ -155,8 +192,82 @@ impl Fleet {
         cmd.args(["--pid", "--fork", "--kill-child", "--mount", "--propagation", "private", "sh", "-c", &inner]);
         let log = std::fs::File::create(home.join("sshd.log")).expect("log");
         let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn().expect("unshare sshd");
-        let node = Node { name: name.into(), dir, home, address, port, host_key, netns, veth, child: Some(child) };
-        node.wait_ready();
+        let node = Node {
+            name: name.into(),
+            dir,
+            home,
+            vm: false,
+            key: self.key.clone(),
+            address,
+            port,
+            host_key,
+            netns,
+            veth,
+            child: Some(child),
+        };
+        node.wait_ready(Duration::from_secs(10));
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+
+    /// Boots a real aarch64 node: qemu-system-aarch64 (TCG) running Debian's arm64 kernel and
+    /// the initramfs of `arm64/build.sh` (built once, then cached under the target directory),
+    /// plus this node's host key and the fleet's authorized key. It serves SSH with dropbear on
+    /// a loopback port forwarded by qemu (`restrict=on`: the guest reaches nothing else), and has
+    /// `seccheck` (`arm64/seccheck.c`) to show what a filter does on its kernel.
+    pub fn add_arm64(&mut self, name: &str) -> usize {
+        let image = arm64_image();
+        let home = self.root.join(format!("node-{name}"));
+        let overlay = home.join("overlay");
+        std::fs::create_dir_all(overlay.join("etc/dropbear")).expect("overlay");
+        std::fs::create_dir_all(overlay.join("root/.ssh")).expect("overlay");
+        sh(&format!("ssh-keygen -q -t ed25519 -N '' -C {name} -f {}/host_key", home.display()));
+        sh(&format!(
+            "dropbearconvert openssh dropbear {}/host_key {}/etc/dropbear/host_key 2>/dev/null",
+            home.display(),
+            overlay.display()
+        ));
+        std::fs::copy(format!("{}.pub", self.key.display()), overlay.join("root/.ssh/authorized_keys")).expect("authorized_keys");
+        sh(&format!(
+            "cd {o} && chmod 700 root root/.ssh && chmod 600 root/.ssh/authorized_keys etc/dropbear/host_key && \
+             {{ find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | gzip; }} > ../overlay.cpio.gz && \
+             cat {base} ../overlay.cpio.gz > ../initrd.gz",
+            o = overlay.display(),
+            base = image.join("base.cpio.gz").display()
+        ));
+        let host_key = std::fs::read_to_string(home.join("host_key.pub")).expect("host key");
+        let host_key = host_key.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+        let port = free_port();
+        let log = std::fs::File::create(home.join("sshd.log")).expect("console log");
+        let child = Command::new("qemu-system-aarch64")
+            .args(["-M", "virt", "-cpu", "cortex-a72", "-smp", "2", "-m", "512", "-nographic", "-no-reboot"])
+            .arg("-kernel")
+            .arg(image.join("vmlinuz"))
+            .arg("-initrd")
+            .arg(home.join("initrd.gz"))
+            .args(["-append", "console=ttyAMA0 quiet panic=-1"])
+            .args(["-netdev", &format!("user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:22")])
+            .args(["-device", "virtio-net-pci,netdev=n0,romfile="])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("qemu-system-aarch64 (apt-get install qemu-system-arm)");
+        let node = Node {
+            name: name.into(),
+            dir: home.join("edge-in-vm"),
+            home,
+            vm: true,
+            key: self.key.clone(),
+            address: "127.0.0.1".into(),
+            port,
+            host_key,
+            netns: None,
+            veth: None,
+            child: Some(child),
+        };
+        // about 5 s on an idle machine; TCG shares the two cores with everything else
+        node.wait_ready(Duration::from_secs(120));
         self.nodes.push(node);
         self.nodes.len() - 1
     }
@@ -190,9 +301,9 @@ impl Fleet {
 }
 
 impl Node {
-    fn wait_ready(&self) {
+    fn wait_ready(&self, within: Duration) {
         let addr: SocketAddr = format!("{}:{}", self.address, self.port).parse().expect("addr");
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + within;
         while Instant::now() < deadline {
             if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
                 let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
@@ -203,7 +314,11 @@ impl Node {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("node {} did not start: {}", self.name, std::fs::read_to_string(self.home.join("sshd.log")).unwrap_or_default());
+        panic!(
+            "node {} did not start within {within:?}: {}",
+            self.name,
+            std::fs::read_to_string(self.home.join("sshd.log")).unwrap_or_default()
+        );
     }
 
     /// Power loss: every process of the node dies at once.
@@ -233,8 +348,38 @@ impl Node {
         sh(&format!("ip -n {ns} link set eth0 {}", if up { "up" } else { "down" }));
     }
 
+    /// A file of the node's deploy directory (asked over SSH from a virtual machine).
     pub fn file(&self, name: &str) -> Option<Vec<u8>> {
-        std::fs::read(self.dir.join(name)).ok()
+        if !self.vm {
+            return std::fs::read(self.dir.join(name)).ok();
+        }
+        let out = self.ssh(&format!("cat {EDGE}/{name}"));
+        out.status.success().then_some(out.stdout)
+    }
+
+    /// Runs a command on the node with OpenSSH's client (not the deployer's), checking the
+    /// node's host key; returns (status, stdout + stderr).
+    pub fn run(&self, cmd: &str) -> (i32, String) {
+        let out = self.ssh(cmd);
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        (out.status.code().unwrap_or(-1), text)
+    }
+
+    fn ssh(&self, cmd: &str) -> std::process::Output {
+        let known = self.home.join("known_host");
+        std::fs::write(&known, format!("{} {}\n", scpc_deploy::known_hosts::host_name(&self.address, self.port), self.host_key))
+            .expect("known_host");
+        Command::new("ssh")
+            .args(["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=20"])
+            .arg("-o")
+            .arg(format!("UserKnownHostsFile={}", known.display()))
+            .arg("-i")
+            .arg(&self.key)
+            .args(["-p", &self.port.to_string(), &format!("root@{}", self.address), cmd])
+            .stdin(Stdio::null())
+            .output()
+            .expect("ssh runs")
     }
 }
 
@@ -257,6 +402,27 @@ impl Drop for Fleet {
     }
 }
 
+/// The aarch64 node's kernel and base initramfs: `arm64/build.sh` run once into a directory named
+/// by the hash of its sources.
+fn arm64_image() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testbed/arm64");
+    let mut sources = Vec::new();
+    for f in ["build.sh", "init", "seccheck.c"] {
+        sources.extend(std::fs::read(here.join(f)).expect("arm64 node sources"));
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("arm64-node-{}", &sha256(&sources)[..16]));
+    if !dir.join("base.cpio.gz").exists() || !dir.join("vmlinuz").exists() {
+        let out = Command::new("sh").arg(here.join("build.sh")).arg(&dir).output().expect("sh runs");
+        assert!(
+            out.status.success(),
+            "building the aarch64 node failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    dir
+}
+
 /// Runs the scpc binary; returns (status, stdout, stderr).
 pub fn scpc(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_scpc")).args(args).output().expect("scpc runs");
@@ -267,45 +433,102 @@ pub fn sha256(bytes: &[u8]) -> String {
     scpc_deploy::artifacts::sha256_hex(bytes)
 }
 
-/// A TCP relay that holds every chunk `one_way` before passing it on, in both directions (so a
-/// round trip gains twice that). This kernel has no netem; the NFQUEUE delayer of the notes
-/// needs a helper program, so the test bed delays at the stream level instead. Packet loss is
-/// real (nftables in the node's namespace). Returns the relay's port; it lives as long as the
-/// test process.
-pub fn delay_relay(to: SocketAddr, one_way: Duration) -> u16 {
-    use std::io::Write;
-    use std::sync::mpsc;
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    fn pipe(mut from: TcpStream, mut to: TcpStream, delay: Duration) {
-        let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
-        std::thread::spawn(move || {
-            let mut buf = vec![0u8; 16 * 1024];
-            while let Ok(n) = from.read(&mut buf) {
-                if n == 0 || tx.send((Instant::now() + delay, buf[..n].to_vec())).is_err() {
-                    break;
+/// Delays every packet through a node's `eth0` by `one_way` in each direction, so that a round
+/// trip gains twice that. This kernel has no netem: iptables' NFQUEUE target hands the packets
+/// to queue 0 of the node's network namespace, where a thread of this process, moved into that
+/// namespace, holds each one until it is due (in arrival order), then accepts it. The rules
+/// bypass the queue when nobody listens, so the link works undelayed once the delayer is gone.
+/// Dropping the value stops it.
+pub struct Delayer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u64>>,
+    /// Packets held so far (shared with the thread).
+    pub held: std::sync::Arc<AtomicUsize>,
+}
+
+impl Node {
+    /// Starts a [`Delayer`] in front of the node.
+    pub fn delay(&self, one_way: Duration) -> Delayer {
+        use std::os::fd::AsRawFd;
+        use std::sync::atomic::AtomicBool;
+        use std::sync::Arc;
+        let ns = self.netns.clone().expect("a node with a network namespace");
+        let stop = Arc::new(AtomicBool::new(false));
+        let held = Arc::new(AtomicUsize::new(0));
+        let (ready, started) = std::sync::mpsc::channel::<Result<(), String>>();
+        let (stop2, held2) = (stop.clone(), held.clone());
+        let thread = std::thread::spawn(move || {
+            let setup = || -> Result<nfq::Queue, String> {
+                let f = std::fs::File::open(format!("/run/netns/{ns}")).map_err(|e| e.to_string())?;
+                // SAFETY: setns on a valid namespace descriptor; it moves only this thread
+                #[allow(unsafe_code)]
+                let moved = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+                if moved != 0 {
+                    return Err(format!("setns: {}", std::io::Error::last_os_error()));
                 }
+                let mut q = nfq::Queue::open().map_err(|e| format!("NFQUEUE: {e}"))?;
+                q.bind(0).map_err(|e| format!("NFQUEUE bind: {e}"))?;
+                q.set_copy_range(0, 0).map_err(|e| e.to_string())?;
+                q.set_queue_max_len(0, 100_000).map_err(|e| e.to_string())?;
+                q.set_nonblocking(true);
+                Ok(q)
+            };
+            let mut q = match setup() {
+                Ok(q) => q,
+                Err(e) => {
+                    let _ = ready.send(Err(e));
+                    return 0;
+                }
+            };
+            let _ = ready.send(Ok(()));
+            let mut queue = std::collections::VecDeque::new();
+            let mut total = 0u64;
+            loop {
+                loop {
+                    match q.recv() {
+                        Ok(m) => {
+                            queue.push_back((Instant::now() + one_way, m));
+                            total += 1;
+                            held2.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) => panic!("NFQUEUE recv: {e}"),
+                    }
+                }
+                let now = Instant::now();
+                while queue.front().is_some_and(|(due, _)| *due <= now) {
+                    let (_, mut m) = queue.pop_front().expect("front");
+                    m.set_verdict(nfq::Verdict::Accept);
+                    q.verdict(m).expect("NFQUEUE verdict");
+                }
+                if stop2.load(Ordering::Relaxed) && queue.is_empty() {
+                    return total;
+                }
+                std::thread::sleep(Duration::from_micros(200));
             }
         });
-        std::thread::spawn(move || {
-            for (at, chunk) in rx {
-                std::thread::sleep(at.saturating_duration_since(Instant::now()));
-                if to.write_all(&chunk).is_err() {
-                    break;
-                }
-            }
-            let _ = to.shutdown(std::net::Shutdown::Write);
-        });
+        started.recv().expect("delayer thread").unwrap_or_else(|e| panic!("the delayer could not start: {e}"));
+        // nftables' own `queue` statement is not built into this kernel; xt NFQUEUE is
+        self.in_netns(
+            "iptables -A INPUT -i eth0 -j NFQUEUE --queue-num 0 --queue-bypass && \
+             iptables -A OUTPUT -o eth0 -j NFQUEUE --queue-num 0 --queue-bypass",
+        );
+        Delayer { stop, thread: Some(thread), held }
     }
-    std::thread::spawn(move || {
-        for client in listener.incoming().flatten() {
-            let Ok(server) = TcpStream::connect(to) else { continue };
-            let _ = client.set_nodelay(true);
-            let _ = server.set_nodelay(true);
-            let (c2, s2) = (client.try_clone().expect("clone"), server.try_clone().expect("clone"));
-            pipe(client, server, one_way);
-            pipe(s2, c2, one_way);
+}
+
+impl Drop for Delayer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
-    });
-    port
+    }
+}
+
+/// The time a TCP connection to `addr` takes to open (one round trip).
+pub fn connect_time(addr: SocketAddr) -> Duration {
+    let started = Instant::now();
+    let _s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connect");
+    started.elapsed()
 }
