@@ -555,6 +555,42 @@ fn fleet_benchmark() {
     }
 }
 
+/// The latency-bound half of the fleet benchmark (BENCHMARKS.md; run it with
+/// `cargo test --release -p scpc-compiler --test deploy -- --ignored --nocapture fleet_latency_benchmark`):
+/// 16 nodes in their own network namespaces behind the packet delayer, 50 ms each way (100 ms
+/// round trips, a regional WAN), deployed at several concurrencies.
+#[test]
+#[ignore]
+fn fleet_latency_benchmark() {
+    if !available() {
+        return;
+    }
+    let mut fleet = Fleet::new("benchwan");
+    for i in 0..16 {
+        fleet.add(&format!("w{i:02}"), Spec { netns: true, ..Spec::default() });
+    }
+    let nodes: Vec<&testbed::Node> = fleet.nodes.iter().collect();
+    let delayer = testbed::Delayer::start(&nodes, std::time::Duration::from_millis(50));
+    let addr: std::net::SocketAddr = format!("{}:22", fleet.nodes[0].address).parse().expect("addr");
+    println!("round trip to w00: {:.1?}", testbed::connect_time(addr));
+    fleet.known_hosts();
+    let v1 = build(&fleet, "fleet.scp", "v1");
+    let v2 = build(&fleet, "fleet-v2.scp", "v2");
+    println!("| concurrency | wall time (s) | mean time per host (s) | hosts/s |");
+    println!("|---|---|---|---|");
+    for (k, c) in [1usize, 4, 16].iter().enumerate() {
+        let art = if k % 2 == 0 { &v1 } else { &v2 };
+        let inv = fleet.inventory(art, &format!("canary = 0\nwave_size = 16\nconcurrency = {c}"), SERVICE);
+        let t = std::time::Instant::now();
+        let (code, report, err) = deploy(&inv, &[]);
+        let wall = t.elapsed().as_secs_f64();
+        assert_eq!(code, 0, "{err}");
+        let per: f64 = report["hosts"].as_array().expect("hosts").iter().map(|h| h["seconds"].as_f64().unwrap_or(0.0)).sum::<f64>() / 16.0;
+        println!("| {c} | {wall:.2} | {per:.3} | {:.1} |", 16.0 / wall);
+    }
+    drop(delayer);
+}
+
 #[test]
 fn hashed_known_hosts_entries_from_ssh_keygen_are_honoured() {
     if !available() {

@@ -449,16 +449,25 @@ pub struct Delayer {
 impl Node {
     /// Starts a [`Delayer`] in front of the node.
     pub fn delay(&self, one_way: Duration) -> Delayer {
+        Delayer::start(&[self], one_way)
+    }
+}
+
+impl Delayer {
+    /// One thread delays the links of all `nodes` (each must have its own network namespace):
+    /// it opens a queue in each namespace in turn (a netlink socket stays in the namespace it
+    /// was made in) and serves them all.
+    pub fn start(nodes: &[&Node], one_way: Duration) -> Delayer {
         use std::os::fd::AsRawFd;
         use std::sync::atomic::AtomicBool;
         use std::sync::Arc;
-        let ns = self.netns.clone().expect("a node with a network namespace");
+        let names: Vec<String> = nodes.iter().map(|n| n.netns.clone().expect("a node with a network namespace")).collect();
         let stop = Arc::new(AtomicBool::new(false));
         let held = Arc::new(AtomicUsize::new(0));
         let (ready, started) = std::sync::mpsc::channel::<Result<(), String>>();
         let (stop2, held2) = (stop.clone(), held.clone());
         let thread = std::thread::spawn(move || {
-            let setup = || -> Result<nfq::Queue, String> {
+            let open = |ns: &str| -> Result<nfq::Queue, String> {
                 let f = std::fs::File::open(format!("/run/netns/{ns}")).map_err(|e| e.to_string())?;
                 // SAFETY: setns on a valid namespace descriptor; it moves only this thread
                 #[allow(unsafe_code)]
@@ -473,7 +482,7 @@ impl Node {
                 q.set_nonblocking(true);
                 Ok(q)
             };
-            let mut q = match setup() {
+            let mut queues = match names.iter().map(|ns| open(ns)).collect::<Result<Vec<_>, _>>() {
                 Ok(q) => q,
                 Err(e) => {
                     let _ = ready.send(Err(e));
@@ -481,27 +490,29 @@ impl Node {
                 }
             };
             let _ = ready.send(Ok(()));
-            let mut queue = std::collections::VecDeque::new();
+            let mut held: Vec<std::collections::VecDeque<(Instant, nfq::Message)>> = queues.iter().map(|_| Default::default()).collect();
             let mut total = 0u64;
             loop {
-                loop {
-                    match q.recv() {
-                        Ok(m) => {
-                            queue.push_back((Instant::now() + one_way, m));
-                            total += 1;
-                            held2.fetch_add(1, Ordering::Relaxed);
+                let now = Instant::now();
+                for (q, waiting) in queues.iter_mut().zip(held.iter_mut()) {
+                    loop {
+                        match q.recv() {
+                            Ok(m) => {
+                                waiting.push_back((Instant::now() + one_way, m));
+                                total += 1;
+                                held2.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                            Err(e) => panic!("NFQUEUE recv: {e}"),
                         }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                        Err(e) => panic!("NFQUEUE recv: {e}"),
+                    }
+                    while waiting.front().is_some_and(|(due, _)| *due <= now) {
+                        let (_, mut m) = waiting.pop_front().expect("front");
+                        m.set_verdict(nfq::Verdict::Accept);
+                        q.verdict(m).expect("NFQUEUE verdict");
                     }
                 }
-                let now = Instant::now();
-                while queue.front().is_some_and(|(due, _)| *due <= now) {
-                    let (_, mut m) = queue.pop_front().expect("front");
-                    m.set_verdict(nfq::Verdict::Accept);
-                    q.verdict(m).expect("NFQUEUE verdict");
-                }
-                if stop2.load(Ordering::Relaxed) && queue.is_empty() {
+                if stop2.load(Ordering::Relaxed) && held.iter().all(|w| w.is_empty()) {
                     return total;
                 }
                 std::thread::sleep(Duration::from_micros(200));
@@ -509,10 +520,12 @@ impl Node {
         });
         started.recv().expect("delayer thread").unwrap_or_else(|e| panic!("the delayer could not start: {e}"));
         // nftables' own `queue` statement is not built into this kernel; xt NFQUEUE is
-        self.in_netns(
-            "iptables -A INPUT -i eth0 -j NFQUEUE --queue-num 0 --queue-bypass && \
-             iptables -A OUTPUT -o eth0 -j NFQUEUE --queue-num 0 --queue-bypass",
-        );
+        for n in nodes {
+            n.in_netns(
+                "iptables -A INPUT -i eth0 -j NFQUEUE --queue-num 0 --queue-bypass && \
+                 iptables -A OUTPUT -o eth0 -j NFQUEUE --queue-num 0 --queue-bypass",
+            );
+        }
         Delayer { stop, thread: Some(thread), held }
     }
 }
