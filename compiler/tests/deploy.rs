@@ -363,6 +363,33 @@ fn ssh_agent_keys_log_in_and_an_empty_agent_is_refused() {
 }
 
 #[test]
+fn several_services_per_host_and_a_directory_that_does_not_exist_yet() {
+    if !available() {
+        return;
+    }
+    let mut fleet = Fleet::new("twosvc");
+    fleet.add("plc", Spec::default());
+    fleet.known_hosts();
+    let v1 = build(&fleet, "fleet.scp", "v1");
+    let services = format!("{SERVICE}\n[[service]]\nname = \"deep\"\npolicy = \"fleet\"\npath = \"{EDGE}/a/b/fleet.bpf\"\n");
+    let inv = fleet.inventory(&v1, "", &services);
+    let (code, report, err) = deploy(&inv, &[]);
+    assert_eq!(code, 0, "{report:#}\n{err}");
+    let want = artifact(&v1, "x86_64");
+    assert_eq!(fleet.nodes[0].file("fleet.bpf"), Some(want.clone()));
+    assert_eq!(fleet.nodes[0].file("a/b/fleet.bpf"), Some(want.clone()));
+    for state in [".scpc/fleet.bpf/state.json", "a/b/.scpc/fleet.bpf/state.json"] {
+        let json: serde_json::Value = serde_json::from_slice(&fleet.nodes[0].file(state).expect(state)).expect("json");
+        assert_eq!(json["history"][0]["sha256"], sha256(&want), "{state}");
+    }
+    // one survey reads both: a second run changes neither
+    let (code, again, _) = deploy(&inv, &[]);
+    assert_eq!(code, 0);
+    assert_eq!(host(&again, "plc")["services"]["edge"]["result"], "unchanged", "{again:#}");
+    assert_eq!(host(&again, "plc")["services"]["deep"]["result"], "unchanged", "{again:#}");
+}
+
+#[test]
 fn an_inventory_mistake_is_located() {
     let dir = std::env::temp_dir().join(format!("scpc-inv-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");

@@ -60,6 +60,8 @@ pub struct Installed {
     pub state: State,
     /// sha256 of the file at the install path, if there is one.
     pub actual: Option<String>,
+    /// Whether the install path's directory exists.
+    pub dir_exists: bool,
 }
 
 impl Installed {
@@ -101,11 +103,43 @@ impl Paths {
 
 /// Reads `uname -m` and `uname -r`.
 pub fn facts(conn: &Conn) -> Result<Facts, TransportError> {
-    let out = conn.run("uname -m; uname -r")?;
+    Ok(parse_facts(&conn.run("uname -m; uname -r")?))
+}
+
+fn parse_facts(out: &str) -> Facts {
     let mut lines = out.lines();
     let machine = lines.next().unwrap_or("").trim().to_string();
     let kernel = lines.next().unwrap_or("").trim().to_string();
-    Ok(Facts { arch: crate::artifacts::arch_of_uname(&machine), machine, kernel })
+    Facts { arch: crate::artifacts::arch_of_uname(&machine), machine, kernel }
+}
+
+/// Between the parts of [`survey`]'s output.
+const NEXT: &str = "--scpc-next--";
+/// In a part of [`survey`]'s output: the install path's directory exists.
+const DIR: &str = "--scpc-dir--";
+
+/// What a deploy needs to know before it changes anything, in one command (one round of
+/// messages, which is what a slow link charges for): the host's facts and what each of
+/// `paths` holds. Writes nothing.
+pub fn survey(conn: &Conn, paths: &[&str]) -> Result<(Facts, Vec<Installed>), TransportError> {
+    let mut script = "uname -m; uname -r\n".to_string();
+    let paths: Vec<Paths> = paths.iter().map(|p| Paths::of(p)).collect();
+    for p in &paths {
+        script.push_str(&format!("echo {NEXT}\n{}\n[ ! -d {} ] || echo {DIR}\n", read_script(p), p.dir));
+    }
+    let out = conn.run(&script)?;
+    let mut parts = out.split(NEXT);
+    let facts = parse_facts(parts.next().unwrap_or(""));
+    let mut installed = Vec::new();
+    for p in &paths {
+        let part = parts.next().unwrap_or("");
+        let (read, dir) = match part.split_once(DIR) {
+            Some((read, _)) => (read, true),
+            None => (part, false),
+        };
+        installed.push(Installed { dir_exists: dir, ..parse_read(conn, p, read)? });
+    }
+    Ok((facts, installed))
 }
 
 const SEP: &str = "--scpc-sha256--";
@@ -118,20 +152,24 @@ const SYNC: &str = "scpc_sync() { sync \"$@\" 2>/dev/null || sync; }; scpc_sync"
 /// Reads the state file and hashes the file at the install path.
 pub fn read(conn: &Conn, path: &str) -> Result<Installed, TransportError> {
     let p = Paths::of(path);
-    let out = conn.run(&format!(
-        "cat {v}/state.json 2>/dev/null; echo {SEP}; if [ -f {t} ]; then sha256sum {t}; fi",
-        v = p.versions,
-        t = p.target
-    ))?;
+    parse_read(conn, &p, &conn.run(&read_script(&p))?)
+}
+
+/// The shell that prints the state file, a separator and the sha256 of the installed file.
+fn read_script(p: &Paths) -> String {
+    format!("cat {v}/state.json 2>/dev/null; echo {SEP}; if [ -f {t} ]; then sha256sum {t}; fi", v = p.versions, t = p.target)
+}
+
+fn parse_read(conn: &Conn, p: &Paths, out: &str) -> Result<Installed, TransportError> {
     let (state, sum) = out.split_once(SEP).unwrap_or(("", ""));
     let state = if state.trim().is_empty() {
-        State { path: path.into(), history: Vec::new() }
+        State { path: p.target.clone(), history: Vec::new() }
     } else {
         serde_json::from_str(state)
             .map_err(|e| TransportError::Remote(format!("{}: {}/state.json is damaged: {e}", conn.name, p.versions)))?
     };
     let actual = sum.split_whitespace().next().map(str::to_string);
-    Ok(Installed { state, actual })
+    Ok(Installed { state, actual, dir_exists: true })
 }
 
 fn now() -> String {
@@ -143,24 +181,34 @@ fn nonce() -> String {
     format!("{}-{}", std::process::id(), t % 1_000_000_000_000)
 }
 
-fn write_state(conn: &Conn, p: &Paths, state: &State, keep: usize) -> Result<(), TransportError> {
+/// Runs `script` (which must end in [`state_lines`]) with the new state file on its standard
+/// input: the script and the state travel in one round of messages.
+fn run_with_state(conn: &Conn, script: &str, state: &State) -> Result<(), TransportError> {
     let json = serde_json::to_string_pretty(state).map_err(|e| TransportError::Remote(e.to_string()))? + "\n";
-    let tmp = format!("{}/.state.json.{}", p.versions, nonce());
-    conn.upload(&tmp, json.as_bytes())?;
-    // keep the current version and `keep` before it; delete older copies
-    let kept: Vec<&str> = state.history.iter().take(keep + 1).map(|d| d.sha256.as_str()).collect();
-    let pattern = if kept.is_empty() { "scpc-none".to_string() } else { kept.join("|") };
-    conn.run(&format!(
-        "set -e; mv -f {tmp} {v}/state.json; for f in {v}/*.bpf; do [ -e \"$f\" ] || continue; case \"$(basename \"$f\" .bpf)\" in {pattern}) ;; *) rm -f \"$f\";; esac; done; {SYNC} {v}/state.json {v}",
-        v = p.versions
-    ))?;
+    conn.run_with_input(script, json.as_bytes())?;
     Ok(())
 }
 
-/// Installs an artifact atomically: upload beside the target, fsync, verify the sha256 on the
-/// host, keep the old file for rollback, rename into place, record the state. Returns what
-/// the host held before, or `None` when it already ran these bytes and the state agreed (then
-/// nothing is changed).
+/// Shell lines that write the state file from standard input (beside it, then renamed), keep
+/// the versions the history names (the current one and `keep` before it), delete older copies
+/// and flush.
+fn state_lines(p: &Paths, state: &State, keep: usize) -> String {
+    let tmp = format!("{}/.state.json.{}", p.versions, nonce());
+    let kept: Vec<&str> = state.history.iter().take(keep + 1).map(|d| d.sha256.as_str()).collect();
+    let pattern = if kept.is_empty() { "scpc-none".to_string() } else { kept.join("|") };
+    format!(
+        "cat > {tmp}\n\
+         mv -f {tmp} {v}/state.json\n\
+         for f in {v}/*.bpf; do [ -e \"$f\" ] || continue; case \"$(basename \"$f\" .bpf)\" in {pattern}) ;; *) rm -f \"$f\";; esac; done\n\
+         {SYNC} {v}/state.json {v}\n",
+        v = p.versions
+    )
+}
+
+/// Installs an artifact atomically: upload beside the target, flush, verify the sha256 on the
+/// host, keep the old file for rollback, rename into place, record the state. `before` is what
+/// [`survey`] found at the path. Returns `before`, or `None` when the host already ran these
+/// bytes and the state agreed (then nothing is changed).
 pub fn install(
     conn: &Conn,
     path: &str,
@@ -168,29 +216,17 @@ pub fn install(
     build: &Build,
     operator: &str,
     keep: usize,
+    before: Installed,
 ) -> Result<Option<Installed>, TransportError> {
     let p = Paths::of(path);
-    let before = read(conn, path)?;
     if before.actual.as_deref() == Some(art.sha256.as_str()) && before.state.history.first().is_some_and(|d| d.sha256 == art.sha256) {
         return Ok(None);
     }
-    conn.run(&format!("mkdir -p {v} && rm -f {dir}/.{base}.scpc-tmp.*", v = p.versions, dir = p.dir.trim_end_matches('/'), base = p.base))?;
+    if !before.dir_exists {
+        conn.run(&format!("mkdir -p {}", p.dir))?;
+    }
     let tmp = p.temp(&nonce());
     conn.upload(&tmp, &art.bytes)?;
-    let script = format!(
-        "set -e\n\
-         got=$(sha256sum {tmp} | cut -d' ' -f1)\n\
-         if [ \"$got\" != {sha} ]; then rm -f {tmp}; echo \"the uploaded file has sha256 $got, not {sha}\" >&2; exit 3; fi\n\
-         if [ -f {t} ]; then o=$(sha256sum {t} | cut -d' ' -f1); [ -f {v}/$o.bpf ] || {{ cp {t} {v}/.$o.tmp && mv -f {v}/.$o.tmp {v}/$o.bpf; }}; fi\n\
-         [ -f {v}/{sha}.bpf ] || {{ cp {tmp} {v}/.{sha}.tmp && mv -f {v}/.{sha}.tmp {v}/{sha}.bpf; }}\n\
-         {SYNC} {tmp} {v}/{sha}.bpf {v}\n\
-         {swap}",
-        swap = p.swap_in(&tmp),
-        sha = art.sha256,
-        t = p.target,
-        v = p.versions,
-    );
-    conn.run(&script)?;
     let mut state = before.state.clone();
     state.path = path.into();
     if state.history.is_empty() {
@@ -220,7 +256,27 @@ pub fn install(
         },
     );
     state.history.truncate(keep + 1);
-    write_state(conn, &p, &state, keep)?;
+    // the uploaded file is flushed by the script (`sync`), so no SFTP fsync round trip
+    let script = format!(
+        "set -e\n\
+         got=$(sha256sum {tmp} | cut -d' ' -f1)\n\
+         if [ \"$got\" != {sha} ]; then rm -f {tmp}; echo \"the uploaded file has sha256 $got, not {sha}\" >&2; exit 3; fi\n\
+         mkdir -p {v}\n\
+         if [ -f {t} ]; then o=$(sha256sum {t} | cut -d' ' -f1); [ -f {v}/$o.bpf ] || {{ cp {t} {v}/.$o.tmp && mv -f {v}/.$o.tmp {v}/$o.bpf; }}; fi\n\
+         [ -f {v}/{sha}.bpf ] || {{ cp {tmp} {v}/.{sha}.tmp && mv -f {v}/.{sha}.tmp {v}/{sha}.bpf; }}\n\
+         {SYNC} {tmp} {v}/{sha}.bpf {v}\n\
+         {swap}\
+         {state_lines}\
+         rm -f {dir}/.{base}.scpc-tmp.*\n",
+        swap = p.swap_in(&tmp),
+        dir = p.dir.trim_end_matches('/'),
+        base = p.base,
+        sha = art.sha256,
+        t = p.target,
+        v = p.versions,
+        state_lines = state_lines(&p, &state, keep),
+    );
+    run_with_state(conn, &script, &state)?;
     Ok(Some(before))
 }
 
@@ -231,6 +287,8 @@ pub fn rollback(conn: &Conn, path: &str, keep: usize) -> Result<Option<(String, 
     let p = Paths::of(path);
     let before = read(conn, path)?;
     let [current, previous, ..] = before.state.history.as_slice() else { return Ok(None) };
+    let mut state = before.state.clone();
+    state.history.remove(0);
     let tmp = p.temp(&nonce());
     let script = format!(
         "set -e\n\
@@ -238,30 +296,27 @@ pub fn rollback(conn: &Conn, path: &str, keep: usize) -> Result<Option<(String, 
          if [ \"$got\" != {sha} ]; then echo \"the kept copy {v}/{sha}.bpf is damaged (sha256 $got)\" >&2; exit 3; fi\n\
          cp {v}/{sha}.bpf {tmp}\n\
          {SYNC} {tmp}\n\
-         {swap}",
+         {swap}\
+         {state_lines}",
         swap = p.swap_in(&tmp),
         sha = previous.sha256,
         v = p.versions,
+        state_lines = state_lines(&p, &state, keep),
     );
-    conn.run(&script)?;
-    let from = current.sha256.clone();
-    let to = previous.sha256.clone();
-    let mut state = before.state.clone();
-    state.history.remove(0);
-    write_state(conn, &p, &state, keep)?;
-    Ok(Some((from, to)))
+    run_with_state(conn, &script, &state)?;
+    Ok(Some((current.sha256.clone(), previous.sha256.clone())))
 }
 
 /// Undoes a first install (there was no file before): removes the filter and its history
 /// entry, which returns the host to what it ran: no filter from scpc.
 pub fn uninstall(conn: &Conn, path: &str, keep: usize) -> Result<(), TransportError> {
     let p = Paths::of(path);
-    let mut before = read(conn, path)?;
-    conn.run(&format!("rm -f {} && {SYNC} {}", p.target, p.dir))?;
-    if !before.state.history.is_empty() {
-        before.state.history.remove(0);
+    let mut state = read(conn, path)?.state;
+    if !state.history.is_empty() {
+        state.history.remove(0);
     }
-    write_state(conn, &p, &before.state, keep)
+    let script = format!("set -e\nrm -f {t}\n{SYNC} {dir}\n{}", state_lines(&p, &state, keep), t = p.target, dir = p.dir);
+    run_with_state(conn, &script, &state)
 }
 
 /// Runs an operator command (reload, health check) with `SCPC_FILTER` set to the install path.

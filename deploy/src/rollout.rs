@@ -255,7 +255,16 @@ fn deploy_host(
     obs: &dyn Observer,
 ) {
     let Some(conn) = connect(host, inv, opts, rep, obs) else { return };
-    let Some(arch) = record_facts(&conn, rep, obs) else {
+    obs.step(&rep.host, "detecting architecture, reading what is deployed");
+    let paths: Vec<&str> = services.iter().map(|s| s.path.as_str()).collect();
+    let (arch, installed) = match remote::survey(&conn, &paths) {
+        Ok((facts, installed)) => (record(facts, rep), installed),
+        Err(e) => {
+            rep.error = Some(e.to_string());
+            return;
+        }
+    };
+    let Some(arch) = arch else {
         if rep.error.is_none() {
             rep.error = Some(format!("unknown architecture `{}` (uname -m); nothing was installed", rep.machine.as_deref().unwrap_or("")));
         }
@@ -282,26 +291,21 @@ fn deploy_host(
             }
         }
     }
-    for s in services {
+    for (s, inst) in services.iter().zip(installed) {
         let build = &builds[&s.policy];
         let Some(art) = build.for_arch(arch) else { continue };
-        let change = if opts.dry_run {
-            obs.step(&host.name, &format!("{}: reading what is deployed", s.name));
-            match remote::read(&conn, &s.path) {
-                Ok(inst) if inst.actual.as_deref() == Some(art.sha256.as_str()) => Change::Unchanged { sha256: art.sha256.clone() },
-                Ok(inst) => {
-                    let diff = match (differ, conn.download(&s.path)) {
-                        (Some(d), Ok(Some(old))) => d(arch, &old, &art.bytes),
-                        (Some(_), Ok(None)) => vec!["(no filter installed yet)".into()],
-                        (_, Err(e)) => vec![format!("(cannot read the deployed filter: {e})")],
-                        (None, _) => Vec::new(),
-                    };
-                    Change::WouldInstall { from: inst.actual, to: art.sha256.clone(), diff }
-                }
-                Err(e) => Change::Failed { reason: e.to_string() },
-            }
+        let change = if !opts.dry_run {
+            install_one(&conn, host, s, build, art, inst, inv, opts, obs)
+        } else if inst.actual.as_deref() == Some(art.sha256.as_str()) {
+            Change::Unchanged { sha256: art.sha256.clone() }
         } else {
-            install_one(&conn, host, s, build, art, inv, opts, obs)
+            let diff = match (differ, conn.download(&s.path)) {
+                (Some(d), Ok(Some(old))) => d(arch, &old, &art.bytes),
+                (Some(_), Ok(None)) => vec!["(no filter installed yet)".into()],
+                (_, Err(e)) => vec![format!("(cannot read the deployed filter: {e})")],
+                (None, _) => Vec::new(),
+            };
+            Change::WouldInstall { from: inst.actual, to: art.sha256.clone(), diff }
         };
         let stop = matches!(change, Change::Failed { .. } | Change::RolledBack { .. });
         rep.services.insert(s.name.clone(), change);
@@ -318,12 +322,13 @@ fn install_one(
     s: &Service,
     build: &Build,
     art: &crate::artifacts::Artifact,
+    before: remote::Installed,
     inv: &Inventory,
     opts: &Options,
     obs: &dyn Observer,
 ) -> Change {
     obs.step(&host.name, &format!("{}: installing {} ({} bytes)", s.name, art.file, art.bytes.len()));
-    let before = match remote::install(conn, &s.path, art, build, &opts.operator, inv.rollout.keep) {
+    let before = match remote::install(conn, &s.path, art, build, &opts.operator, inv.rollout.keep, before) {
         Ok(Some(before)) => before,
         Ok(None) => return Change::Unchanged { sha256: art.sha256.clone() },
         Err(e) => return Change::Failed { reason: e.to_string() },
@@ -441,17 +446,20 @@ pub fn deploy(inv: &Inventory, opts: &Options, differ: Option<Differ>, obs: &dyn
 fn record_facts(conn: &Conn, rep: &mut HostReport, obs: &dyn Observer) -> Option<&'static str> {
     obs.step(&rep.host, "detecting architecture");
     match remote::facts(conn) {
-        Ok(f) => {
-            rep.machine = Some(f.machine);
-            rep.kernel = Some(f.kernel);
-            rep.arch = f.arch.map(str::to_string);
-            f.arch
-        }
+        Ok(f) => record(f, rep),
         Err(e) => {
             rep.error = Some(e.to_string());
             None
         }
     }
+}
+
+/// Puts a host's facts into its report; its scpc architecture, if known.
+fn record(f: remote::Facts, rep: &mut HostReport) -> Option<&'static str> {
+    rep.machine = Some(f.machine);
+    rep.kernel = Some(f.kernel);
+    rep.arch = f.arch.map(str::to_string);
+    f.arch
 }
 
 /// Connects to every host of the run (at most `concurrency` at once) and asks `each` what

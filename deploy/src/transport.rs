@@ -211,8 +211,16 @@ impl Conn {
 
     /// Runs a command; its output is read to the end.
     pub fn exec(&self, command: &str) -> Result<Output, TransportError> {
+        self.exec_with_input(command, &[])
+    }
+
+    /// Runs a command with `input` on its standard input (then end of file); its output is
+    /// read to the end. The input goes out right behind the command, in the same flight.
+    pub fn exec_with_input(&self, command: &str, input: &[u8]) -> Result<Output, TransportError> {
         let mut ch = self.sess.channel_session().map_err(|e| self.fail("open channel", e))?;
         ch.exec(command).map_err(|e| self.fail("exec", e))?;
+        self.write_all_retrying(&mut ch, input, "sending command input")?;
+        ch.send_eof().map_err(|e| self.fail("sending command input", e))?;
         let mut out = Output::default();
         ch.read_to_string(&mut out.stdout).map_err(|e| self.fail("reading command output", e))?;
         ch.stderr().read_to_string(&mut out.stderr).map_err(|e| self.fail("reading command errors", e))?;
@@ -223,7 +231,12 @@ impl Conn {
 
     /// Runs a command that must succeed; returns its standard output.
     pub fn run(&self, command: &str) -> Result<String, TransportError> {
-        let out = self.exec(command)?;
+        self.run_with_input(command, &[])
+    }
+
+    /// [`Conn::run`] with `input` on the command's standard input.
+    pub fn run_with_input(&self, command: &str, input: &[u8]) -> Result<String, TransportError> {
+        let out = self.exec_with_input(command, input)?;
         if out.status != 0 {
             return Err(TransportError::Remote(format!(
                 "{}: `{}` exited {}: {}",
@@ -245,8 +258,8 @@ impl Conn {
         Ok(std::cell::RefMut::map(slot, |s| s.as_mut().expect("opened above")))
     }
 
-    /// Writes a file over SFTP (mode 0644), fsyncs it and closes it. Retries writes the
-    /// server answers with 0 bytes (small channel windows).
+    /// Writes a file over SFTP (mode 0644) and closes it; the caller flushes it on the host.
+    /// Retries writes the server answers with 0 bytes (small channel windows).
     pub fn upload(&self, path: &str, bytes: &[u8]) -> Result<(), TransportError> {
         let sftp = self.sftp()?;
         let mut f = sftp
@@ -257,16 +270,26 @@ impl Conn {
                 ssh2::OpenType::File,
             )
             .map_err(|e| self.fail(&format!("cannot create {path}"), e))?;
+        self.write_all_retrying(&mut f, bytes, &format!("writing {path}"))?;
+        // no fsync@openssh.com here: the installer flushes the file with `sync` on the host
+        // (which every server has) before it checks and renames it, and a round trip is saved
+        f.close().map_err(|e| self.fail(&format!("closing {path}"), e))?;
+        Ok(())
+    }
+
+    /// Writes all of `bytes`, retrying the writes libssh2 answers with 0 (a full channel
+    /// window: dropbear's is 24 KiB) instead of failing as `write_all` does.
+    fn write_all_retrying(&self, w: &mut impl Write, bytes: &[u8], what: &str) -> Result<(), TransportError> {
         let mut done = 0;
         let mut zeros = 0;
         let started = Instant::now();
         while done < bytes.len() {
             let end = (done + 16 * 1024).min(bytes.len());
-            match f.write(&bytes[done..end]) {
+            match w.write(&bytes[done..end]) {
                 Ok(0) => {
                     zeros += 1;
                     if zeros > 10_000 || started.elapsed() > Duration::from_secs(600) {
-                        return Err(self.fail(&format!("writing {path}"), "the server accepts no data"));
+                        return Err(self.fail(what, "the server accepts no data"));
                     }
                     std::thread::sleep(Duration::from_millis(1));
                 }
@@ -274,13 +297,9 @@ impl Conn {
                     done += n;
                     zeros = 0;
                 }
-                Err(e) => return Err(self.fail(&format!("writing {path}"), e)),
+                Err(e) => return Err(self.fail(what, e)),
             }
         }
-        // OpenSSH's sftp-server supports fsync@openssh.com; servers without it (old dropbear
-        // setups) fall back to the remote `sync` the installer runs anyway.
-        let _ = f.fsync();
-        f.close().map_err(|e| self.fail(&format!("closing {path}"), e))?;
         Ok(())
     }
 
