@@ -279,6 +279,43 @@ fn a_dropbear_node_with_its_small_window_takes_a_filter_larger_than_the_window()
     assert!(log.contains("Pubkey auth succeeded for 'root'"), "{log}");
 }
 
+#[test]
+fn hosts_without_an_sftp_server_get_files_over_a_command() {
+    if !available() {
+        return;
+    }
+    let mut fleet = Fleet::new("nosftp");
+    fleet.add("openwrt", Spec { server: Server::Dropbear, no_sftp: true, ..Spec::default() });
+    fleet.add("minimal", Spec { no_sftp: true, ..Spec::default() });
+    fleet.known_hosts();
+    // the nodes really have no SFTP
+    let (code, out) = fleet.nodes[0].run("/usr/lib/sftp-server </dev/null");
+    assert_ne!(code, 0, "{out}");
+    let big = build(&fleet, "fleet-big.scp", "big");
+    let small = build(&fleet, "fleet.scp", "small");
+    let (xb, xs) = (artifact(&big, "x86_64"), artifact(&small, "x86_64"));
+    let (code, report, err) = deploy(&fleet.inventory(&big, "", SERVICE), &[]);
+    assert_eq!(code, 0, "{report:#}\n{err}");
+    for n in &fleet.nodes {
+        assert_eq!(n.file("fleet.bpf"), Some(xb.clone()), "{}", n.name);
+        println!("{}: {:.2} s", n.name, host(&report, &n.name)["seconds"]);
+    }
+    // the dry run reads the deployed filter back to show the difference
+    let inv = fleet.inventory(&small, "", SERVICE);
+    let (code, out, err) = scpc(&["deploy", inv.to_str().expect("utf-8"), "--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("would install") && !out.contains("cannot read") && !out.contains("no filter installed"), "{out}");
+    assert_eq!(deploy(&inv, &[]).0, 0);
+    let (code, out, err) = scpc(&["rollback", inv.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    for n in &fleet.nodes {
+        assert_eq!(n.file("fleet.bpf"), Some(xb.clone()), "{} rolled back", n.name);
+        let mode = std::fs::metadata(n.dir.join("fleet.bpf")).expect("file").permissions();
+        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o644);
+    }
+    assert_ne!(xs, xb);
+}
+
 /// What `seccheck` (tests/testbed/arm64/seccheck.c) says on the node about `calls` under the
 /// deployed filter.
 fn seccheck(node: &testbed::Node, calls: &str) -> String {

@@ -107,7 +107,7 @@ pub fn facts(conn: &Conn) -> Result<Facts, TransportError> {
 }
 
 fn parse_facts(out: &str) -> Facts {
-    let mut lines = out.lines();
+    let mut lines = out.lines().filter(|l| *l != SFTP);
     let machine = lines.next().unwrap_or("").trim().to_string();
     let kernel = lines.next().unwrap_or("").trim().to_string();
     Facts { arch: crate::artifacts::arch_of_uname(&machine), machine, kernel }
@@ -117,17 +117,27 @@ fn parse_facts(out: &str) -> Facts {
 const NEXT: &str = "--scpc-next--";
 /// In a part of [`survey`]'s output: the install path's directory exists.
 const DIR: &str = "--scpc-dir--";
+/// In [`survey`]'s output: an SFTP server program is installed.
+const SFTP: &str = "--scpc-sftp--";
+
+/// Where SFTP server programs live (dropbear runs the one it was built with, usually the first).
+const SFTP_SERVERS: &str = "/usr/lib/sftp-server /usr/libexec/sftp-server /usr/lib/openssh/sftp-server \
+                            /usr/libexec/openssh/sftp-server /usr/lib/ssh/sftp-server";
 
 /// What a deploy needs to know before it changes anything, in one command (one round of
 /// messages, which is what a slow link charges for): the host's facts and what each of
-/// `paths` holds. Writes nothing.
+/// `paths` holds. Writes nothing. A dropbear host without an SFTP server program gets its
+/// files through commands (trying SFTP there can cost the session).
 pub fn survey(conn: &Conn, paths: &[&str]) -> Result<(Facts, Vec<Installed>), TransportError> {
-    let mut script = "uname -m; uname -r\n".to_string();
+    let mut script = format!("uname -m; uname -r\nfor f in {SFTP_SERVERS}; do if [ -x $f ]; then echo {SFTP}; break; fi; done\n");
     let paths: Vec<Paths> = paths.iter().map(|p| Paths::of(p)).collect();
     for p in &paths {
         script.push_str(&format!("echo {NEXT}\n{}\n[ ! -d {} ] || echo {DIR}\n", read_script(p), p.dir));
     }
     let out = conn.run(&script)?;
+    if !out.contains(SFTP) && conn.is_dropbear() {
+        conn.without_sftp();
+    }
     let mut parts = out.split(NEXT);
     let facts = parse_facts(parts.next().unwrap_or(""));
     let mut installed = Vec::new();

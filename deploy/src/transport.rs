@@ -10,7 +10,9 @@
 //! - one SFTP channel serves the whole session and closes with it: dropbear 2022.83 to 2024.85
 //!   (Debian 12, Yocto) aborts the session when a new channel opens while the SIGCHLD of a
 //!   just-closed channel's process is pending (its issue #321, fixed in 2024.86), and
-//!   `sftp-server` exits just after its channel closes, as the next command's channel opens.
+//!   `sftp-server` exits just after its channel closes, as the next command's channel opens;
+//! - a host without an SFTP server (OpenWrt's dropbear, busybox images) still works: files then
+//!   travel on a command's standard input (`cat > FILE`) and back as hex (`od`).
 
 use crate::inventory::{Auth, Host};
 use crate::known_hosts::{fingerprint, host_name, KnownHosts, Verdict};
@@ -95,9 +97,19 @@ pub struct Conn {
     sess: Session,
     socket: TcpStream,
     /// Opened at the first transfer, closed with the session.
-    sftp: std::cell::RefCell<Option<ssh2::Sftp>>,
+    sftp: std::cell::RefCell<Sftp>,
     /// The host name as recorded in known_hosts (`[addr]:port`).
     pub name: String,
+}
+
+/// The session's SFTP channel.
+#[derive(Default)]
+enum Sftp {
+    #[default]
+    Untried,
+    Open(ssh2::Sftp),
+    /// The host has no SFTP server.
+    Missing,
 }
 
 fn net(host: &str, what: &str, e: impl std::fmt::Display) -> TransportError {
@@ -249,19 +261,49 @@ impl Conn {
         Ok(out.stdout)
     }
 
-    /// The session's SFTP channel.
-    fn sftp(&self) -> Result<std::cell::RefMut<'_, ssh2::Sftp>, TransportError> {
+    /// Whether the server is dropbear (by its banner).
+    pub fn is_dropbear(&self) -> bool {
+        self.sess.banner().is_some_and(|b| b.contains("dropbear"))
+    }
+
+    /// Transfers files through commands from now on, without trying SFTP: for a dropbear
+    /// without an SFTP server, where a failed SFTP start can abort the session (2022.83).
+    pub fn without_sftp(&self) {
         let mut slot = self.sftp.borrow_mut();
-        if slot.is_none() {
-            *slot = Some(self.sess.sftp().map_err(|e| self.fail("sftp", e))?);
+        if let Sftp::Untried = *slot {
+            *slot = Sftp::Missing;
         }
-        Ok(std::cell::RefMut::map(slot, |s| s.as_mut().expect("opened above")))
+    }
+
+    /// The session's SFTP channel; `None` when the host has none (a refused subsystem, or a
+    /// server that cannot start one), seen by the session still running commands.
+    fn sftp(&self) -> Result<Option<std::cell::RefMut<'_, ssh2::Sftp>>, TransportError> {
+        let mut slot = self.sftp.borrow_mut();
+        if let Sftp::Untried = *slot {
+            *slot = match self.sess.sftp() {
+                Ok(s) => Sftp::Open(s),
+                Err(e) => match self.exec("true") {
+                    Ok(out) if out.status == 0 => Sftp::Missing,
+                    Ok(out) => return Err(self.fail("sftp", format!("{e}; and `true` exited {}", out.status))),
+                    Err(e2) => return Err(self.fail("sftp", format!("{e}; and then {e2}"))),
+                },
+            };
+        }
+        Ok(std::cell::RefMut::filter_map(slot, |s| match s {
+            Sftp::Open(s) => Some(s),
+            _ => None,
+        })
+        .ok())
     }
 
     /// Writes a file over SFTP (mode 0644) and closes it; the caller flushes it on the host.
-    /// Retries writes the server answers with 0 bytes (small channel windows).
+    /// Retries writes the server answers with 0 bytes (small channel windows). Without SFTP on
+    /// the host, the bytes go to `cat` on a command's standard input.
     pub fn upload(&self, path: &str, bytes: &[u8]) -> Result<(), TransportError> {
-        let sftp = self.sftp()?;
+        let Some(sftp) = self.sftp()? else {
+            self.run_with_input(&format!("umask 022; cat > {path}"), bytes)?;
+            return Ok(());
+        };
         let mut f = sftp
             .open_mode(
                 Path::new(path),
@@ -303,9 +345,17 @@ impl Conn {
         Ok(())
     }
 
-    /// Reads a whole remote file over SFTP; `None` if it does not exist.
+    /// Reads a whole remote file over SFTP (or as hex from `od` without SFTP); `None` if it
+    /// does not exist.
     pub fn download(&self, path: &str) -> Result<Option<Vec<u8>>, TransportError> {
-        let sftp = self.sftp()?;
+        let Some(sftp) = self.sftp()? else {
+            let out = self.run(&format!("if [ -f {path} ]; then od -An -v -tx1 {path}; else echo missing; fi"))?;
+            if out.trim() == "missing" {
+                return Ok(None);
+            }
+            let bytes: Result<Vec<u8>, _> = out.split_whitespace().map(|h| u8::from_str_radix(h, 16)).collect();
+            return bytes.map(Some).map_err(|e| TransportError::Remote(format!("{}: reading {path} with od: {e}", self.name)));
+        };
         let mut f = match sftp.open(Path::new(path)) {
             Ok(f) => f,
             Err(e) if e.code() == ssh2::ErrorCode::SFTP(2) => return Ok(None),

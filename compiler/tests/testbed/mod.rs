@@ -80,6 +80,8 @@ pub struct Spec {
     pub netns: bool,
     /// What serves SSH.
     pub server: Server,
+    /// No SFTP server on the node (OpenWrt's dropbear, busybox images).
+    pub no_sftp: bool,
 }
 
 /// The SSH server of a node.
@@ -159,9 +161,10 @@ impl Fleet {
                 let config = format!(
                     "Port {port}\nListenAddress {listen}\nHostKey {home}/host_key\nAuthorizedKeysFile {root}/authorized_keys\nStrictModes no\n\
                      PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
-                     MaxStartups 100\nSubsystem sftp internal-sftp\nPidFile none\nLogLevel ERROR\nClientAliveInterval 0\n",
+                     MaxStartups 100\n{sftp}PidFile none\nLogLevel ERROR\nClientAliveInterval 0\n",
                     home = home.display(),
                     root = self.root.display(),
+                    sftp = if spec.no_sftp { "" } else { "Subsystem sftp internal-sftp\n" },
                 );
                 std::fs::write(home.join("sshd_config"), config).expect("config");
                 std::fs::copy(format!("{}.pub", self.key.display()), self.root.join("authorized_keys")).expect("authorized_keys");
@@ -177,6 +180,10 @@ impl Fleet {
                 sh(&format!("chmod 700 {h} {h}/.ssh && chmod 600 {h}/.ssh/authorized_keys", h = root_home.display()));
                 sh(&format!("dropbearconvert openssh dropbear {h}/host_key {h}/host_key.dropbear 2>/dev/null", h = home.display()));
                 mounts.push_str(&format!(" && mount --bind {} /root", root_home.display()));
+                if spec.no_sftp {
+                    // dropbear runs /usr/lib/sftp-server; here it cannot be executed
+                    mounts.push_str(" && mount --bind /dev/null /usr/lib/openssh/sftp-server");
+                }
                 format!("/usr/sbin/dropbear -F -E -s -p {listen}:{port} -r {h}/host_key.dropbear -P {h}/dropbear.pid", h = home.display())
             }
         };
