@@ -107,7 +107,7 @@ pub fn facts(conn: &Conn) -> Result<Facts, TransportError> {
 }
 
 fn parse_facts(out: &str) -> Facts {
-    let mut lines = out.lines().filter(|l| *l != SFTP);
+    let mut lines = out.lines();
     let machine = lines.next().unwrap_or("").trim().to_string();
     let kernel = lines.next().unwrap_or("").trim().to_string();
     Facts { arch: crate::artifacts::arch_of_uname(&machine), machine, kernel }
@@ -115,8 +115,6 @@ fn parse_facts(out: &str) -> Facts {
 
 /// Between the parts of [`survey`]'s output.
 const NEXT: &str = "--scpc-next--";
-/// In a part of [`survey`]'s output: the install path's directory exists.
-const DIR: &str = "--scpc-dir--";
 /// In [`survey`]'s output: an SFTP server program is installed.
 const SFTP: &str = "--scpc-sftp--";
 
@@ -129,30 +127,25 @@ const SFTP_SERVERS: &str = "/usr/lib/sftp-server /usr/libexec/sftp-server /usr/l
 /// `paths` holds. Writes nothing. A dropbear host without an SFTP server program gets its
 /// files through commands (trying SFTP there can cost the session).
 pub fn survey(conn: &Conn, paths: &[&str]) -> Result<(Facts, Vec<Installed>), TransportError> {
-    let mut script = format!("uname -m; uname -r\nfor f in {SFTP_SERVERS}; do if [ -x $f ]; then echo {SFTP}; break; fi; done\n");
     let paths: Vec<Paths> = paths.iter().map(|p| Paths::of(p)).collect();
+    let mut script =
+        format!("uname -m; uname -r\necho {NEXT}\nfor f in {SFTP_SERVERS}; do if [ -x $f ]; then echo {SFTP}; break; fi; done\n");
     for p in &paths {
-        script.push_str(&format!("echo {NEXT}\n{}\n[ ! -d {} ] || echo {DIR}\n", read_script(p), p.dir));
+        script.push_str(&format!("echo {NEXT}\n{}\n", read_script(p)));
     }
     let out = conn.run(&script)?;
-    if !out.contains(SFTP) && conn.is_dropbear() {
-        conn.without_sftp();
-    }
     let mut parts = out.split(NEXT);
     let facts = parse_facts(parts.next().unwrap_or(""));
-    let mut installed = Vec::new();
-    for p in &paths {
-        let part = parts.next().unwrap_or("");
-        let (read, dir) = match part.split_once(DIR) {
-            Some((read, _)) => (read, true),
-            None => (part, false),
-        };
-        installed.push(Installed { dir_exists: dir, ..parse_read(conn, p, read)? });
+    if !parts.next().unwrap_or("").contains(SFTP) && conn.is_dropbear() {
+        conn.without_sftp();
     }
+    let installed = paths.iter().map(|p| parse_read(conn, p, parts.next().unwrap_or(""))).collect::<Result<_, _>>()?;
     Ok((facts, installed))
 }
 
 const SEP: &str = "--scpc-sha256--";
+/// In [`read_script`]'s output: the install path's directory exists.
+const DIR: &str = "--scpc-dir--";
 
 /// Flushes the named files and directories (a rename is durable once its directory is):
 /// `sync FILE...` (coreutils, busybox) fsyncs just those; a `sync` without arguments, which
@@ -165,13 +158,23 @@ pub fn read(conn: &Conn, path: &str) -> Result<Installed, TransportError> {
     parse_read(conn, &p, &conn.run(&read_script(&p))?)
 }
 
-/// The shell that prints the state file, a separator and the sha256 of the installed file.
+/// The shell that prints the state file, a separator, the sha256 of the installed file and
+/// whether the directory exists.
 fn read_script(p: &Paths) -> String {
-    format!("cat {v}/state.json 2>/dev/null; echo {SEP}; if [ -f {t} ]; then sha256sum {t}; fi", v = p.versions, t = p.target)
+    format!(
+        "cat {v}/state.json 2>/dev/null; echo {SEP}; if [ -f {t} ]; then sha256sum {t}; fi; [ ! -d {d} ] || echo {DIR}",
+        v = p.versions,
+        t = p.target,
+        d = p.dir
+    )
 }
 
 fn parse_read(conn: &Conn, p: &Paths, out: &str) -> Result<Installed, TransportError> {
-    let (state, sum) = out.split_once(SEP).unwrap_or(("", ""));
+    let (state, rest) = out.split_once(SEP).unwrap_or(("", ""));
+    let (sum, dir_exists) = match rest.split_once(DIR) {
+        Some((sum, _)) => (sum, true),
+        None => (rest, false),
+    };
     let state = if state.trim().is_empty() {
         State { path: p.target.clone(), history: Vec::new() }
     } else {
@@ -179,7 +182,7 @@ fn parse_read(conn: &Conn, p: &Paths, out: &str) -> Result<Installed, TransportE
             .map_err(|e| TransportError::Remote(format!("{}: {}/state.json is damaged: {e}", conn.name, p.versions)))?
     };
     let actual = sum.split_whitespace().next().map(str::to_string);
-    Ok(Installed { state, actual, dir_exists: true })
+    Ok(Installed { state, actual, dir_exists })
 }
 
 fn now() -> String {

@@ -111,9 +111,7 @@ impl Fleet {
         let home = self.root.join(format!("node-{name}"));
         let dir = home.join("edge");
         std::fs::create_dir_all(&dir).expect("node dir");
-        sh(&format!("ssh-keygen -q -t ed25519 -N '' -C {name} -f {}/host_key", home.display()));
-        let host_key = std::fs::read_to_string(home.join("host_key.pub")).expect("host key");
-        let host_key = host_key.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+        let host_key = new_host_key(&home, name);
         let (address, port, netns, veth) = if spec.netns {
             let n = 10 + NEXT_NET.fetch_add(1, Ordering::SeqCst) + (std::process::id() as usize % 40) * 5;
             let ns = format!("scpc{n}");
@@ -228,7 +226,7 @@ impl Fleet {
         let overlay = home.join("overlay");
         std::fs::create_dir_all(overlay.join("etc/dropbear")).expect("overlay");
         std::fs::create_dir_all(overlay.join("root/.ssh")).expect("overlay");
-        sh(&format!("ssh-keygen -q -t ed25519 -N '' -C {name} -f {}/host_key", home.display()));
+        let host_key = new_host_key(&home, name);
         sh(&format!(
             "dropbearconvert openssh dropbear {}/host_key {}/etc/dropbear/host_key 2>/dev/null",
             home.display(),
@@ -242,8 +240,6 @@ impl Fleet {
             o = overlay.display(),
             base = image.join("base.cpio.gz").display()
         ));
-        let host_key = std::fs::read_to_string(home.join("host_key.pub")).expect("host key");
-        let host_key = host_key.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
         let port = free_port();
         let log = std::fs::File::create(home.join("sshd.log")).expect("console log");
         let child = Command::new("qemu-system-aarch64")
@@ -409,6 +405,13 @@ impl Drop for Fleet {
     }
 }
 
+/// Makes `HOME/host_key` (ed25519, OpenSSH format); returns its public line (`ssh-ed25519 AAAA...`).
+fn new_host_key(home: &Path, name: &str) -> String {
+    sh(&format!("ssh-keygen -q -t ed25519 -N '' -C {name} -f {}/host_key", home.display()));
+    let public = std::fs::read_to_string(home.join("host_key.pub")).expect("host key");
+    public.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+}
+
 /// The aarch64 node's kernel and base initramfs: `arm64/build.sh` run once into a directory named
 /// by the hash of its sources.
 fn arm64_image() -> PathBuf {
@@ -448,7 +451,7 @@ pub fn sha256(bytes: &[u8]) -> String {
 /// Dropping the value stops it.
 pub struct Delayer {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<u64>>,
+    thread: Option<std::thread::JoinHandle<()>>,
     /// Packets held so far (shared with the thread).
     pub held: std::sync::Arc<AtomicUsize>,
 }
@@ -493,12 +496,11 @@ impl Delayer {
                 Ok(q) => q,
                 Err(e) => {
                     let _ = ready.send(Err(e));
-                    return 0;
+                    return;
                 }
             };
             let _ = ready.send(Ok(()));
             let mut held: Vec<std::collections::VecDeque<(Instant, nfq::Message)>> = queues.iter().map(|_| Default::default()).collect();
-            let mut total = 0u64;
             loop {
                 let now = Instant::now();
                 for (q, waiting) in queues.iter_mut().zip(held.iter_mut()) {
@@ -506,7 +508,6 @@ impl Delayer {
                         match q.recv() {
                             Ok(m) => {
                                 waiting.push_back((Instant::now() + one_way, m));
-                                total += 1;
                                 held2.fetch_add(1, Ordering::Relaxed);
                             }
                             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -520,7 +521,7 @@ impl Delayer {
                     }
                 }
                 if stop2.load(Ordering::Relaxed) && held.iter().all(|w| w.is_empty()) {
-                    return total;
+                    return;
                 }
                 std::thread::sleep(Duration::from_micros(200));
             }
