@@ -49,7 +49,7 @@ struct Bench {
 }
 
 fn docker() -> Bench {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus/docker-default.json");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../compiler/tests/fixtures/docker-default.json");
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).expect("docker-default.json")).expect("json");
     let table = Arch::X86_64.table();
     let mut by_name: BTreeMap<String, Entry> = BTreeMap::new();

@@ -14,7 +14,7 @@ use scpc::diff::{diff, Side};
 use scpc::profile::Profile;
 use serde_json::Value;
 
-const DOCKER: &str = include_str!("../../../shared/corpus/docker-default.json");
+const DOCKER: &str = include_str!("fixtures/docker-default.json");
 
 fn policy_of(name: &str, text: &str) -> scpc::policy::Policy {
     let (checked, diags, _) = scpc::check_source(name, text);

@@ -141,11 +141,7 @@ impl<'u> Checker<'u, '_> {
         if all_syscall_names().binary_search(&id.name.as_str()).is_ok() {
             return true;
         }
-        let help = did_you_mean(
-            &id.name,
-            all_syscall_names().iter().copied(),
-            "see the ABI tables (shared/abi/*.tsv) for the names of each architecture",
-        );
+        let help = did_you_mean(&id.name, all_syscall_names().iter().copied(), "`scpc syscalls` lists the names of each architecture");
         self.diags.push(SemaError::UnknownSyscall { name: id.name.clone(), span: id.span.into(), help });
         false
     }

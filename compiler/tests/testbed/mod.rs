@@ -1,5 +1,5 @@
 //! A fleet of real OpenSSH servers for the deployer's tests (facts in
-//! `shared/design/testbed-notes.md`).
+//! `compiler/tests/testbed/NOTES.md`).
 //!
 //! Each node is Debian's `/usr/sbin/sshd` in its own PID and mount namespace: its own host
 //! key, authorized key and deploy directory, seen by the node at `/srv/edge`; optionally a fake

@@ -5,14 +5,20 @@
 #                      virtio modules Debian builds as modules, `init`, and `seccheck`
 # The node's own files (host key, authorized key) are a second archive that the test bed
 # appends; the kernel unpacks both.
-# Needs: `dpkg --add-architecture arm64 && apt-get update`, cpio, gcc-aarch64-linux-gnu (.ci/run
-# sets all of this up). Usage: build.sh OUT
+# Debian's arm64 packages come through a private apt configuration (.ci/apt-private, state beside
+# OUT): the machine's sources and dpkg architectures are not touched. Needs cpio and
+# gcc-aarch64-linux-gnu (.ci/run installs them). Usage: build.sh OUT
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:?usage: build.sh OUT}
+mkdir -p "$(dirname "$out")"
+out=$(cd "$(dirname "$out")" && pwd)/$(basename "$out")
 fail() { echo "build.sh: $*" >&2; exit 1; }
-dpkg --print-foreign-architectures | grep -qx arm64 ||
-    fail "Debian's arm64 packages are not available here: run dpkg --add-architecture arm64 && apt-get update"
+codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
+apt_private() {
+    "$here/../../../../.ci/apt-private" "$(dirname "$out")/apt-arm64" \
+        "$codename,$codename-updates,$codename-security" amd64,arm64 "$@"
+}
 for c in cpio aarch64-linux-gnu-gcc dpkg-deb apt-get gzip; do
     command -v $c >/dev/null || fail "needs $c (apt-get install cpio gcc-aarch64-linux-gnu)"
 done
@@ -20,9 +26,9 @@ mkdir -p "$(dirname "$out")"
 work=$(mktemp -d "$out.work.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-kernel=$(apt-cache depends linux-image-arm64:arm64 | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+kernel=$(apt_private apt-cache depends linux-image-arm64:arm64 | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
 [ -n "$kernel" ] || fail "cannot resolve linux-image-arm64:arm64 to a kernel package"
-(cd "$work" && apt-get download -q -o APT::Sandbox::User=root "$kernel" busybox-static:arm64 \
+(cd "$work" && apt_private apt-get download -q "$kernel" busybox-static:arm64 \
     dropbear-bin:arm64 libc6:arm64 libcrypt1:arm64 libtomcrypt1:arm64 libtommath1:arm64 \
     libgmp10:arm64 zlib1g:arm64 openssh-sftp-server:arm64 >/dev/null) || fail "apt-get download failed"
 x=$work/x
