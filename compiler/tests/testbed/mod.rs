@@ -23,7 +23,21 @@ use std::time::{Duration, Instant};
 /// Where the nodes see their deploy directory.
 pub const EDGE: &str = "/srv/edge";
 
-static NEXT_NET: AtomicUsize = AtomicUsize::new(0);
+/// Claims a network number 10..=250 for this process: a lock file per number under
+/// `/run/scpc-testbed`, held while the node lives, so that test runs side by side (two
+/// checkouts, a stress run beside CI) never share a namespace, and a namespace left by a
+/// killed run is reclaimed by the next one that gets its lock.
+fn claim_net() -> (usize, std::fs::File) {
+    std::fs::create_dir_all("/run/scpc-testbed").expect("/run/scpc-testbed");
+    for n in 10..=250 {
+        let path = format!("/run/scpc-testbed/net-{n}.lock");
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).expect("lock file");
+        if file.try_lock().is_ok() {
+            return (n, file);
+        }
+    }
+    panic!("the test bed has no free network number left (241 namespaces in use under /run/scpc-testbed)");
+}
 
 pub fn sh(cmd: &str) -> String {
     let out = Command::new("sh").arg("-c").arg(cmd).output().expect("sh runs");
@@ -66,6 +80,8 @@ pub struct Node {
     pub netns: Option<String>,
     /// The host-side veth.
     pub veth: Option<String>,
+    /// The claim on the network number (released when the node is dropped).
+    net_lock: Option<std::fs::File>,
     child: Option<Child>,
 }
 
@@ -112,12 +128,16 @@ impl Fleet {
         let dir = home.join("edge");
         std::fs::create_dir_all(&dir).expect("node dir");
         let host_key = new_host_key(&home, name);
+        let mut net_lock = None;
         let (address, port, netns, veth) = if spec.netns {
-            let n = 10 + NEXT_NET.fetch_add(1, Ordering::SeqCst) + (std::process::id() as usize % 40) * 5;
+            let (n, lock) = claim_net();
+            net_lock = Some(lock);
             let ns = format!("scpc{n}");
             let veth = format!("scpc{n}h");
+            // left by a run that was killed: its lock is free, so nobody uses it
             if Path::new("/run/netns").join(&ns).exists() {
                 let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+                let _ = Command::new("ip").args(["link", "del", &veth]).status();
             }
             sh(&format!(
                 "ip netns add {ns} && ip link add {veth} type veth peer name eth0 netns {ns} && \
@@ -208,6 +228,7 @@ impl Fleet {
             host_key,
             netns,
             veth,
+            net_lock,
             child: Some(child),
         };
         node.wait_ready(Duration::from_secs(10));
@@ -267,6 +288,7 @@ impl Fleet {
             host_key,
             netns: None,
             veth: None,
+            net_lock: None,
             child: Some(child),
         };
         // about 5 s on an idle machine; TCG shares the two cores with everything else
