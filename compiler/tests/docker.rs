@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+#[cfg(scpc_libseccomp)]
 use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
 use scpc::abi::{Arch, Width, X32_SYSCALL_BIT};
 use scpc::artifact::{compile, for_host};
@@ -78,6 +79,7 @@ fn import_of_export_is_the_same_policy() {
 /// libseccomp's compilation of a Docker profile for a host, as Docker (moby) builds it: the
 /// native architecture and its sub-architectures, no added capabilities, entries for other
 /// hosts left out, rules whose syscall a filter architecture lacks ignored.
+#[cfg(scpc_libseccomp)]
 fn libseccomp_filter(json: &Value, native: &str, archs: &[ScmpArch]) -> Program {
     let errno = json["defaultErrnoRet"].as_u64().unwrap_or(1) as i32;
     let mut ctx = ScmpFilterContext::new(ScmpAction::Errno(errno)).expect("ctx");
@@ -209,6 +211,7 @@ fn numbers(arch: Arch) -> Vec<u32> {
     out
 }
 
+#[cfg(scpc_libseccomp)]
 #[test]
 fn docker_default_is_decision_equal_to_libseccomp_on_five_architectures() {
     let json: Value = serde_json::from_str(DOCKER).expect("json");

@@ -8,6 +8,8 @@
 //! them (libseccomp compares all 64 bits, scpc the bits the kernel reads; see docs/compiler.md).
 //! `SCPC_STRESS=1` runs 50 times more policies.
 
+#![cfg(scpc_libseccomp)]
+
 use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
 use proptest::prelude::*;
 use scpc::abi::{Arch, Width};
