@@ -17,6 +17,6 @@ fn libseccomp_is_installed() {
 #[cfg(scpc_libseccomp)]
 #[test]
 fn libseccomp_is_installed() {
-    let v = libseccomp::get_library_version().expect("libseccomp reports its version");
+    let v = libseccomp::ScmpVersion::current().expect("libseccomp reports its version");
     assert!((v.major, v.minor) >= (2, 5), "libseccomp {}.{} is older than 2.5", v.major, v.minor);
 }
