@@ -385,7 +385,7 @@ fn ns_per_call(filter: Option<&Program>, nr: u32, args: [u64; 6]) -> f64 {
     let pid = unsafe { libc::fork() };
     if pid == 0 {
         if let Some(f) = filter {
-            if scpc::install::install(f, scpc::install::Flags::default()).is_err() {
+            if scpc_node::loader::install(&f.insns, scpc_node::loader::Flags::default()).is_err() {
                 unsafe { libc::_exit(3) };
             }
         }

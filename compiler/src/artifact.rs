@@ -5,9 +5,6 @@
 //! A filter for an architecture also holds the architectures its kernel runs alongside:
 //! x86_64 with x32 and i386, aarch64 with arm, when those are targets too.
 
-use serde::Serialize;
-use sha2::{Digest, Sha256};
-
 use crate::abi::Arch;
 use crate::bpf::{disasm::disasm, Program};
 use crate::codegen::{emit, CodegenError};
@@ -84,57 +81,7 @@ pub fn compile(policy: &Policy, profile: &Profile) -> Result<Vec<Filter>, BuildE
     Ok(out)
 }
 
-/// Hex sha256.
-pub fn sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// `NAME.manifest.json`.
-#[derive(Serialize)]
-pub struct Manifest {
-    /// The policy.
-    pub policy: String,
-    /// `scpc VERSION`.
-    pub compiler: String,
-    /// Every source file of the unit, with its sha256.
-    pub sources: Vec<SourceEntry>,
-    /// The frequency profile used.
-    pub profile: String,
-    /// Whether every non-allow decision was turned into `log`.
-    pub audit: bool,
-    /// The oldest kernel.
-    pub kernel: String,
-    /// One per filter.
-    pub targets: Vec<TargetEntry>,
-}
-
-/// A source file.
-#[derive(Serialize)]
-pub struct SourceEntry {
-    /// Its name.
-    pub file: String,
-    /// Its sha256.
-    pub sha256: String,
-}
-
-/// A filter file.
-#[derive(Serialize)]
-pub struct TargetEntry {
-    /// Host architecture.
-    pub arch: String,
-    /// The architectures it dispatches on.
-    pub archs: Vec<String>,
-    /// `NAME.ARCH.bpf`.
-    pub file: String,
-    /// Its sha256.
-    pub sha256: String,
-    /// Instructions.
-    pub instructions: usize,
-    /// The default action.
-    pub default_action: String,
-    /// Whether audit-only.
-    pub audit: bool,
-}
+pub use scpc_node::manifest::{Manifest, SourceEntry, TargetEntry};
 
 /// A rendering for `--emit`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

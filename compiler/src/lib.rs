@@ -31,7 +31,6 @@ pub mod diff;
 pub mod docker;
 pub mod eval;
 pub mod generate;
-pub mod install;
 pub mod oci;
 pub mod policy;
 pub mod profile;

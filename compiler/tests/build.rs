@@ -34,7 +34,7 @@ fn two_builds_give_identical_bytes() {
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(a.join("web.manifest.json")).expect("manifest")).expect("json");
     let x86 = &manifest["targets"][0];
     let bpf = std::fs::read(a.join("web.x86_64.bpf")).expect("bpf");
-    assert_eq!(x86["sha256"].as_str(), Some(scpc::artifact::sha256(&bpf).as_str()));
+    assert_eq!(x86["sha256"].as_str(), Some(scpc_node::Sha256::of(&bpf).to_string().as_str()));
     assert_eq!(x86["instructions"].as_u64(), Some(bpf.len() as u64 / 8));
 }
 

@@ -85,7 +85,7 @@ fn the_kernel_decides_as_the_source() {
                 calls.push((nr, b));
             }
         }
-        let got = scpc::install::probe(&filter.program, &calls).expect("the kernel accepts the filter");
+        let got = scpc_node::loader::probe(&filter.program.insns, &calls).expect("the kernel accepts the filter");
         prop_assert_eq!(got.len(), calls.len());
         for ((nr, a), e) in calls.iter().zip(got) {
             let Action::Errno(want) = decide(policy, table.audit_arch, *nr, a).action else { panic!("every decision is an errno") };

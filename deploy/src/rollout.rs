@@ -5,6 +5,7 @@ use crate::artifacts::{kernel_version, Build};
 use crate::inventory::{Host, Inventory, Service};
 use crate::remote;
 use crate::transport::{Conn, Timeouts};
+use scpc_node::Sha256;
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -35,21 +36,21 @@ pub enum Change {
     /// The new filter is in place and the checks passed.
     Installed {
         /// sha256 before (none: no file).
-        from: Option<String>,
+        from: Option<Sha256>,
         /// sha256 now.
-        to: String,
+        to: Sha256,
     },
     /// The host already ran this filter.
     Unchanged {
         /// sha256.
-        sha256: String,
+        sha256: Sha256,
     },
     /// Dry run: what would be installed.
     WouldInstall {
         /// sha256 now.
-        from: Option<String>,
+        from: Option<Sha256>,
         /// sha256 after.
-        to: String,
+        to: Sha256,
         /// How the decisions change (from the caller's differ).
         diff: Vec<String>,
     },
@@ -58,25 +59,25 @@ pub enum Change {
         /// Why.
         reason: String,
         /// What the host runs now.
-        to: Option<String>,
+        to: Option<Sha256>,
     },
     /// Rollback: the host went back a version.
     Reverted {
         /// sha256 before.
-        from: String,
+        from: Sha256,
         /// sha256 now.
-        to: String,
+        to: Sha256,
     },
     /// Rollback: nothing earlier is kept.
     NothingToRevert,
     /// Status of one service.
     Status {
         /// What the file at the path hashes to.
-        actual: Option<String>,
+        actual: Option<Sha256>,
         /// What scpc recorded installing.
-        recorded: Option<String>,
+        recorded: Option<Sha256>,
         /// What the local build has for this host.
-        local: Option<String>,
+        local: Option<Sha256>,
         /// `in-sync`, `outdated`, `drift`, `not-installed`.
         verdict: String,
     },
@@ -296,8 +297,8 @@ fn deploy_host(
         let Some(art) = build.for_arch(arch) else { continue };
         let change = if !opts.dry_run {
             install_one(&conn, host, s, build, art, inst, inv, opts, obs)
-        } else if inst.actual.as_deref() == Some(art.sha256.as_str()) {
-            Change::Unchanged { sha256: art.sha256.clone() }
+        } else if inst.actual == Some(art.sha256) {
+            Change::Unchanged { sha256: art.sha256 }
         } else {
             let diff = match (differ, conn.download(&s.path)) {
                 (Some(d), Ok(Some(old))) => d(arch, &old, &art.bytes),
@@ -305,7 +306,7 @@ fn deploy_host(
                 (_, Err(e)) => vec![format!("(cannot read the deployed filter: {e})")],
                 (None, _) => Vec::new(),
             };
-            Change::WouldInstall { from: inst.actual, to: art.sha256.clone(), diff }
+            Change::WouldInstall { from: inst.actual, to: art.sha256, diff }
         };
         let stop = matches!(change, Change::Failed { .. } | Change::RolledBack { .. });
         rep.services.insert(s.name.clone(), change);
@@ -330,7 +331,7 @@ fn install_one(
     obs.step(&host.name, &format!("{}: installing {} ({} bytes)", s.name, art.file, art.bytes.len()));
     let before = match remote::install(conn, &s.path, art, build, &opts.operator, inv.rollout.keep, before) {
         Ok(Some(before)) => before,
-        Ok(None) => return Change::Unchanged { sha256: art.sha256.clone() },
+        Ok(None) => return Change::Unchanged { sha256: art.sha256 },
         Err(e) => return Change::Failed { reason: e.to_string() },
     };
     let checks = [("reloading", &s.reload), ("health check", &s.health)];
@@ -355,13 +356,13 @@ fn install_one(
                 },
                 Ok(None) => Change::RolledBack {
                     reason: format!("{reason}; no earlier version is kept, the new filter stays"),
-                    to: Some(art.sha256.clone()),
+                    to: Some(art.sha256),
                 },
                 Err(e2) => Change::Failed { reason: format!("{reason}; rollback failed too: {e2}") },
             };
         }
     }
-    Change::Installed { from: before.actual, to: art.sha256.clone() }
+    Change::Installed { from: before.actual, to: art.sha256 }
 }
 
 /// Pushes the local build to the fleet: canaries, then waves.
@@ -504,10 +505,10 @@ pub fn status(inv: &Inventory, opts: &Options, obs: &dyn Observer) -> Result<Rep
             record_facts(conn, rep, obs);
         }
         obs.step(&rep.host, &format!("{}: reading", s.name));
-        let local = rep.arch.as_deref().and_then(|a| builds[&s.policy].for_arch(a)).map(|a| a.sha256.clone());
+        let local = rep.arch.as_deref().and_then(|a| builds[&s.policy].for_arch(a)).map(|a| a.sha256);
         match remote::read(conn, &s.path) {
             Ok(inst) => {
-                let recorded = inst.state.history.first().map(|d| d.sha256.clone());
+                let recorded = inst.state.history.first().map(|d| d.sha256);
                 let verdict = if inst.actual.is_none() && recorded.is_none() {
                     "not-installed"
                 } else if inst.drifted() {

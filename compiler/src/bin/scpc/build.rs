@@ -112,7 +112,7 @@ pub(crate) fn build(a: &BuildArgs) -> u8 {
             arch: f.arch.to_string(),
             archs: f.archs.iter().map(|a| a.to_string()).collect(),
             file: file.clone(),
-            sha256: artifact::sha256(&bytes),
+            sha256: scpc_node::Sha256::of(&bytes),
             instructions: f.program.insns.len(),
             default_action: policy.default.to_string(),
             audit: a.audit,
@@ -141,8 +141,7 @@ pub(crate) fn build(a: &BuildArgs) -> u8 {
         kernel: policy.kernel.to_string(),
         targets,
     };
-    let json = serde_json::to_string_pretty(&manifest).unwrap_or_default() + "\n";
-    files.push((format!("{}.manifest.json", policy.name), json.into_bytes()));
+    files.push((scpc_node::manifest::manifest_file(&policy.name), manifest.to_json().into_bytes()));
     if let Err(e) = std::fs::create_dir_all(&a.out_dir) {
         eprintln!("error: cannot create `{}`: {e}", a.out_dir);
         return 2;
@@ -174,7 +173,7 @@ fn unit_sources(map: &SourceMap, unit: &scpc_lang::include::Unit) -> Vec<SourceE
         .iter()
         .map(|f| {
             let file = map.file(f.file);
-            SourceEntry { file: file.name.clone(), sha256: artifact::sha256(file.text.as_bytes()) }
+            SourceEntry { file: file.name.clone(), sha256: scpc_node::Sha256::of(file.text.as_bytes()) }
         })
         .collect();
     out.sort_by(|a, b| a.file.cmp(&b.file));

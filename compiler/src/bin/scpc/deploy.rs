@@ -106,22 +106,22 @@ fn differ(arch: &str, old: &[u8], new: &[u8]) -> Vec<String> {
 }
 
 /// The first 12 hex digits of a sha256, `-` for none.
-fn short(sha: Option<&str>) -> String {
-    sha.map_or_else(|| "-".to_string(), |s| s.chars().take(12).collect())
+fn short(sha: Option<&scpc_node::Sha256>) -> String {
+    sha.map_or_else(|| "-".to_string(), scpc_node::Sha256::short)
 }
 
 fn describe(c: &Change) -> String {
     match c {
-        Change::Installed { from, to } => format!("installed {} → {}", short(from.as_deref()), short(Some(to))),
+        Change::Installed { from, to } => format!("installed {} → {}", short(from.as_ref()), short(Some(to))),
         Change::Unchanged { sha256 } => format!("unchanged {}", short(Some(sha256))),
-        Change::WouldInstall { from, to, .. } => format!("would install {} → {}", short(from.as_deref()), short(Some(to))),
-        Change::RolledBack { reason, to } => format!("ROLLED BACK to {}: {reason}", short(to.as_deref())),
+        Change::WouldInstall { from, to, .. } => format!("would install {} → {}", short(from.as_ref()), short(Some(to))),
+        Change::RolledBack { reason, to } => format!("ROLLED BACK to {}: {reason}", short(to.as_ref())),
         Change::Reverted { from, to } => format!("reverted {} → {}", short(Some(from)), short(Some(to))),
         Change::NothingToRevert => "nothing earlier to revert to".into(),
         Change::Status { actual, recorded, local, verdict } => match verdict.as_str() {
-            "drift" => format!("DRIFT: the file is {} but scpc installed {}", short(actual.as_deref()), short(recorded.as_deref())),
-            "outdated" => format!("outdated: runs {}, local build {}", short(actual.as_deref()), short(local.as_deref())),
-            v => format!("{v} {}", short(actual.as_deref())),
+            "drift" => format!("DRIFT: the file is {} but scpc installed {}", short(actual.as_ref()), short(recorded.as_ref())),
+            "outdated" => format!("outdated: runs {}, local build {}", short(actual.as_ref()), short(local.as_ref())),
+            v => format!("{v} {}", short(actual.as_ref())),
         },
         Change::Failed { reason } => format!("FAILED: {reason}"),
     }

@@ -278,7 +278,7 @@ pub(crate) fn parse_arch(s: &str) -> Result<Arch, String> {
 }
 
 fn main() -> ExitCode {
-    scpc::install::default_sigpipe();
+    scpc_node::loader::default_sigpipe();
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Check { files, message_format, deny_warnings, targets } => check(&files, message_format, deny_warnings, targets),
@@ -304,7 +304,7 @@ fn main() -> ExitCode {
         Command::Generate { traces, name, targets, default, output } => tools::generate(&traces, name, targets, default, output.as_deref()),
         Command::Explain { log, policy_file, name, json } => explain::explain(&explain::ExplainArgs { log, policy_file, name, json }),
         Command::Exec { filter, tsync, log, spec_allow, command } => {
-            tools::exec(&filter, scpc::install::Flags { tsync, log, spec_allow }, &command)
+            tools::exec(&filter, scpc_node::loader::Flags { tsync, log, spec_allow }, &command)
         }
     };
     ExitCode::from(code)

@@ -1,12 +1,9 @@
 //! `scpc sim`, `scpc disasm` and `scpc exec`: working with compiled filters.
 
-use std::os::unix::process::CommandExt;
-use std::process::Command;
-
 use scpc::abi::Arch;
 use scpc::bpf::disasm::{disasm as listing, ret_name};
 use scpc::bpf::sim::{run, SeccompData};
-use scpc::bpf::{Program, BPF_JEQ, BPF_JMP, BPF_K};
+use scpc::bpf::Program;
 
 /// Reads a `.bpf` file and checks it as the kernel would before loading it; a bad one is
 /// the user's error (1), located by instruction and byte.
@@ -113,47 +110,18 @@ pub(crate) fn disasm(filter: &str) -> u8 {
 
 /// The architecture of this machine's processes.
 pub(crate) fn host_arch() -> Option<Arch> {
-    match std::env::consts::ARCH {
-        "x86_64" => Some(Arch::X86_64),
-        "x86" => Some(Arch::I386),
-        "aarch64" => Some(Arch::Aarch64),
-        "arm" => Some(Arch::Arm),
-        "riscv64" => Some(Arch::Riscv64),
-        _ => None,
-    }
+    scpc_node::run::host_arch().and_then(|h| Arch::from_name(h.name))
 }
 
-pub(crate) fn exec(filter: &str, flags: scpc::install::Flags, command: &[String]) -> u8 {
-    let program = match read_filter(filter) {
-        Ok(p) => p,
-        Err((code, msg)) => {
-            eprintln!("error: {msg}");
-            return code;
-        }
+/// `scpc exec`: the node's own `run` (the same checks, the same loader).
+pub(crate) fn exec(filter: &str, flags: scpc_node::loader::Flags, command: &[String]) -> u8 {
+    let command: Vec<std::ffi::OsString> = command.iter().map(Into::into).collect();
+    let error = match scpc_node::run::read_filter(std::path::Path::new(filter), None) {
+        Ok(filter) => scpc_node::run::exec(&filter, flags, &command),
+        Err(e) => e,
     };
-    let Some(arch) = host_arch() else {
-        eprintln!("error: scpc does not know this machine's architecture ({})", std::env::consts::ARCH);
-        return 2;
-    };
-    let audit = arch.table().audit_arch;
-    if !program.insns.iter().any(|i| i.code == BPF_JMP | BPF_JEQ | BPF_K && i.k == audit) {
-        eprintln!("error: `{filter}` has no code for {arch}, the architecture of this machine: build it with `--target {arch}`");
-        return 1;
-    }
-    let mut cmd = Command::new(&command[0]);
-    cmd.args(&command[1..]);
-    scpc::install::with_filter(&mut cmd, program, flags);
-    let err = cmd.exec();
-    let what = match err.raw_os_error() {
-        Some(libc::EINVAL) => {
-            "the kernel refused the filter or a flag (EINVAL): check that this kernel supports the actions and flags used".to_string()
-        }
-        Some(libc::EFAULT) => "the kernel could not read the filter (EFAULT)".to_string(),
-        Some(libc::EACCES) => "not allowed to install a filter (EACCES): no_new_privs could not be set".to_string(),
-        _ => format!("cannot run `{}`: {err}", command[0]),
-    };
-    eprintln!("error: {what}");
-    2
+    eprintln!("error: {error}");
+    error.exit_status()
 }
 
 pub(crate) fn profile(traces: &[String]) -> u8 {
