@@ -5,7 +5,6 @@ use std::process::Command;
 use scpc::abi::Arch;
 use scpc::artifact::compile;
 use scpc::diff::{diff, Side};
-use scpc::profile::Profile;
 
 fn policy(file: &str, name: &str) -> scpc::policy::Policy {
     let text = std::fs::read_to_string(format!("tests/diff/{file}")).expect("fixture");
@@ -15,7 +14,7 @@ fn policy(file: &str, name: &str) -> scpc::policy::Policy {
 }
 
 fn filter(p: &scpc::policy::Policy, arch: Arch) -> scpc::bpf::Program {
-    compile(p, &Profile::builtin()).expect("compiles").into_iter().find(|f| f.arch == arch).expect("target").program
+    compile(p, &scpc::import::trace::builtin_profile()).expect("compiles").into_iter().find(|f| f.arch == arch).expect("target").program
 }
 
 #[test]

@@ -70,13 +70,18 @@ fn trace_generate_build_exec() {
 
     // audit-only: nothing is denied, and the kernel logs what enforcement would kill
     scpc(&dir, &["build", "traced.scp", "--policy", "traced", "-o", "audit", "--audit"]);
-    let before = kernel_log().lines().count();
+    // the kernel log is a ring: what came after the last line seen now (all of it, once
+    // that line has rotated out), not a count of lines, which stops growing when it is full
+    let last_before = kernel_log().lines().last().unwrap_or_default().to_string();
     let out = under(&dir, "audit/traced.x86_64.bpf", &format!("{WORKLOAD}; uname -s"));
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).ends_with("Linux\n"), "{out:?}");
     let mut found = String::new();
     for _ in 0..50 {
-        let log: Vec<String> = kernel_log().lines().skip(before).map(str::to_string).collect();
+        let now = kernel_log();
+        let lines: Vec<&str> = now.lines().collect();
+        let start = lines.iter().rposition(|l| *l == last_before).map_or(0, |i| i + 1);
+        let log: Vec<String> = lines[start..].iter().map(|l| l.to_string()).collect();
         std::fs::write(dir.join("kernel.log"), log.join("\n")).expect("write log");
         let explained = Command::new(SCPC)
             .current_dir(&dir)

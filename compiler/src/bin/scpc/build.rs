@@ -1,9 +1,9 @@
 //! `scpc build` and `scpc test`.
 
-use std::collections::BTreeMap;
-
 use scpc::abi::Arch;
-use scpc::artifact::{self, Emit, Manifest, SourceEntry, TargetEntry};
+use scpc::analysis::judge::CompiledFilters;
+use scpc::artifact::render::Emit;
+use scpc::artifact::{self, Manifest, SourceEntry, TargetEntry};
 use scpc::profile::Profile;
 use scpc::sema::{self, Judge, Options};
 use scpc_lang::diag::Diagnostics;
@@ -23,9 +23,9 @@ pub(crate) struct BuildArgs {
 }
 
 fn load_profile(path: Option<&str>) -> Result<Profile, String> {
-    let Some(path) = path else { return Ok(Profile::builtin()) };
+    let Some(path) = path else { return Ok(scpc::import::trace::builtin_profile()) };
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read profile `{path}`: {e}"))?;
-    Profile::parse(path, &text)
+    scpc::import::trace::profile(path, &text).map_err(|e| e.to_string())
 }
 
 /// Loads `file`, resolves its policy `name` for `targets` (all when empty) and prints the
@@ -58,19 +58,7 @@ pub(crate) fn load_policy(
 }
 
 pub(crate) fn build(a: &BuildArgs) -> u8 {
-    let renderings: Vec<Option<Emit>> = match a
-        .renderings
-        .iter()
-        .map(|r| match r.as_str() {
-            "bpf" => Ok(Some(Emit::Bpf)),
-            "c" => Ok(Some(Emit::C)),
-            "rust" => Ok(Some(Emit::Rust)),
-            "disasm" => Ok(Some(Emit::Disasm)),
-            "oci" => Ok(None),
-            other => Err(format!("unknown rendering `{other}` (choose from bpf, c, rust, oci, disasm)")),
-        })
-        .collect()
-    {
+    let renderings: Vec<Emit> = match a.renderings.iter().map(|r| r.parse::<Emit>()).collect::<Result<_, _>>() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
@@ -117,13 +105,15 @@ pub(crate) fn build(a: &BuildArgs) -> u8 {
             default_action: policy.default.to_string(),
             audit: a.audit,
         });
-        for r in renderings.iter().flatten() {
-            files.push((format!("{}.{}.{}", policy.name, f.arch, r.extension()), artifact::render(&policy.name, f, *r)));
+        for r in &renderings {
+            if let (Some(ext), Some(bytes)) = (r.extension(), artifact::render::render(&policy.name, f, *r)) {
+                files.push((format!("{}.{}.{ext}", policy.name, f.arch), bytes));
+            }
         }
     }
-    if renderings.contains(&None) {
+    if renderings.contains(&Emit::Oci) {
         // one profile for every target: the format names architectures, not filters
-        match scpc::oci::export(&policy) {
+        match scpc::artifact::oci::export(&policy) {
             Ok(json) => files.push((format!("{}.oci.json", policy.name), json.into_bytes())),
             Err(e) => {
                 eprintln!("{:?}", miette::Report::new(e));
@@ -201,22 +191,13 @@ pub(crate) fn test(files: &[String], format: MessageFormat) -> u8 {
             continue;
         }
         // the artifacts `scpc build` would write: one filter per target architecture
-        let mut programs = BTreeMap::new();
-        for (name, policy) in &checked.policies {
-            match artifact::compile(policy, &Profile::builtin()) {
-                Ok(filters) => {
-                    for f in filters {
-                        programs.insert((name.clone(), f.arch), f.program);
-                    }
-                }
-                Err(e) => {
-                    eprintln!("{:?}", miette::Report::new(e));
-                    worst = 2;
-                }
-            }
+        let (filters, errors) = CompiledFilters::compile(&checked, &scpc::import::trace::builtin_profile());
+        for e in errors {
+            eprintln!("{:?}", miette::Report::new(e));
+            worst = 2;
         }
         let mut test_diags = Diagnostics::new();
-        let outcome = sema::run_tests(&unit, &checked, Judge::Compiled(&programs), &mut test_diags);
+        let outcome = sema::run_tests(&unit, &checked, Judge::Compiled(&filters), &mut test_diags);
         let failed = test_diags.has_errors();
         if format == MessageFormat::Human {
             eprintln!("{path}: {} test case(s) on compiled filters, {} failed", outcome.cases, outcome.failed);

@@ -19,6 +19,7 @@ struct Cli {
 }
 
 mod build;
+#[cfg(feature = "deploy")]
 mod deploy;
 mod diff;
 mod explain;
@@ -178,6 +179,7 @@ enum Command {
         json: bool,
     },
     /// Push the built artifacts to the hosts of an inventory: canaries first, then waves.
+    #[cfg(feature = "deploy")]
     Deploy {
         /// The inventory (TOML).
         inventory: String,
@@ -191,6 +193,7 @@ enum Command {
         canary: Option<usize>,
     },
     /// What each host runs, and where it drifts from the local build.
+    #[cfg(feature = "deploy")]
     Status {
         /// The inventory (TOML).
         inventory: String,
@@ -198,6 +201,7 @@ enum Command {
         fleet: FleetFlags,
     },
     /// Return hosts to the artifact they ran before the current one.
+    #[cfg(feature = "deploy")]
     Rollback {
         /// The inventory (TOML).
         inventory: String,
@@ -221,6 +225,7 @@ enum Command {
 }
 
 /// Flags every fleet command takes.
+#[cfg(feature = "deploy")]
 #[derive(clap::Args)]
 struct FleetFlags {
     /// Only this host (repeatable).
@@ -240,6 +245,7 @@ struct FleetFlags {
     operator: Option<String>,
 }
 
+#[cfg(feature = "deploy")]
 impl FleetFlags {
     fn into_args(self, verb: deploy::Verb, inventory: String, dry_run: bool, canary: Option<usize>) -> deploy::FleetArgs {
         let operator = self.operator.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "unknown".into());
@@ -296,10 +302,13 @@ fn main() -> ExitCode {
         Command::Diff { old, new, policy, old_policy, new_policy, json } => {
             diff::diff(&diff::DiffArgs { old, new, policy, old_policy, new_policy, json })
         }
+        #[cfg(feature = "deploy")]
         Command::Deploy { inventory, fleet, dry_run, canary } => {
             deploy::run(fleet.into_args(deploy::Verb::Deploy, inventory, dry_run, canary))
         }
+        #[cfg(feature = "deploy")]
         Command::Status { inventory, fleet } => deploy::run(fleet.into_args(deploy::Verb::Status, inventory, false, None)),
+        #[cfg(feature = "deploy")]
         Command::Rollback { inventory, fleet } => deploy::run(fleet.into_args(deploy::Verb::Rollback, inventory, false, None)),
         Command::Generate { traces, name, targets, default, output } => tools::generate(&traces, name, targets, default, output.as_deref()),
         Command::Explain { log, policy_file, name, json } => explain::explain(&explain::ExplainArgs { log, policy_file, name, json }),

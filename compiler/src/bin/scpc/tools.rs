@@ -134,7 +134,7 @@ pub(crate) fn profile(traces: &[String]) -> u8 {
                 return 2;
             }
         };
-        match scpc::profile::Profile::parse_counts(path, &text) {
+        match scpc::import::trace::counts(path, &text) {
             Ok(counts) => {
                 for (name, c) in counts {
                     *total.entry(name).or_default() += c;

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 use crate::abi::Arch;
+use crate::import::trace::{counts, strace_line, TraceError};
 
 /// Arguments worth narrowing: (syscall, argument index).
 const WATCHED: &[(&str, usize)] = &[("socket", 0), ("prctl", 0), ("personality", 0), ("ioctl", 1), ("fcntl", 1)];
@@ -76,14 +77,14 @@ fn strace_args(rest: &str) -> Vec<String> {
 
 impl Observed {
     /// Adds one trace in any format `scpc profile` reads.
-    pub fn add(&mut self, source: &str, text: &str) -> Result<(), String> {
-        for (name, count) in crate::profile::Profile::parse_counts(source, text)? {
+    pub fn add(&mut self, source: &str, text: &str) -> Result<(), TraceError> {
+        for (name, count) in counts(source, text)? {
             *self.calls.entry(name).or_default() += count.round() as u64;
         }
         self.sources.push(source.to_string());
         // strace -f lines also carry arguments
         for line in text.lines() {
-            let Some((name, args)) = crate::profile::strace_line(line.trim()) else { continue };
+            let Some((name, args)) = strace_line(line.trim()) else { continue };
             if matches!(name, "clone" | "unshare" | "clone3") && args.contains("CLONE_NEWUSER") {
                 self.new_user_namespace.insert(name.to_string());
             }
