@@ -4,9 +4,8 @@
 use crate::artifacts::{kernel_version, Build};
 use crate::inventory::{Host, Inventory, Service};
 use crate::remote;
+use crate::report::{Change, Command, HostReport, Report, Verdict};
 use crate::transport::{Conn, Timeouts};
-use scpc_node::Sha256;
-use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -27,126 +26,6 @@ pub struct Options {
     pub hosts: Vec<String>,
     /// Recorded in the state files.
     pub operator: String,
-}
-
-/// What happened to one service on one host.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "result")]
-pub enum Change {
-    /// The new filter is in place and the checks passed.
-    Installed {
-        /// sha256 before (none: no file).
-        from: Option<Sha256>,
-        /// sha256 now.
-        to: Sha256,
-    },
-    /// The host already ran this filter.
-    Unchanged {
-        /// sha256.
-        sha256: Sha256,
-    },
-    /// Dry run: what would be installed.
-    WouldInstall {
-        /// sha256 now.
-        from: Option<Sha256>,
-        /// sha256 after.
-        to: Sha256,
-        /// How the decisions change (from the caller's differ).
-        diff: Vec<String>,
-    },
-    /// The reload or health check failed; the previous filter was put back.
-    RolledBack {
-        /// Why.
-        reason: String,
-        /// What the host runs now.
-        to: Option<Sha256>,
-    },
-    /// Rollback: the host went back a version.
-    Reverted {
-        /// sha256 before.
-        from: Sha256,
-        /// sha256 now.
-        to: Sha256,
-    },
-    /// Rollback: nothing earlier is kept.
-    NothingToRevert,
-    /// Status of one service.
-    Status {
-        /// What the file at the path hashes to.
-        actual: Option<Sha256>,
-        /// What scpc recorded installing.
-        recorded: Option<Sha256>,
-        /// What the local build has for this host.
-        local: Option<Sha256>,
-        /// `in-sync`, `outdated`, `drift`, `not-installed`.
-        verdict: String,
-    },
-    /// It failed; the host holds what it held before.
-    Failed {
-        /// Why.
-        reason: String,
-    },
-}
-
-/// One host's result.
-#[derive(Clone, Debug, Serialize)]
-pub struct HostReport {
-    /// Inventory name.
-    pub host: String,
-    /// `address:port`.
-    pub address: String,
-    /// `uname -m`, when reached.
-    pub machine: Option<String>,
-    /// scpc architecture.
-    pub arch: Option<String>,
-    /// `uname -r`.
-    pub kernel: Option<String>,
-    /// Was it a canary.
-    pub canary: bool,
-    /// 0 for canaries, then 1, 2...
-    pub wave: usize,
-    /// Per service.
-    pub services: BTreeMap<String, Change>,
-    /// Connection or host-level failure (unreachable, key refused, no artifact).
-    pub error: Option<String>,
-    /// Warnings (kernel older than the policy's `kernel >=`).
-    pub warnings: Vec<String>,
-    /// Wall time spent on it.
-    pub seconds: f64,
-    /// Not reached because the rollout stopped.
-    pub skipped: bool,
-}
-
-impl HostReport {
-    /// Whether this host counts as failed.
-    pub fn failed(&self) -> bool {
-        self.error.is_some() || self.services.values().any(|c| matches!(c, Change::Failed { .. } | Change::RolledBack { .. }))
-    }
-
-    /// Whether a status run found it out of step with the local build.
-    pub fn out_of_sync(&self) -> bool {
-        self.services.values().any(|c| matches!(c, Change::Status { verdict, .. } if verdict != "in-sync"))
-    }
-}
-
-/// The whole run.
-#[derive(Clone, Debug, Serialize)]
-pub struct Report {
-    /// `deploy`, `dry-run`, `status`, `rollback`.
-    pub command: String,
-    /// Per host, in rollout order.
-    pub hosts: Vec<HostReport>,
-    /// Why the rollout stopped early, if it did.
-    pub stopped: Option<String>,
-    /// Wall time.
-    pub seconds: f64,
-}
-
-impl Report {
-    /// Hosts that failed.
-    pub fn failures(&self) -> usize {
-        self.hosts.iter().filter(|h| h.failed()).count()
-    }
 }
 
 /// Progress callbacks (the command line draws bars from them). Called from worker threads.
@@ -436,7 +315,7 @@ pub fn deploy(inv: &Inventory, opts: &Options, differ: Option<Differ>, obs: &dyn
         }
     }
     Ok(Report {
-        command: if opts.dry_run { "dry-run" } else { "deploy" }.into(),
+        command: if opts.dry_run { Command::DryRun } else { Command::Deploy },
         hosts: reports,
         stopped,
         seconds: started.elapsed().as_secs_f64(),
@@ -466,7 +345,7 @@ fn record(f: remote::Facts, rep: &mut HostReport) -> Option<&'static str> {
 /// Connects to every host of the run (at most `concurrency` at once) and asks `each` what
 /// became of each of its services.
 fn across_hosts(
-    command: &str,
+    command: Command,
     inv: &Inventory,
     opts: &Options,
     obs: &dyn Observer,
@@ -489,18 +368,13 @@ fn across_hosts(
         obs.done(&rep);
         rep
     });
-    Ok(Report {
-        command: command.into(),
-        hosts: results.into_iter().flatten().collect(),
-        stopped: None,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    Ok(Report { command, hosts: results.into_iter().flatten().collect(), stopped: None, seconds: started.elapsed().as_secs_f64() })
 }
 
 /// What every host runs compared with the local build.
 pub fn status(inv: &Inventory, opts: &Options, obs: &dyn Observer) -> Result<Report, String> {
     let builds = load_builds(inv)?;
-    across_hosts("status", inv, opts, obs, |conn, s, rep| {
+    across_hosts(Command::Status, inv, opts, obs, |conn, s, rep| {
         if rep.machine.is_none() && rep.error.is_none() {
             record_facts(conn, rep, obs);
         }
@@ -510,15 +384,15 @@ pub fn status(inv: &Inventory, opts: &Options, obs: &dyn Observer) -> Result<Rep
             Ok(inst) => {
                 let recorded = inst.state.history.first().map(|d| d.sha256);
                 let verdict = if inst.actual.is_none() && recorded.is_none() {
-                    "not-installed"
+                    Verdict::NotInstalled
                 } else if inst.drifted() {
-                    "drift"
+                    Verdict::Drift
                 } else if inst.actual != local {
-                    "outdated"
+                    Verdict::Outdated
                 } else {
-                    "in-sync"
+                    Verdict::InSync
                 };
-                Change::Status { actual: inst.actual, recorded, local, verdict: verdict.into() }
+                Change::Status { actual: inst.actual, recorded, local, verdict }
             }
             Err(e) => Change::Failed { reason: e.to_string() },
         }
@@ -527,7 +401,7 @@ pub fn status(inv: &Inventory, opts: &Options, obs: &dyn Observer) -> Result<Rep
 
 /// Returns hosts to the version before the current one.
 pub fn rollback(inv: &Inventory, opts: &Options, obs: &dyn Observer) -> Result<Report, String> {
-    across_hosts("rollback", inv, opts, obs, |conn, s, rep| {
+    across_hosts(Command::Rollback, inv, opts, obs, |conn, s, rep| {
         obs.step(&rep.host, &format!("{}: rolling back", s.name));
         match remote::rollback(conn, &s.path, inv.rollout.keep) {
             Ok(Some((from, to))) => match s.reload.as_ref().map(|r| remote::hook(conn, &s.path, r)) {

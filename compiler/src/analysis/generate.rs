@@ -138,6 +138,45 @@ pub struct DraftOptions {
     pub default: String,
 }
 
+/// Why `scpc generate` wrote no draft.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum GenerateError {
+    /// The traces hold no call.
+    #[error("the traces show no syscalls (help: trace with `strace -f -o TRACE CMD`)")]
+    #[diagnostic(code(scpc::generate::no_calls))]
+    NoCalls,
+    /// No target was named and this machine's architecture is not one scpc knows.
+    #[error("this machine's architecture is unknown: name the targets with --target")]
+    #[diagnostic(code(scpc::generate::no_targets))]
+    NoTargets,
+    /// The draft does not check: a bad name or default action (the diagnostics say which).
+    #[error("the draft does not check (see above): check --name and --default")]
+    #[diagnostic(code(scpc::generate::does_not_check))]
+    DoesNotCheck {
+        /// What the checker said.
+        diagnostics: scpc_lang::diag::Diagnostics,
+        /// The draft's source map, for printing them.
+        map: scpc_lang::source::SourceMap,
+    },
+}
+
+/// The draft for `obs`, checked by the real checker (a bad `--name` or `--default` is caught
+/// here) and in canonical form; `file` names it in diagnostics.
+pub fn checked_draft(obs: &Observed, opts: &DraftOptions, file: &str) -> Result<String, GenerateError> {
+    if obs.calls.is_empty() {
+        return Err(GenerateError::NoCalls);
+    }
+    if opts.targets.is_empty() {
+        return Err(GenerateError::NoTargets);
+    }
+    let text = draft(obs, opts);
+    let (checked, diagnostics, map) = crate::check_source(file, &text);
+    if diagnostics.has_errors() || !checked.policies.contains_key(&opts.name) {
+        return Err(GenerateError::DoesNotCheck { diagnostics, map });
+    }
+    Ok(crate::session::canonical(file, text))
+}
+
 /// Writes the draft policy.
 pub fn draft(obs: &Observed, opts: &DraftOptions) -> String {
     let on_every = |name: &str| opts.targets.iter().all(|a| a.table().syscall(name).is_some());

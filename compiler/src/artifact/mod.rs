@@ -86,3 +86,64 @@ pub fn compile(policy: &Policy, profile: &Profile) -> Result<Vec<Filter>, BuildE
 }
 
 pub use scpc_node::manifest::{Manifest, SourceEntry, TargetEntry};
+
+/// Why a `.bpf` file given to `scpc sim`, `disasm` or `diff` cannot be used.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum FilterFileError {
+    /// It cannot be read.
+    #[error("cannot read `{path}`: {source}")]
+    #[diagnostic(code(scpc::artifact::filter_unreadable))]
+    Unreadable {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Its size is not a multiple of 8.
+    #[error("{path}: byte {}: not a filter: its size ({bytes} bytes) is not a multiple of 8\n  help: a .bpf file holds 8-byte struct sock_filter records, as `scpc build` writes them", bytes / 8 * 8)]
+    #[diagnostic(code(scpc::artifact::filter_size))]
+    Size {
+        /// The file.
+        path: String,
+        /// Its size.
+        bytes: usize,
+    },
+    /// It is empty.
+    #[error("{path}: byte 0: the file is empty\n  help: build a filter with `scpc build FILE --policy NAME`")]
+    #[diagnostic(code(scpc::artifact::filter_empty))]
+    Empty {
+        /// The file.
+        path: String,
+    },
+    /// The kernel would refuse it (as far as the emulator knows).
+    #[error("{path}: {error}\n  help: the kernel would refuse this filter; rebuild it with `scpc build` (see it with `scpc disasm`)")]
+    #[diagnostic(code(scpc::artifact::filter_refused))]
+    Refused {
+        /// The file.
+        path: String,
+        /// Why.
+        error: crate::bpf::sim::SimError,
+    },
+}
+
+impl FilterFileError {
+    /// 1 when the file is wrong, 2 when it cannot be read.
+    pub fn exit_status(&self) -> u8 {
+        match self {
+            FilterFileError::Unreadable { .. } => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Reads a `.bpf` file and checks it as the kernel would before loading it (the emulator's
+/// checks, [`crate::bpf::sim::check`]); errors are located by instruction and byte.
+pub fn read_filter(path: &str) -> Result<Program, FilterFileError> {
+    let bytes = std::fs::read(path).map_err(|source| FilterFileError::Unreadable { path: path.to_string(), source })?;
+    let program = Program::from_bytes(&bytes).ok_or(FilterFileError::Size { path: path.to_string(), bytes: bytes.len() })?;
+    if program.insns.is_empty() {
+        return Err(FilterFileError::Empty { path: path.to_string() });
+    }
+    crate::bpf::sim::check(&program).map_err(|error| FilterFileError::Refused { path: path.to_string(), error })?;
+    Ok(program)
+}

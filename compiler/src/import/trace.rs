@@ -12,6 +12,13 @@ use crate::profile::Profile;
 /// Why a trace cannot be read: the first line that is not of its format.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TraceError {
+    /// The trace file cannot be read.
+    Unreadable {
+        /// The file.
+        source: String,
+        /// Why.
+        reason: String,
+    },
     /// A row of a `strace -c` table without a call count.
     StraceRow {
         /// The trace.
@@ -48,6 +55,7 @@ impl TraceError {
     /// The error's stable code.
     pub fn code(&self) -> &'static str {
         match self {
+            TraceError::Unreadable { .. } => "scpc::import::trace::unreadable",
             TraceError::StraceRow { .. } => "scpc::import::trace::strace_row",
             TraceError::Count { .. } => "scpc::import::trace::count",
             TraceError::Unknown { .. } => "scpc::import::trace::unknown",
@@ -59,6 +67,7 @@ impl TraceError {
 impl fmt::Display for TraceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            TraceError::Unreadable { source, reason } => write!(f, "cannot read profile `{source}`: {reason}"),
             TraceError::StraceRow { source, line } => write!(f, "{source}:{line}: not a strace -c row"),
             TraceError::Count { source, line } => write!(f, "{source}:{line}: count is not a number"),
             TraceError::Unknown { source, line } => {
@@ -121,6 +130,27 @@ pub fn counts(source: &str, text: &str) -> Result<BTreeMap<String, f64>, TraceEr
 /// A frequency profile from a trace in any supported format.
 pub fn profile(source: &str, text: &str) -> Result<Profile, TraceError> {
     Ok(Profile::from_counts(source, counts(source, text)?))
+}
+
+/// The profile for `scpc build --profile FILE`, or the built-in one.
+pub fn read_profile(path: Option<&str>) -> Result<Profile, TraceError> {
+    let Some(path) = path else { return Ok(builtin_profile()) };
+    let text = std::fs::read_to_string(path).map_err(|e| TraceError::Unreadable { source: path.to_string(), reason: e.to_string() })?;
+    profile(path, &text)
+}
+
+/// The call counts of several traces summed, most frequent first (ties by name): `scpc
+/// profile`'s table.
+pub fn merged_counts<'a>(traces: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Vec<(String, f64)>, TraceError> {
+    let mut total: BTreeMap<String, f64> = BTreeMap::new();
+    for (source, text) in traces {
+        for (name, c) in counts(source, text)? {
+            *total.entry(name).or_default() += c;
+        }
+    }
+    let mut rows: Vec<(String, f64)> = total.into_iter().collect();
+    rows.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(rows)
 }
 
 /// The built-in profile: the mean of three workloads recorded with `strace -f -c` on this

@@ -247,7 +247,7 @@ struct FleetFlags {
 
 #[cfg(feature = "deploy")]
 impl FleetFlags {
-    fn into_args(self, verb: deploy::Verb, inventory: String, dry_run: bool, canary: Option<usize>) -> deploy::FleetArgs {
+    fn into_args(self, verb: scpc_deploy::report::Command, inventory: String, dry_run: bool, canary: Option<usize>) -> deploy::FleetArgs {
         let operator = self.operator.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "unknown".into());
         let opts = scpc_deploy::rollout::Options {
             dry_run,
@@ -290,7 +290,7 @@ fn main() -> ExitCode {
         Command::Check { files, message_format, deny_warnings, targets } => check(&files, message_format, deny_warnings, targets),
         Command::Fmt { files, check } => fmt(&files, check),
         Command::Build { file, policy, targets, profile, audit, out_dir, emit: renderings, message_format } => {
-            build::build(&build::BuildArgs { file, policy, targets, profile, audit, out_dir, renderings, format: message_format })
+            build::build(build::BuildArgs { file, policy, targets, profile, audit, out_dir, renderings, format: message_format })
         }
         Command::Test { files, message_format } => build::test(&files, message_format),
         Command::Sim { filter, arch, syscall, args } => tools::sim(&filter, arch, &syscall, &args),
@@ -304,12 +304,14 @@ fn main() -> ExitCode {
         }
         #[cfg(feature = "deploy")]
         Command::Deploy { inventory, fleet, dry_run, canary } => {
-            deploy::run(fleet.into_args(deploy::Verb::Deploy, inventory, dry_run, canary))
+            deploy::run(fleet.into_args(scpc_deploy::report::Command::Deploy, inventory, dry_run, canary))
         }
         #[cfg(feature = "deploy")]
-        Command::Status { inventory, fleet } => deploy::run(fleet.into_args(deploy::Verb::Status, inventory, false, None)),
+        Command::Status { inventory, fleet } => deploy::run(fleet.into_args(scpc_deploy::report::Command::Status, inventory, false, None)),
         #[cfg(feature = "deploy")]
-        Command::Rollback { inventory, fleet } => deploy::run(fleet.into_args(deploy::Verb::Rollback, inventory, false, None)),
+        Command::Rollback { inventory, fleet } => {
+            deploy::run(fleet.into_args(scpc_deploy::report::Command::Rollback, inventory, false, None))
+        }
         Command::Generate { traces, name, targets, default, output } => tools::generate(&traces, name, targets, default, output.as_deref()),
         Command::Explain { log, policy_file, name, json } => explain::explain(&explain::ExplainArgs { log, policy_file, name, json }),
         Command::Exec { filter, tsync, log, spec_allow, command } => {
@@ -397,19 +399,10 @@ fn fmt(files: &[String], check: bool) -> u8 {
         if check {
             eprintln!("{path}: not in canonical form (run `scpc fmt {path}`)");
             worst = worst.max(1);
-        } else if let Err(e) = write_atomically(path, &formatted) {
+        } else if let Err(e) = scpc::session::write_atomically(path.as_ref(), &formatted) {
             eprintln!("error: cannot write `{path}`: {e}");
             worst = 2;
         }
     }
     worst
-}
-
-/// Writes beside the target and renames over it, so the file is never half written.
-pub(crate) fn write_atomically(path: &str, text: impl AsRef<[u8]>) -> std::io::Result<()> {
-    let tmp = format!("{path}.scpc-fmt.tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(text.as_ref())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
 }

@@ -5,25 +5,10 @@ use scpc::bpf::disasm::{disasm as listing, ret_name};
 use scpc::bpf::sim::{run, SeccompData};
 use scpc::bpf::Program;
 
-/// Reads a `.bpf` file and checks it as the kernel would before loading it; a bad one is
-/// the user's error (1), located by instruction and byte.
+/// [`scpc::artifact::read_filter`] with its error as (exit status, message), as
+/// `bin/scpc/diff.rs` takes it.
 pub(crate) fn read_filter(path: &str) -> Result<Program, (u8, String)> {
-    let bytes = std::fs::read(path).map_err(|e| (2, format!("cannot read `{path}`: {e}")))?;
-    let program = Program::from_bytes(&bytes).ok_or((
-        1,
-        format!(
-            "{path}: byte {}: not a filter: its size ({} bytes) is not a multiple of 8\n  help: a .bpf file holds 8-byte struct sock_filter records, as `scpc build` writes them",
-            bytes.len() / 8 * 8,
-            bytes.len()
-        ),
-    ))?;
-    if program.insns.is_empty() {
-        return Err((1, format!("{path}: byte 0: the file is empty\n  help: build a filter with `scpc build FILE --policy NAME`")));
-    }
-    scpc::bpf::sim::check(&program).map_err(|e| {
-        (1, format!("{path}: {e}\n  help: the kernel would refuse this filter; rebuild it with `scpc build` (see it with `scpc disasm`)"))
-    })?;
-    Ok(program)
+    scpc::artifact::read_filter(path).map_err(|e| (e.exit_status(), e.to_string()))
 }
 
 fn number(s: &str) -> Option<u64> {
@@ -125,38 +110,33 @@ pub(crate) fn exec(filter: &str, flags: scpc_node::loader::Flags, command: &[Str
 }
 
 pub(crate) fn profile(traces: &[String]) -> u8 {
-    let mut total: std::collections::BTreeMap<String, f64> = std::collections::BTreeMap::new();
+    let mut texts = Vec::new();
     for path in traces {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
+        match std::fs::read_to_string(path) {
+            Ok(t) => texts.push((path.as_str(), t)),
             Err(e) => {
                 eprintln!("error: cannot read `{path}`: {e}");
                 return 2;
             }
-        };
-        match scpc::import::trace::counts(path, &text) {
-            Ok(counts) => {
-                for (name, c) in counts {
-                    *total.entry(name).or_default() += c;
-                }
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                return 1;
-            }
         }
     }
-    let mut rows: Vec<(String, f64)> = total.into_iter().collect();
-    rows.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    println!("# syscall\tcount");
-    for (name, c) in rows {
-        println!("{name}\t{c}");
+    match scpc::import::trace::merged_counts(texts.iter().map(|(p, t)| (*p, t.as_str()))) {
+        Ok(rows) => {
+            println!("# syscall\tcount");
+            for (name, c) in rows {
+                println!("{name}\t{c}");
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
     }
-    0
 }
 
 pub(crate) fn generate(traces: &[String], name: String, targets: Vec<Arch>, default: String, output: Option<&str>) -> u8 {
-    use scpc::generate::{draft, DraftOptions, Observed};
+    use scpc::analysis::generate::{checked_draft, DraftOptions, GenerateError, Observed};
     let mut obs = Observed::default();
     for path in traces {
         let text = match std::fs::read(path) {
@@ -171,25 +151,20 @@ pub(crate) fn generate(traces: &[String], name: String, targets: Vec<Arch>, defa
             return 1;
         }
     }
-    if obs.calls.is_empty() {
-        eprintln!("error: the traces show no syscalls (help: trace with `strace -f -o TRACE CMD`)");
-        return 1;
-    }
     let targets = if targets.is_empty() { host_arch().into_iter().collect() } else { targets };
-    if targets.is_empty() {
-        eprintln!("error: this machine's architecture is unknown: name the targets with --target");
-        return 1;
-    }
-    let text = draft(&obs, &DraftOptions { name: name.clone(), targets, default });
-    // the draft must check; a bad --default or --name is the user's, anything else is ours
-    let file = output.unwrap_or("<draft>");
-    let (checked, diags, map) = scpc::check_source(file, &text);
-    if diags.has_errors() || !checked.policies.contains_key(&name) {
-        crate::emit(diags, &map, crate::MessageFormat::Human);
-        eprintln!("error: the draft does not check (see above): check --name and --default");
-        return 1;
-    }
-    let code = deliver(output, canonical(file, text));
+    let options = DraftOptions { name: name.clone(), targets, default };
+    let text = match checked_draft(&obs, &options, output.unwrap_or("<draft>")) {
+        Ok(t) => t,
+        Err(e) => {
+            let message = e.to_string();
+            if let GenerateError::DoesNotCheck { diagnostics, map } = e {
+                crate::emit(diagnostics, &map, crate::MessageFormat::Human);
+            }
+            eprintln!("error: {message}");
+            return 1;
+        }
+    };
+    let code = deliver(output, text);
     if let (0, Some(path)) = (code, output) {
         eprintln!("{path}: policy `{name}` allowing {} syscall(s)", obs.calls.len());
     }
@@ -212,14 +187,13 @@ pub(crate) fn import_docker(profile: &str, name: Option<String>, caps: Vec<Strin
             return 1;
         }
     };
-    let file = output.unwrap_or("<imported>");
-    deliver(output, canonical(file, policy))
+    deliver(output, scpc::session::canonical(output.unwrap_or("<imported>"), policy))
 }
 
 /// Writes `text` to `output` atomically, or to standard output: the exit status.
 fn deliver(output: Option<&str>, text: String) -> u8 {
     match output {
-        Some(path) => match crate::write_atomically(path, &text) {
+        Some(path) => match scpc::session::write_atomically(path.as_ref(), &text) {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("error: cannot write `{path}`: {e}");
@@ -230,16 +204,5 @@ fn deliver(output: Option<&str>, text: String) -> u8 {
             print!("{text}");
             0
         }
-    }
-}
-
-/// `text` in canonical form (unchanged if it does not parse).
-fn canonical(file: &str, text: String) -> String {
-    let mut map = scpc_lang::source::SourceMap::new();
-    let id = map.add(file, text.as_str());
-    let mut diags = scpc_lang::diag::Diagnostics::new();
-    match scpc_lang::syntax::parse_file(&map, id, &mut diags) {
-        Some(ast) => scpc_lang::fmt::format(&ast, &text, map.file(id).base),
-        None => text,
     }
 }

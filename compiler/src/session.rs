@@ -1,0 +1,266 @@
+//! The build as one library call: load a file and its includes ([`load`]), then [`compile`]
+//! one of its policies: check it, compile and validate a filter per target, render what
+//! `--emit` asks for, and write the manifest, all in memory ([`Bundle`]); the caller writes
+//! the bundle ([`Bundle::write`]) or looks at it. The `scpc` binary, the tests and the
+//! benchmark all build through here.
+
+use std::path::{Path, PathBuf};
+
+use scpc_lang::diag::Diagnostics;
+use scpc_lang::include::{load_unit, FsLoader, Loaded, Loader, MemLoader, Unit};
+use scpc_lang::source::SourceMap;
+use scpc_node::manifest::{manifest_file, oci_file, rendering_file, Manifest, SourceEntry, TargetEntry};
+use scpc_node::Sha256;
+
+use crate::abi::{Arch, KernelVersion};
+use crate::artifact::oci::{export, ExportError};
+use crate::artifact::render::{render, Emit};
+use crate::artifact::{audit, BuildError, Filter};
+use crate::ir::Policy;
+use crate::profile::Profile;
+use crate::sema;
+
+/// The loader of the command line: files on disk, `std/...` from the bundled library.
+pub fn fs_loader() -> FsLoader {
+    FsLoader { stdlib: scpc_stdlib::get }
+}
+
+/// The root file of a unit cannot be read.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("cannot read `{path}`: {reason}")]
+#[diagnostic(code(scpc::load::unreadable))]
+pub struct LoadError {
+    /// The file.
+    pub path: String,
+    /// Why (the loader's words).
+    pub reason: String,
+}
+
+/// Loads a root file and its includes (problems with includes go to `diags`). `Err` when the
+/// root itself cannot be read.
+pub fn load(path: &str, loader: &dyn Loader, map: &mut SourceMap, diags: &mut Diagnostics) -> Result<Unit, LoadError> {
+    load_unit(path, loader, map, diags).map_err(|reason| LoadError { path: path.to_string(), reason })
+}
+
+/// Checks one file held in memory (its includes may name `std/...` or files on disk): what
+/// the importers and `generate` check their output with, and what tests and examples use.
+pub fn check_source(name: &str, text: &str) -> (sema::Checked, Diagnostics, SourceMap) {
+    struct Mem(MemLoader, FsLoader);
+    impl Loader for Mem {
+        fn load(&self, path: &str, from: Option<&Loaded>) -> Result<Loaded, String> {
+            self.0.load(path, from).or_else(|_| self.1.load(path, from))
+        }
+    }
+    let mem = MemLoader { files: [(name.to_string(), text.to_string())].into() };
+    let loader = Mem(mem, fs_loader());
+    let (mut map, mut diags) = (SourceMap::new(), Diagnostics::new());
+    let unit = load(name, &loader, &mut map, &mut diags).unwrap_or(Unit { files: vec![] });
+    let checked = sema::analyze(&unit, &sema::Options::default(), &mut diags);
+    diags.drop_acknowledged(&map);
+    (checked, diags, map)
+}
+
+/// What to build.
+#[derive(Clone, Debug)]
+pub struct BuildOptions {
+    /// The policy to compile.
+    pub policy: String,
+    /// Only these targets of the policy (all when empty).
+    pub targets: Vec<Arch>,
+    /// The frequency profile the search trees are laid out by.
+    pub profile: Profile,
+    /// Audit-only: every decision other than `allow` becomes `log` (Linux 4.14).
+    pub audit: bool,
+    /// The renderings to make besides the manifest.
+    pub emit: Vec<Emit>,
+}
+
+/// Why a build made nothing.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum CompileError {
+    /// The unit or the policy has errors (they are in the diagnostics sink).
+    #[error("the policy does not check")]
+    #[diagnostic(code(scpc::build::invalid))]
+    Invalid,
+    /// The policy has none of the requested targets.
+    #[error("policy `{policy}` has none of the requested targets")]
+    #[diagnostic(code(scpc::build::no_target))]
+    NoTarget {
+        /// The policy.
+        policy: String,
+    },
+    /// `--audit` needs `log`, which older kernels do not have.
+    #[error("--audit turns decisions into `log`, which needs Linux 4.14; the policy says `kernel >= {kernel}`")]
+    #[diagnostic(code(scpc::build::audit_kernel))]
+    AuditNeedsKernel {
+        /// The policy's oldest kernel.
+        kernel: KernelVersion,
+    },
+    /// Code generation or translation validation failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Build(#[from] BuildError),
+    /// `--emit oci` for a policy the format cannot express.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Oci(#[from] ExportError),
+}
+
+impl CompileError {
+    /// Whether the input is to blame (exit status 1), rather than scpc (2: a difference
+    /// translation validation found is a compiler bug).
+    pub fn is_input_error(&self) -> bool {
+        match self {
+            CompileError::Build(BuildError::Codegen(crate::codegen::CodegenError::TooLarge { .. })) => true,
+            CompileError::Build(_) => false,
+            CompileError::Invalid | CompileError::NoTarget { .. } | CompileError::AuditNeedsKernel { .. } | CompileError::Oci(_) => true,
+        }
+    }
+}
+
+/// One build, in memory.
+#[derive(Clone, Debug)]
+pub struct Bundle {
+    /// The policy as compiled (audit-only already applied).
+    pub policy: Policy,
+    /// One validated filter per target.
+    pub filters: Vec<Filter>,
+    /// The manifest.
+    pub manifest: Manifest,
+    /// Every file of the build, by name, in the order they are written: the renderings, the
+    /// OCI profile, and the manifest last.
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+/// A file of a bundle could not be written.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum WriteError {
+    /// The output directory cannot be made.
+    #[error("cannot create `{}`: {source}", dir.display())]
+    #[diagnostic(code(scpc::build::create_dir))]
+    CreateDir {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A file cannot be written.
+    #[error("cannot write `{}`: {source}", path.display())]
+    #[diagnostic(code(scpc::build::write))]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Writes beside the target and renames over it, so the file is never half written.
+pub fn write_atomically(path: &Path, bytes: impl AsRef<[u8]>) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".scpc-fmt.tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes.as_ref())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+impl Bundle {
+    /// Writes every file into `dir` (made if missing), each atomically.
+    pub fn write(&self, dir: &Path) -> Result<(), WriteError> {
+        std::fs::create_dir_all(dir).map_err(|source| WriteError::CreateDir { dir: dir.into(), source })?;
+        for (name, bytes) in &self.files {
+            let path = dir.join(name);
+            write_atomically(&path, bytes).map_err(|source| WriteError::Write { path, source })?;
+        }
+        Ok(())
+    }
+}
+
+/// Resolves policy `name` of `unit` for `targets` (all of its own when empty); what is wrong
+/// goes to `diags` (acknowledged warnings dropped).
+pub fn resolve(unit: &Unit, map: &SourceMap, name: &str, targets: &[Arch], diags: &mut Diagnostics) -> Result<Policy, CompileError> {
+    let options = sema::Options { targets: targets.to_vec() };
+    let policy = sema::resolve(unit, name, &options, diags);
+    diags.drop_acknowledged(map);
+    let policy = policy.filter(|_| !diags.has_errors()).ok_or(CompileError::Invalid)?;
+    if policy.targets.is_empty() {
+        return Err(CompileError::NoTarget { policy: name.to_string() });
+    }
+    Ok(policy)
+}
+
+/// Compiles policy `options.policy` of `unit` (loaded into `map`): resolved and checked
+/// (problems to `diags`), one filter per target compiled and validated against the policy,
+/// the renderings `options.emit` asks for, and the manifest. Nothing is written.
+pub fn compile(unit: &Unit, map: &SourceMap, options: &BuildOptions, diags: &mut Diagnostics) -> Result<Bundle, CompileError> {
+    let mut policy = resolve(unit, map, &options.policy, &options.targets, diags)?;
+    if options.audit {
+        if policy.kernel < KernelVersion::new(4, 14) {
+            return Err(CompileError::AuditNeedsKernel { kernel: policy.kernel });
+        }
+        policy = audit(&policy);
+    }
+    let filters = crate::artifact::compile(&policy, &options.profile)?;
+    let mut files = Vec::new();
+    let mut targets = Vec::new();
+    for f in &filters {
+        let arch = f.arch.name();
+        targets.push(TargetEntry {
+            arch: arch.to_string(),
+            archs: f.archs.iter().map(|a| a.to_string()).collect(),
+            file: rendering_file(&policy.name, arch, "bpf"),
+            sha256: Sha256::of(&f.program.to_bytes()),
+            instructions: f.program.insns.len(),
+            default_action: policy.default.to_string(),
+            audit: options.audit,
+        });
+        for r in &options.emit {
+            if let (Some(ext), Some(bytes)) = (r.extension(), render(&policy.name, f, *r)) {
+                files.push((rendering_file(&policy.name, arch, ext), bytes));
+            }
+        }
+    }
+    if options.emit.contains(&Emit::Oci) {
+        // one profile for every target: the format names architectures, not filters
+        files.push((oci_file(&policy.name), export(&policy)?.into_bytes()));
+    }
+    let manifest = Manifest {
+        policy: policy.name.clone(),
+        compiler: format!("scpc {}", env!("CARGO_PKG_VERSION")),
+        sources: sources(unit, map),
+        profile: options.profile.source.clone(),
+        audit: options.audit,
+        kernel: policy.kernel.to_string(),
+        targets,
+    };
+    files.push((manifest_file(&policy.name), manifest.to_json().into_bytes()));
+    Ok(Bundle { policy, filters, manifest, files })
+}
+
+/// Every file of the unit with its sha256, sorted by name.
+fn sources(unit: &Unit, map: &SourceMap) -> Vec<SourceEntry> {
+    let mut out: Vec<SourceEntry> = unit
+        .files
+        .iter()
+        .map(|f| {
+            let file = map.file(f.file);
+            SourceEntry { file: file.name.clone(), sha256: Sha256::of(file.text.as_bytes()) }
+        })
+        .collect();
+    out.sort_by(|a, b| a.file.cmp(&b.file));
+    out
+}
+
+/// `text` in the formatter's canonical form (unchanged if it does not parse): how the
+/// importers and `generate` write their drafts.
+pub fn canonical(file: &str, text: String) -> String {
+    let mut map = SourceMap::new();
+    let id = map.add(file, text.as_str());
+    let mut diags = Diagnostics::new();
+    match scpc_lang::syntax::parse_file(&map, id, &mut diags) {
+        Some(ast) => scpc_lang::fmt::format(&ast, &text, map.file(id).base),
+        None => text,
+    }
+}
