@@ -1,7 +1,7 @@
 //! Deploy, status and rollback over a fleet: canaries first, then waves, bounded concurrency,
 //! a failure threshold, and a report of what every host got.
 
-use crate::artifacts::{kernel_version, Build};
+use crate::artifacts::{kernel_version, ArtifactError, Build};
 use crate::inventory::{Host, Inventory, Service};
 use crate::remote;
 use crate::report::{Change, Command, HostReport, Report, Verdict};
@@ -28,6 +28,22 @@ pub struct Options {
     pub operator: String,
 }
 
+/// Why a fleet run did not start.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum RolloutError {
+    /// `--host` names a host the inventory does not have.
+    #[error("--host {name}: no such host in the inventory")]
+    #[diagnostic(code(scpc::rollout::unknown_host))]
+    UnknownHost {
+        /// The name.
+        name: String,
+    },
+    /// The local build cannot be shipped.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Artifacts(#[from] ArtifactError),
+}
+
 /// Progress callbacks (the command line draws bars from them). Called from worker threads.
 pub trait Observer: Sync {
     /// The number of hosts the run will touch, once known.
@@ -46,11 +62,9 @@ fn timeouts(inv: &Inventory) -> Timeouts {
 }
 
 /// The hosts a run touches, in inventory order, and the services each carries.
-fn targets<'a>(inv: &'a Inventory, only: &[String]) -> Result<Vec<(&'a Host, Vec<&'a Service>)>, String> {
-    for h in only {
-        if inv.host(h).is_none() {
-            return Err(format!("--host {h}: no such host in the inventory"));
-        }
+fn targets<'a>(inv: &'a Inventory, only: &[String]) -> Result<Vec<(&'a Host, Vec<&'a Service>)>, RolloutError> {
+    if let Some(name) = only.iter().find(|h| inv.host(h).is_none()) {
+        return Err(RolloutError::UnknownHost { name: name.clone() });
     }
     Ok(inv
         .hosts
@@ -112,7 +126,7 @@ fn connect(host: &Host, inv: &Inventory, opts: &Options, rep: &mut HostReport, o
 }
 
 /// Loads the local build of every service.
-pub fn load_builds(inv: &Inventory) -> Result<BTreeMap<String, Build>, String> {
+pub fn load_builds(inv: &Inventory) -> Result<BTreeMap<String, Build>, ArtifactError> {
     let mut out = BTreeMap::new();
     for s in &inv.services {
         if !out.contains_key(&s.policy) {
@@ -245,7 +259,7 @@ fn install_one(
 }
 
 /// Pushes the local build to the fleet: canaries, then waves.
-pub fn deploy(inv: &Inventory, opts: &Options, differ: Option<Differ>, obs: &dyn Observer) -> Result<Report, String> {
+pub fn deploy(inv: &Inventory, opts: &Options, differ: Option<Differ>, obs: &dyn Observer) -> Result<Report, RolloutError> {
     let started = Instant::now();
     let builds = load_builds(inv)?;
     let targets = targets(inv, &opts.hosts)?;
@@ -350,7 +364,7 @@ fn across_hosts(
     opts: &Options,
     obs: &dyn Observer,
     each: impl Fn(&Conn, &Service, &mut HostReport) -> Change + Sync,
-) -> Result<Report, String> {
+) -> Result<Report, RolloutError> {
     let started = Instant::now();
     let targets = targets(inv, &opts.hosts)?;
     obs.start(targets.len());
@@ -372,7 +386,7 @@ fn across_hosts(
 }
 
 /// What every host runs compared with the local build.
-pub fn status(inv: &Inventory, opts: &Options, obs: &dyn Observer) -> Result<Report, String> {
+pub fn status(inv: &Inventory, opts: &Options, obs: &dyn Observer) -> Result<Report, RolloutError> {
     let builds = load_builds(inv)?;
     across_hosts(Command::Status, inv, opts, obs, |conn, s, rep| {
         if rep.machine.is_none() && rep.error.is_none() {
@@ -400,7 +414,7 @@ pub fn status(inv: &Inventory, opts: &Options, obs: &dyn Observer) -> Result<Rep
 }
 
 /// Returns hosts to the version before the current one.
-pub fn rollback(inv: &Inventory, opts: &Options, obs: &dyn Observer) -> Result<Report, String> {
+pub fn rollback(inv: &Inventory, opts: &Options, obs: &dyn Observer) -> Result<Report, RolloutError> {
     across_hosts(Command::Rollback, inv, opts, obs, |conn, s, rep| {
         obs.step(&rep.host, &format!("{}: rolling back", s.name));
         match remote::rollback(conn, &s.path, inv.rollout.keep) {

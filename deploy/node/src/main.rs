@@ -25,8 +25,35 @@ struct RunArgs {
     command: Vec<OsString>,
 }
 
-/// Reads `run`'s arguments; `Err` is what to print.
-fn parse_run(args: &[OsString]) -> Result<RunArgs, String> {
+/// What is wrong with `run`'s arguments.
+#[derive(Debug)]
+enum UsageError {
+    /// `--sha256` without 64 hex digits after it.
+    Digest(String),
+    /// An option `run` does not take.
+    UnknownOption(String),
+    /// A second path before `--`.
+    Unexpected(String),
+    /// No filter.
+    NoFilter,
+    /// Nothing after `--`.
+    NoCommand,
+}
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UsageError::Digest(why) => write!(f, "--sha256: {why}"),
+            UsageError::UnknownOption(o) => write!(f, "unknown option `{o}`"),
+            UsageError::Unexpected(a) => write!(f, "unexpected `{a}` before `--`"),
+            UsageError::NoFilter => f.write_str("no FILTER given"),
+            UsageError::NoCommand => f.write_str("no command given after `--`"),
+        }
+    }
+}
+
+/// Reads `run`'s arguments.
+fn parse_run(args: &[OsString]) -> Result<RunArgs, UsageError> {
     let mut flags = Flags::default();
     let (mut filter, mut sha256) = (None, None);
     let mut it = args.iter();
@@ -37,18 +64,18 @@ fn parse_run(args: &[OsString]) -> Result<RunArgs, String> {
             Some("--log") => flags.log = true,
             Some("--spec-allow") => flags.spec_allow = true,
             Some("--sha256") => {
-                let hex = it.next().and_then(|h| h.to_str()).ok_or("--sha256 needs 64 hex digits")?;
-                sha256 = Some(hex.parse::<Sha256>().map_err(|e| format!("--sha256 {hex}: {e}"))?);
+                let hex = it.next().and_then(|h| h.to_str()).ok_or(UsageError::Digest("needs 64 hex digits".into()))?;
+                sha256 = Some(hex.parse::<Sha256>().map_err(|e| UsageError::Digest(format!("{hex}: {e}")))?);
             }
-            Some(flag) if flag.starts_with('-') => return Err(format!("unknown option `{flag}`")),
+            Some(flag) if flag.starts_with('-') => return Err(UsageError::UnknownOption(flag.to_string())),
             _ if filter.is_none() => filter = Some(PathBuf::from(arg)),
-            _ => return Err(format!("unexpected `{}` before `--`", arg.to_string_lossy())),
+            _ => return Err(UsageError::Unexpected(arg.to_string_lossy().into_owned())),
         }
     }
     let command: Vec<OsString> = it.cloned().collect();
-    let filter = filter.ok_or("no FILTER given")?;
+    let filter = filter.ok_or(UsageError::NoFilter)?;
     if command.is_empty() {
-        return Err("no command given after `--`".into());
+        return Err(UsageError::NoCommand);
     }
     Ok(RunArgs { filter, flags, sha256, command })
 }

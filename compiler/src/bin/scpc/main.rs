@@ -279,8 +279,15 @@ enum ImportFrom {
     },
 }
 
-pub(crate) fn parse_arch(s: &str) -> Result<Arch, String> {
-    Arch::from_name(s).ok_or_else(|| format!("unknown architecture `{s}` (choose from {})", Arch::ALL.map(Arch::name).join(", ")))
+/// `--target` / `--arch` named no architecture.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown architecture `{name}` (choose from {})", Arch::ALL.map(Arch::name).join(", "))]
+pub(crate) struct UnknownArch {
+    name: String,
+}
+
+pub(crate) fn parse_arch(s: &str) -> Result<Arch, UnknownArch> {
+    Arch::from_name(s).ok_or_else(|| UnknownArch { name: s.to_string() })
 }
 
 fn main() -> ExitCode {
