@@ -1,12 +1,9 @@
 //! `scpc build`, `scpc test`, `scpc sim` and `scpc disasm` as users call them.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-fn scpc(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_scpc")).args(args).env("NO_COLOR", "1").output().expect("run scpc");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-}
+mod support;
+use support::scpc;
 
 fn example() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../stdlib-policies/examples/web.scp").to_string_lossy().into_owned()

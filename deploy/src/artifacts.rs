@@ -90,11 +90,6 @@ pub struct Build {
     pub artifacts: Vec<Artifact>,
 }
 
-/// Hex of a sha256 (the test bed's name for [`Sha256::of`]).
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::of(bytes).to_string()
-}
-
 impl Build {
     /// Reads `DIR/POLICY.manifest.json` and its filters.
     pub fn load(dir: &Path, policy: &str) -> Result<Build, ArtifactError> {
