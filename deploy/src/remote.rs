@@ -3,8 +3,9 @@
 //! Layout for a service installed at `DIR/FILE`:
 //! - `DIR/FILE`: the filter. Only ever replaced by `rename(2)`, so it always holds a whole
 //!   filter: the old one or the new one.
-//! - `DIR/.FILE.scpc-tmp.NONCE`: an upload in progress (removed by the next run if a
-//!   transfer died).
+//! - `DIR/.FILE.scpc-tmp.NONCE`: an upload in progress; one a dead transfer left is removed
+//!   by the next install that changes the file (`status`, `rollback` and an unchanged deploy
+//!   leave it).
 //! - `DIR/.scpc/FILE/SHA256.bpf`: the versions kept for rollback (`rollout.keep` of them
 //!   besides the current one).
 //! - `DIR/.scpc/FILE/state.json`: what was deployed, newest first (sha256, policy, manifest,
