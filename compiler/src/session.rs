@@ -253,14 +253,30 @@ fn sources(unit: &Unit, map: &SourceMap) -> Vec<SourceEntry> {
     out
 }
 
-/// `text` in the formatter's canonical form (unchanged if it does not parse): how the
-/// importers and `generate` write their drafts.
-pub fn canonical(file: &str, text: String) -> String {
+/// A file that does not parse: its syntax error, and the map to print it with.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("the file does not parse")]
+#[diagnostic(code(scpc::fmt::syntax))]
+pub struct Unparsable {
+    /// The syntax error.
+    pub diagnostics: Diagnostics,
+    /// The file.
+    pub map: SourceMap,
+}
+
+/// `text` (named `file`) in the formatter's canonical form; comments are kept.
+pub fn format(file: &str, text: &str) -> Result<String, Box<Unparsable>> {
     let mut map = SourceMap::new();
-    let id = map.add(file, text.as_str());
-    let mut diags = Diagnostics::new();
-    match scpc_lang::syntax::parse_file(&map, id, &mut diags) {
-        Some(ast) => scpc_lang::fmt::format(&ast, &text, map.file(id).base),
-        None => text,
+    let id = map.add(file, text);
+    let mut diagnostics = Diagnostics::new();
+    match scpc_lang::syntax::parse_file(&map, id, &mut diagnostics) {
+        Some(ast) => Ok(scpc_lang::fmt::format(&ast, text, map.file(id).base)),
+        None => Err(Box::new(Unparsable { diagnostics, map })),
     }
+}
+
+/// `text` in canonical form (unchanged if it does not parse): how the importers and
+/// `generate` write their drafts.
+pub fn canonical(file: &str, text: String) -> String {
+    format(file, &text).unwrap_or(text)
 }

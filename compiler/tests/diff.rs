@@ -1,6 +1,5 @@
 //! `scpc diff`: exactly the changed decisions, on policies, on filters, and across the two.
 
-
 use scpc::abi::Arch;
 use scpc::artifact::compile;
 use scpc::diff::{diff, Side};

@@ -44,3 +44,18 @@ impl FilterJudge for CompiledFilters {
         run(program, &data).ok().map(|o| o.ret)
     }
 }
+
+/// `scpc test`: every policy of a checked unit compiled with `profile` (as `scpc build` would),
+/// and the unit's test blocks run on those filters; failures go to `diags`, and the policies
+/// that did not compile come back beside the outcome (their lines then fail as having no
+/// filter).
+pub fn run_on_filters(
+    unit: &scpc_lang::include::Unit,
+    checked: &Checked,
+    profile: &Profile,
+    diags: &mut scpc_lang::diag::Diagnostics,
+) -> (crate::sema::TestOutcome, Vec<BuildError>) {
+    let (filters, errors) = CompiledFilters::compile(checked, profile);
+    let outcome = crate::sema::run_tests(unit, checked, crate::sema::Judge::Compiled(&filters), diags);
+    (outcome, errors)
+}

@@ -3,25 +3,42 @@
 use std::path::Path;
 
 use scpc::abi::Arch;
-use scpc::analysis::judge::CompiledFilters;
+use scpc::analysis::judge::run_on_filters;
 use scpc::artifact::render::Emit;
 use scpc::import::trace::{builtin_profile, read_profile};
-use scpc::sema::{self, Judge, Options};
+use scpc::sema::{self, Options};
 use scpc::{BuildOptions, CompileError};
 use scpc_lang::diag::Diagnostics;
 use scpc_lang::source::SourceMap;
 
 use crate::{emit, MessageFormat};
 
+/// `scpc build`'s arguments.
+#[derive(clap::Args)]
 pub(crate) struct BuildArgs {
-    pub file: String,
-    pub policy: String,
-    pub targets: Vec<Arch>,
-    pub profile: Option<String>,
-    pub audit: bool,
-    pub out_dir: String,
-    pub renderings: Vec<String>,
-    pub format: MessageFormat,
+    /// The policy file.
+    file: String,
+    /// The policy to compile.
+    #[arg(long)]
+    policy: String,
+    /// Compile only for these targets of the policy.
+    #[arg(long = "target", value_parser = crate::parse_arch)]
+    targets: Vec<Arch>,
+    /// Syscall frequencies (TSV, strace -c or strace -f output) to lay the filter out by.
+    #[arg(long)]
+    profile: Option<String>,
+    /// Audit-only: every decision other than allow becomes log.
+    #[arg(long)]
+    audit: bool,
+    /// Output directory.
+    #[arg(short = 'o', long = "out-dir", default_value = ".")]
+    out_dir: String,
+    /// Renderings to write: bpf, c, rust, disasm (comma-separated).
+    #[arg(long = "emit", value_name = "EMIT", value_delimiter = ',', default_value = "bpf")]
+    renderings: Vec<String>,
+    /// How to print diagnostics.
+    #[arg(long = "message-format", value_name = "MESSAGE_FORMAT", value_enum, default_value = "human")]
+    format: MessageFormat,
 }
 
 /// Prints why a build made nothing; the exit status.
@@ -124,14 +141,12 @@ pub(crate) fn test(files: &[String], format: MessageFormat) -> u8 {
             worst = worst.max(1);
             continue;
         }
-        // the artifacts `scpc build` would write: one filter per target architecture
-        let (filters, errors) = CompiledFilters::compile(&checked, &builtin_profile());
+        let mut test_diags = Diagnostics::new();
+        let (outcome, errors) = run_on_filters(&unit, &checked, &builtin_profile(), &mut test_diags);
         for e in errors {
             eprintln!("{:?}", miette::Report::new(e));
             worst = 2;
         }
-        let mut test_diags = Diagnostics::new();
-        let outcome = sema::run_tests(&unit, &checked, Judge::Compiled(&filters), &mut test_diags);
         if format == MessageFormat::Human {
             eprintln!("{path}: {} test case(s) on compiled filters, {} failed", outcome.cases, outcome.failed);
         }

@@ -6,11 +6,20 @@ use std::io::Read;
 use crate::build::load_policy;
 use crate::MessageFormat;
 
+/// `scpc explain`'s arguments.
+#[derive(clap::Args)]
 pub(crate) struct ExplainArgs {
-    pub log: Option<String>,
-    pub policy_file: Option<String>,
-    pub name: Option<String>,
-    pub json: bool,
+    /// The log (standard input when absent).
+    log: Option<String>,
+    /// The policy file that the filters were built from.
+    #[arg(long = "policy", requires = "name")]
+    policy_file: Option<String>,
+    /// The policy in that file.
+    #[arg(long, requires = "policy_file")]
+    name: Option<String>,
+    /// One JSON document instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 pub(crate) fn explain(a: &ExplainArgs) -> u8 {

@@ -26,7 +26,7 @@ mod explain;
 mod tools;
 
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
-enum MessageFormat {
+pub(crate) enum MessageFormat {
     /// Source snippets with labels and help, for people.
     Human,
     /// One JSON object per diagnostic and line, for tools.
@@ -51,31 +51,7 @@ enum Command {
         targets: Vec<Arch>,
     },
     /// Compile a policy: NAME.ARCH.bpf for each target and NAME.manifest.json.
-    Build {
-        /// The policy file.
-        file: String,
-        /// The policy to compile.
-        #[arg(long)]
-        policy: String,
-        /// Compile only for these targets of the policy.
-        #[arg(long = "target", value_parser = parse_arch)]
-        targets: Vec<Arch>,
-        /// Syscall frequencies (TSV, strace -c or strace -f output) to lay the filter out by.
-        #[arg(long)]
-        profile: Option<String>,
-        /// Audit-only: every decision other than allow becomes log.
-        #[arg(long)]
-        audit: bool,
-        /// Output directory.
-        #[arg(short = 'o', long = "out-dir", default_value = ".")]
-        out_dir: String,
-        /// Renderings to write: bpf, c, rust, disasm (comma-separated).
-        #[arg(long, value_delimiter = ',', default_value = "bpf")]
-        emit: Vec<String>,
-        /// How to print diagnostics.
-        #[arg(long, value_enum, default_value = "human")]
-        message_format: MessageFormat,
-    },
+    Build(build::BuildArgs),
     /// Run the policies' test blocks on their compiled filters.
     Test {
         /// Policy files.
@@ -127,19 +103,7 @@ enum Command {
         traces: Vec<String>,
     },
     /// Decode seccomp audit records (audit.log, dmesg, journal) and name the rule that decided.
-    Explain {
-        /// The log (standard input when absent).
-        log: Option<String>,
-        /// The policy file that the filters were built from.
-        #[arg(long = "policy", requires = "name")]
-        policy_file: Option<String>,
-        /// The policy in that file.
-        #[arg(long, requires = "policy_file")]
-        name: Option<String>,
-        /// One JSON document instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    Explain(explain::ExplainArgs),
     /// Draft a least-privilege policy from strace -f logs, strace -c output or audit logs.
     Generate {
         /// Trace files.
@@ -296,9 +260,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Check { files, message_format, deny_warnings, targets } => check(&files, message_format, deny_warnings, targets),
         Command::Fmt { files, check } => fmt(&files, check),
-        Command::Build { file, policy, targets, profile, audit, out_dir, emit: renderings, message_format } => {
-            build::build(build::BuildArgs { file, policy, targets, profile, audit, out_dir, renderings, format: message_format })
-        }
+        Command::Build(args) => build::build(args),
         Command::Test { files, message_format } => build::test(&files, message_format),
         Command::Sim { filter, arch, syscall, args } => tools::sim(&filter, arch, &syscall, &args),
         Command::Disasm { filter } => tools::disasm(&filter),
@@ -320,7 +282,7 @@ fn main() -> ExitCode {
             deploy::run(fleet.into_args(scpc_deploy::report::Command::Rollback, inventory, false, None))
         }
         Command::Generate { traces, name, targets, default, output } => tools::generate(&traces, name, targets, default, output.as_deref()),
-        Command::Explain { log, policy_file, name, json } => explain::explain(&explain::ExplainArgs { log, policy_file, name, json }),
+        Command::Explain(args) => explain::explain(&args),
         Command::Exec { filter, tsync, log, spec_allow, command } => {
             tools::exec(&filter, scpc_node::loader::Flags { tsync, log, spec_allow }, &command)
         }
@@ -391,15 +353,14 @@ fn fmt(files: &[String], check: bool) -> u8 {
                 continue;
             }
         };
-        let mut map = SourceMap::new();
-        let id = map.add(path.clone(), text.as_str());
-        let mut diags = Diagnostics::new();
-        let Some(file) = scpc_lang::syntax::parse_file(&map, id, &mut diags) else {
-            emit(diags, &map, MessageFormat::Human);
-            worst = worst.max(1);
-            continue;
+        let formatted = match scpc::session::format(path, &text) {
+            Ok(f) => f,
+            Err(e) => {
+                emit(e.diagnostics, &e.map, MessageFormat::Human);
+                worst = worst.max(1);
+                continue;
+            }
         };
-        let formatted = scpc_lang::fmt::format(&file, &text, map.file(id).base);
         if formatted == text {
             continue;
         }

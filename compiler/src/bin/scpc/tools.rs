@@ -11,21 +11,6 @@ pub(crate) fn read_filter(path: &str) -> Result<Program, (u8, String)> {
     scpc::artifact::read_filter(path).map_err(|e| (e.exit_status(), e.to_string()))
 }
 
-fn number(s: &str) -> Option<u64> {
-    let (neg, s) = s.strip_prefix('-').map_or((false, s), |r| (true, r));
-    let s = s.replace('_', "");
-    let v = if let Some(h) = s.strip_prefix("0x") {
-        u64::from_str_radix(h, 16).ok()?
-    } else if let Some(o) = s.strip_prefix("0o") {
-        u64::from_str_radix(o, 8).ok()?
-    } else if let Some(b) = s.strip_prefix("0b") {
-        u64::from_str_radix(b, 2).ok()?
-    } else {
-        s.parse().ok()?
-    };
-    Some(if neg { v.wrapping_neg() } else { v })
-}
-
 pub(crate) fn sim(filter: &str, arch: Arch, syscall: &str, args: &[String]) -> u8 {
     let program = match read_filter(filter) {
         Ok(p) => p,
@@ -34,25 +19,14 @@ pub(crate) fn sim(filter: &str, arch: Arch, syscall: &str, args: &[String]) -> u
             return code;
         }
     };
-    let table = arch.table();
-    let Some(nr) = table.syscall(syscall).map(|s| s.nr).or_else(|| number(syscall).and_then(|n| u32::try_from(n).ok())) else {
-        let help = scpc::suggest::did_you_mean(syscall, table.syscalls.iter().map(|s| s.name), "give a syscall name or number");
-        eprintln!("error: `{syscall}` is not a syscall of {arch}: {help}");
-        return 1;
-    };
-    if args.len() > 6 {
-        eprintln!("error: a syscall has at most 6 arguments");
-        return 1;
-    }
-    let mut a = [0u64; 6];
-    for (i, s) in args.iter().enumerate() {
-        let Some(v) = number(s).or_else(|| table.constant(s)) else {
-            eprintln!("error: argument {} `{s}` is neither a number nor a constant of {arch}", i + 1);
+    let (nr, args) = match scpc::analysis::call::parse(arch, syscall, args) {
+        Ok(call) => call,
+        Err(e) => {
+            eprintln!("error: {e}");
             return 1;
-        };
-        a[i] = v;
-    }
-    let data = SeccompData { nr, arch: table.audit_arch, instruction_pointer: 0, args: a };
+        }
+    };
+    let data = SeccompData { nr, arch: arch.table().audit_arch, instruction_pointer: 0, args };
     match run(&program, &data) {
         Ok(o) => {
             println!(
