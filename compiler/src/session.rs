@@ -194,6 +194,23 @@ pub fn resolve(unit: &Unit, map: &SourceMap, name: &str, targets: &[Arch], diags
 /// Compiles policy `options.policy` of `unit` (loaded into `map`): resolved and checked
 /// (problems to `diags`), one filter per target compiled and validated against the policy,
 /// the renderings `options.emit` asks for, and the manifest. Nothing is written.
+///
+/// ```
+/// use scpc::artifact::render::Emit;
+/// use scpc_lang::{diag::Diagnostics, include::MemLoader, source::SourceMap};
+///
+/// let text = "policy p {\n  target x86_64, aarch64\n  default errno(EPERM)\n  allow read, write\n}\n";
+/// let loader = MemLoader { files: [("p.scp".to_string(), text.to_string())].into() };
+/// let (mut map, mut diags) = (SourceMap::new(), Diagnostics::new());
+/// let unit = scpc::load("p.scp", &loader, &mut map, &mut diags).expect("in memory");
+/// let profile = scpc::import::trace::builtin_profile();
+/// let options = scpc::BuildOptions { policy: "p".into(), targets: vec![], profile, audit: false, emit: vec![Emit::Bpf, Emit::Disasm] };
+/// let bundle = scpc::compile(&unit, &map, &options, &mut diags).expect("compiles");
+/// let names: Vec<&str> = bundle.files.iter().map(|(name, _)| name.as_str()).collect();
+/// assert_eq!(names, ["p.x86_64.bpf", "p.x86_64.disasm", "p.aarch64.bpf", "p.aarch64.disasm", "p.manifest.json"]);
+/// assert_eq!(bundle.manifest.targets.len(), 2);
+/// assert!(bundle.filters.iter().all(|f| f.validated_cases > 500), "every syscall number of the tables is checked");
+/// ```
 pub fn compile(unit: &Unit, map: &SourceMap, options: &BuildOptions, diags: &mut Diagnostics) -> Result<Bundle, CompileError> {
     let mut policy = resolve(unit, map, &options.policy, &options.targets, diags)?;
     if options.audit {
