@@ -155,24 +155,53 @@ pub enum WriteError {
     },
 }
 
-/// Writes beside the target and renames over it, so the file is never half written.
-pub fn write_atomically(path: &Path, bytes: impl AsRef<[u8]>) -> std::io::Result<()> {
-    use std::io::Write;
+/// Where a file is written before it is renamed into place.
+fn temp_path(path: &Path) -> PathBuf {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".scpc-fmt.tmp");
+    tmp.into()
+}
+
+/// Writes `bytes` to the temporary beside `path` and flushes it.
+fn write_temp(path: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    use std::io::Write;
+    let tmp = temp_path(path);
     let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes.as_ref())?;
+    f.write_all(bytes)?;
     f.sync_all()?;
+    Ok(tmp)
+}
+
+/// Writes beside the target and renames over it, so the file is never half written.
+pub fn write_atomically(path: &Path, bytes: impl AsRef<[u8]>) -> std::io::Result<()> {
+    let tmp = write_temp(path, bytes.as_ref())?;
     std::fs::rename(&tmp, path)
 }
 
 impl Bundle {
-    /// Writes every file into `dir` (made if missing), each atomically.
+    /// Writes every file into `dir` (made if missing): first each beside its place, flushed;
+    /// only when all are written are they renamed into place (the manifest last), so a
+    /// failure to write (a full disk, a bad directory) leaves the files that were there before
+    /// untouched and no temporary behind.
     pub fn write(&self, dir: &Path) -> Result<(), WriteError> {
         std::fs::create_dir_all(dir).map_err(|source| WriteError::CreateDir { dir: dir.into(), source })?;
+        let mut written = Vec::new();
         for (name, bytes) in &self.files {
             let path = dir.join(name);
-            write_atomically(&path, bytes).map_err(|source| WriteError::Write { path, source })?;
+            match write_temp(&path, bytes) {
+                Ok(tmp) => written.push((tmp, path)),
+                Err(source) => {
+                    for (tmp, _) in &written {
+                        let _ = std::fs::remove_file(tmp);
+                    }
+                    // a partial temporary of the file that failed, if any
+                    let _ = std::fs::remove_file(temp_path(&path));
+                    return Err(WriteError::Write { path, source });
+                }
+            }
+        }
+        for (tmp, path) in written {
+            std::fs::rename(&tmp, &path).map_err(|source| WriteError::Write { path, source })?;
         }
         Ok(())
     }

@@ -92,3 +92,16 @@ fn emit_oci_writes_a_profile_or_refuses_with_a_reason() {
     assert!(err.contains("cannot be expressed as an OCI seccomp profile"), "{err}");
     assert!(!out.exists(), "nothing written when a rendering fails");
 }
+
+#[test]
+fn a_failed_write_leaves_no_partial_build() {
+    // the manifest, written last, cannot be written: its temporary's name is taken by a directory
+    let out = temp("partial");
+    std::fs::create_dir_all(out.join("web.manifest.json.scpc-fmt.tmp")).expect("blocker");
+    let (code, _, err) = scpc(&["build", &example(), "--policy", "web", "-o", out.to_str().expect("utf-8"), "--emit", "bpf,disasm"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cannot write") && err.contains("web.manifest.json"), "{err}");
+    let left: Vec<String> = std::fs::read_dir(&out).expect("out").flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    // (before, the filters were already in place when the manifest failed)
+    assert_eq!(left, ["web.manifest.json.scpc-fmt.tmp"], "no filter, listing or temporary written");
+}
