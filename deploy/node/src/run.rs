@@ -171,14 +171,30 @@ pub fn read_filter(path: &Path, expected: Option<Sha256>) -> Result<Filter, RunE
     Ok(Filter { insns, sha256 })
 }
 
+/// The file `program` names: itself when it holds a `/`, else the first executable file of
+/// that name in `PATH`.
+fn resolve(program: &OsString) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let runnable = |p: &Path| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    if program.as_encoded_bytes().contains(&b'/') {
+        return Some(PathBuf::from(program));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    std::env::split_paths(&path).map(|d| d.join(program)).find(|p| runnable(p))
+}
+
 /// Sets no_new_privs, installs `filter` and becomes `command` (a program and its arguments,
-/// looked up in `PATH`). Returns only when that failed.
+/// looked up in `PATH` before the filter is installed, so that a missing program is reported
+/// while reporting still works). Returns only when that failed.
 pub fn exec(filter: &Filter, flags: Flags, command: &[OsString]) -> RunError {
     let Some((program, args)) = command.split_first() else {
         return RunError::Exec { program: OsString::new(), error: io::Error::from(io::ErrorKind::InvalidInput) };
     };
-    let mut cmd = Command::new(program);
-    cmd.args(args);
+    let Some(path) = resolve(program) else {
+        return RunError::Exec { program: program.clone(), error: io::Error::from_raw_os_error(libc::ENOENT) };
+    };
+    let mut cmd = Command::new(path);
+    cmd.arg0(program).args(args);
     loader::with_filter(&mut cmd, filter.insns.clone(), flags);
     RunError::Exec { program: program.clone(), error: cmd.exec() }
 }

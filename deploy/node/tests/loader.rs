@@ -190,6 +190,28 @@ fn run_refuses_bad_filters() -> Result<(), Failed> {
     Ok(())
 }
 
+fn a_missing_program_is_reported_before_the_filter_is_in_force() -> Result<(), Failed> {
+    // a filter that kills on write(2): had it been installed first, the report could not be
+    // printed and the program would die of SIGSYS instead
+    let host = scpc_node::run::host_arch().expect("the tests run on an architecture scpc knows");
+    let kill_write = [
+        Insn::ld(4),
+        Insn::jmp(BPF_JEQ, host.audit_arch, 0, 3),
+        Insn::ld(0),
+        Insn::jmp(BPF_JEQ, libc::SYS_write as u32, 0, 1),
+        Insn::ret(0x8000_0000),
+        Insn::ret(ALLOW),
+    ];
+    let dir = scratch("missing");
+    let path = dir.join("f.bpf");
+    std::fs::write(&path, encode(&kill_write)).map_err(|e| e.to_string())?;
+    let (code, _, err) = node(&["run", path.to_str().unwrap_or_default(), "--", "no-such-program-scpc"]);
+    if code != 2 || !err.contains("cannot run `no-such-program-scpc`: No such file or directory") {
+        return Err(format!("exit {code}, stderr {err:?}").into());
+    }
+    Ok(())
+}
+
 fn main() {
     if let Ok(scenario) = std::env::var("SCPC_NODE_LOADER_CHILD") {
         let result = match scenario.as_str() {
@@ -208,6 +230,10 @@ fn main() {
         Trial::test("tsync_puts_the_filter_on_every_thread", || child("tsync-applies")),
         Trial::test("run_enforces_the_filter", run_enforces_the_filter),
         Trial::test("run_refuses_bad_filters", run_refuses_bad_filters),
+        Trial::test(
+            "a_missing_program_is_reported_before_the_filter_is_in_force",
+            a_missing_program_is_reported_before_the_filter_is_in_force,
+        ),
     ];
     libtest_mimic::run(&Arguments::from_args(), trials).exit();
 }
