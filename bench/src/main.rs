@@ -337,10 +337,10 @@ fn main() {
         ("git+python", include_str!("../../compiler/profiles/git-python.strace-c.txt")),
     ]
     .into_iter()
-    .map(|(n, t)| (n, Profile::parse(n, t).expect("profile")))
+    .map(|(n, t)| (n, scpc::import::trace::profile(n, t).expect("profile")))
     .collect();
     let d = docker();
-    let builtin = Profile::builtin();
+    let builtin = scpc::import::trace::builtin_profile();
     let scpc_ms = median_ms(|| scpc_compile_for(&d, "4.14", &builtin, "x86_64, x32, i386").1);
     let lib_ms = median_ms(|| libseccomp_compile_for(&d, false, true).1);
     let lib2_ms = median_ms(|| libseccomp_compile_for(&d, true, true).1);
@@ -385,7 +385,7 @@ fn ns_per_call(filter: Option<&Program>, nr: u32, args: [u64; 6]) -> f64 {
     let pid = unsafe { libc::fork() };
     if pid == 0 {
         if let Some(f) = filter {
-            if scpc::install::install(f, scpc::install::Flags::default()).is_err() {
+            if scpc_node::loader::install(&f.insns, scpc_node::loader::Flags::default()).is_err() {
                 unsafe { libc::_exit(3) };
             }
         }
@@ -425,7 +425,7 @@ fn kernel_table() {
     let nr = |n: &str| table.syscall(n).expect("syscall").nr;
     println!("\n| policy | call | no filter | floor | scpc | libseccomp optimize=2 | libseccomp | seccompiler |");
     println!("|---|---|---|---|---|---|---|---|");
-    let builtin = Profile::builtin();
+    let builtin = scpc::import::trace::builtin_profile();
     let cases: [(Bench, Vec<(&str, u32, [u64; 6])>); 2] = [
         (
             docker(),

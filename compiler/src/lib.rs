@@ -1,72 +1,58 @@
 //! scpc: a compiler for Linux seccomp policies written in the `.scp` language.
 //!
-//! # Stages, in order
-//! 1. [`scpc_lang::include::load_unit`]: text to a spanned syntax tree, includes resolved.
-//! 2. [`sema::analyze`]: names resolved and every rule typed against the per-architecture
-//!    kernel ABI tables ([`abi`]); the result is a resolved [`policy::Policy`] per policy.
-//! 3. [`eval::decide`]: the reference interpreter, the meaning every compiled filter is
+//! # The pipeline, in order (dependencies run one way, down this list)
+//! 1. [`load`] ([`scpc_lang::include::load_unit`]): text to a spanned syntax tree, includes
+//!    resolved.
+//! 2. [`sema`]: names resolved and every rule typed against the per-architecture kernel ABI
+//!    tables ([`abi`]); the result is the IR ([`ir::Policy`]): per target, syscall number →
+//!    typed rules. [`ir::eval`] is the reference interpreter, the meaning every filter is
 //!    checked against.
+//! 3. [`codegen`]: ranges, the search tree over syscall numbers laid out by a frequency
+//!    [`profile`], conditions, into a BPF program ([`bpf`]).
+//! 4. [`verify`]: translation validation: the emulator ([`bpf::sim`]) against the reference
+//!    interpreter on every syscall number and argument boundary.
+//! 5. [`artifact`]: the filters of every target, the `--emit` renderings and the manifest
+//!    ([`scpc_node::Manifest`]).
 //!
-//! The back end (BPF code generation, verification, artifacts) builds on [`policy::Policy`].
+//! [`compile`] runs 2–5 for one policy and returns a [`Bundle`] (nothing is written until
+//! [`Bundle::write`]). Around the pipeline: [`import`] (traces, audit logs, Docker profiles
+//! in), [`analysis`] (explain, generate, test blocks on compiled filters), [`diff`],
+//! [`report`] (diagnostics out). Loading a filter into the kernel is `scpc_node::loader`'s.
 //!
 //! # Example
 //! ```
-//! use scpc::{check_source, abi::Arch, eval::decide};
+//! use scpc::{check_source, abi::Arch, ir::eval::decide, ir::Action};
 //! let text = "policy p {\n  target x86_64\n  default errno(EPERM)\n  allow read\n}\n";
 //! let (checked, diags, _map) = check_source("p.scp", text);
 //! assert!(!diags.has_errors());
 //! let policy = &checked.policies["p"];
 //! let table = Arch::X86_64.table();
 //! let read = table.syscall("read").unwrap().nr;
-//! assert_eq!(decide(policy, table.audit_arch, read, &[0; 6]).action, scpc::policy::Action::Allow);
+//! assert_eq!(decide(policy, table.audit_arch, read, &[0; 6]).action, Action::Allow);
 //! ```
 #![deny(missing_docs)]
 
 pub mod abi;
+pub mod analysis;
 pub mod artifact;
-pub mod auditlog;
 pub mod bpf;
 pub mod codegen;
 pub mod diff;
 pub mod docker;
-pub mod eval;
-pub mod generate;
-pub mod install;
-pub mod oci;
-pub mod policy;
+pub mod import;
+pub mod ir;
 pub mod profile;
 pub mod report;
 pub mod sema;
+pub mod session;
 pub mod suggest;
 pub mod verify;
 
-use scpc_lang::diag::Diagnostics;
-use scpc_lang::include::{load_unit, FsLoader, Loader, MemLoader, Unit};
-use scpc_lang::source::SourceMap;
+// Paths that modules being rewritten on other branches (sema, verify, diff, codegen, docker)
+// still use; new code names `ir::...` and `analysis::generate`.
+#[doc(hidden)]
+pub use analysis::generate;
+#[doc(hidden)]
+pub use ir::{eval, policy};
 
-/// The loader of the command line: files on disk, `std/...` from the bundled library.
-pub fn fs_loader() -> FsLoader {
-    FsLoader { stdlib: scpc_stdlib::get }
-}
-
-/// Loads a root file and its includes. `Err` when the root itself cannot be read.
-pub fn load(path: &str, loader: &dyn Loader, map: &mut SourceMap, diags: &mut Diagnostics) -> Result<Unit, String> {
-    load_unit(path, loader, map, diags).map_err(|reason| format!("cannot read `{path}`: {reason}"))
-}
-
-/// Checks one file held in memory (its includes may name `std/...`): for tests and examples.
-pub fn check_source(name: &str, text: &str) -> (sema::Checked, Diagnostics, SourceMap) {
-    struct Mem(MemLoader, FsLoader);
-    impl Loader for Mem {
-        fn load(&self, path: &str, from: Option<&scpc_lang::include::Loaded>) -> Result<scpc_lang::include::Loaded, String> {
-            self.0.load(path, from).or_else(|_| self.1.load(path, from))
-        }
-    }
-    let mem = MemLoader { files: [(name.to_string(), text.to_string())].into() };
-    let loader = Mem(mem, fs_loader());
-    let (mut map, mut diags) = (SourceMap::new(), Diagnostics::new());
-    let unit = load(name, &loader, &mut map, &mut diags).unwrap_or(Unit { files: vec![] });
-    let checked = sema::analyze(&unit, &sema::Options::default(), &mut diags);
-    diags.drop_acknowledged(&map);
-    (checked, diags, map)
-}
+pub use session::{check_source, compile, fs_loader, load, BuildOptions, Bundle, CompileError};

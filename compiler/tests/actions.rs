@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use scpc::abi::Arch;
 use scpc::artifact::compile;
-use scpc::install::{install, install_with_listener, receive, respond, Flags};
 use scpc::profile::Profile;
+use scpc_node::bpf::Insn;
+use scpc_node::loader::{install, install_with_listener, receive, respond, Flags};
 
 mod kaudit;
 
@@ -23,11 +24,11 @@ const GETPPID: i64 = libc::SYS_getppid;
 const CASE: &str = "SCPC_ACTION_CASE";
 
 /// The host filter of `text`'s policy `p`.
-fn filter(text: &str) -> scpc::bpf::Program {
+fn filter(text: &str) -> Vec<Insn> {
     let (checked, diags, _) = scpc::check_source("case.scp", text);
     assert!(!diags.has_errors(), "{diags:?}");
     let filters = compile(&checked.policies["p"], &Profile::uniform()).expect("compiles and validates");
-    filters.into_iter().find(|f| f.arch == Arch::X86_64).expect("an x86_64 filter").program
+    filters.into_iter().find(|f| f.arch == Arch::X86_64).expect("an x86_64 filter").program.insns
 }
 
 fn policy(rules: &str) -> String {

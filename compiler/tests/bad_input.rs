@@ -5,10 +5,9 @@
 //! place in it, no panic, and no output file.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests")
+    support::tests_dir()
 }
 
 fn files(dir: &str, ext: &str) -> Vec<String> {
@@ -22,9 +21,10 @@ fn files(dir: &str, ext: &str) -> Vec<String> {
     v
 }
 
+mod support;
+
 fn scpc(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_scpc")).current_dir(root()).args(args).env("NO_COLOR", "1").output().expect("scpc runs");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    support::scpc_in(&root(), args)
 }
 
 fn scratch(tag: &str) -> PathBuf {

@@ -1,12 +1,9 @@
 //! `scpc build`, `scpc test`, `scpc sim` and `scpc disasm` as users call them.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-fn scpc(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_scpc")).args(args).env("NO_COLOR", "1").output().expect("run scpc");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-}
+mod support;
+use support::scpc;
 
 fn example() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../stdlib-policies/examples/web.scp").to_string_lossy().into_owned()
@@ -34,7 +31,7 @@ fn two_builds_give_identical_bytes() {
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(a.join("web.manifest.json")).expect("manifest")).expect("json");
     let x86 = &manifest["targets"][0];
     let bpf = std::fs::read(a.join("web.x86_64.bpf")).expect("bpf");
-    assert_eq!(x86["sha256"].as_str(), Some(scpc::artifact::sha256(&bpf).as_str()));
+    assert_eq!(x86["sha256"].as_str(), Some(scpc_node::Sha256::of(&bpf).to_string().as_str()));
     assert_eq!(x86["instructions"].as_u64(), Some(bpf.len() as u64 / 8));
 }
 
@@ -94,4 +91,17 @@ fn emit_oci_writes_a_profile_or_refuses_with_a_reason() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("cannot be expressed as an OCI seccomp profile"), "{err}");
     assert!(!out.exists(), "nothing written when a rendering fails");
+}
+
+#[test]
+fn a_failed_write_leaves_no_partial_build() {
+    // the manifest, written last, cannot be written: its temporary's name is taken by a directory
+    let out = temp("partial");
+    std::fs::create_dir_all(out.join("web.manifest.json.scpc-fmt.tmp")).expect("blocker");
+    let (code, _, err) = scpc(&["build", &example(), "--policy", "web", "-o", out.to_str().expect("utf-8"), "--emit", "bpf,disasm"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cannot write") && err.contains("web.manifest.json"), "{err}");
+    let left: Vec<String> = std::fs::read_dir(&out).expect("out").flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    // (before, the filters were already in place when the manifest failed)
+    assert_eq!(left, ["web.manifest.json.scpc-fmt.tmp"], "no filter, listing or temporary written");
 }

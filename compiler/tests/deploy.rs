@@ -4,7 +4,8 @@
 mod testbed;
 
 use std::path::{Path, PathBuf};
-use testbed::{available, scpc, sha256, Fleet, Server, Spec, EDGE};
+use testbed::support::{need, TEST_BED};
+use testbed::{scpc, sha256, Fleet, Server, Spec, EDGE};
 
 fn manifest_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -39,10 +40,7 @@ fn host<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value 
 
 #[test]
 fn ten_hosts_of_mixed_architectures_each_get_their_own_artifact() {
-    if !available() {
-        eprintln!("skipped: needs root and openssh-server");
-        return;
-    }
+    need(&TEST_BED);
     let mut fleet = Fleet::new("mixed");
     let machines = ["x86_64", "x86_64", "x86_64", "aarch64", "aarch64", "armv7l", "armv6l", "i686", "riscv64", "aarch64"];
     for (i, m) in machines.iter().enumerate() {
@@ -88,9 +86,7 @@ fn ten_hosts_of_mixed_architectures_each_get_their_own_artifact() {
 
 #[test]
 fn a_host_without_an_artifact_for_its_architecture_is_refused() {
-    if !available() {
-        return;
-    }
+    need(&TEST_BED);
     let mut fleet = Fleet::new("noart");
     fleet.add("arm-only", Spec { machine: Some("armv7l".into()), ..Spec::default() });
     fleet.known_hosts();
@@ -109,9 +105,7 @@ fn a_host_without_an_artifact_for_its_architecture_is_refused() {
 
 #[test]
 fn a_failing_canary_stops_the_rollout_before_any_other_host_changes() {
-    if !available() {
-        return;
-    }
+    need(&TEST_BED);
     let mut fleet = Fleet::new("canary");
     for i in 0..5 {
         fleet.add(&format!("c{i}"), Spec::default());
@@ -149,9 +143,7 @@ fn a_failing_canary_stops_the_rollout_before_any_other_host_changes() {
 
 #[test]
 fn changed_and_unknown_host_keys_are_refused() {
-    if !available() {
-        return;
-    }
+    need(&TEST_BED);
     let mut fleet = Fleet::new("keys");
     fleet.add("good", Spec::default());
     fleet.add("changed", Spec::default());
@@ -195,9 +187,7 @@ fn changed_and_unknown_host_keys_are_refused() {
 
 #[test]
 fn rollback_restores_the_previous_bytes_and_status_sees_drift() {
-    if !available() {
-        return;
-    }
+    need(&TEST_BED);
     let mut fleet = Fleet::new("rollback");
     for i in 0..3 {
         fleet.add(&format!("r{i}"), Spec::default());
@@ -247,9 +237,7 @@ fn rollback_restores_the_previous_bytes_and_status_sees_drift() {
 
 #[test]
 fn a_dropbear_node_with_its_small_window_takes_a_filter_larger_than_the_window() {
-    if !available() {
-        return;
-    }
+    need(&TEST_BED);
     let mut fleet = Fleet::new("dropbear");
     fleet.add("gw", Spec { server: Server::Dropbear, ..Spec::default() });
     fleet.known_hosts();
@@ -281,9 +269,7 @@ fn a_dropbear_node_with_its_small_window_takes_a_filter_larger_than_the_window()
 
 #[test]
 fn hosts_without_an_sftp_server_get_files_over_a_command() {
-    if !available() {
-        return;
-    }
+    need(&TEST_BED);
     let mut fleet = Fleet::new("nosftp");
     fleet.add("openwrt", Spec { server: Server::Dropbear, no_sftp: true, ..Spec::default() });
     fleet.add("minimal", Spec { no_sftp: true, ..Spec::default() });
@@ -326,9 +312,7 @@ fn seccheck(node: &testbed::Node, calls: &str) -> String {
 
 #[test]
 fn the_aarch64_node_enforces_the_deployed_filter() {
-    if !available() {
-        return;
-    }
+    need(&TEST_BED);
     let mut fleet = Fleet::new("arm64");
     let n = fleet.add_arm64("pi");
     fleet.known_hosts();
@@ -358,9 +342,7 @@ fn the_aarch64_node_enforces_the_deployed_filter() {
 
 #[test]
 fn ssh_agent_keys_log_in_and_an_empty_agent_is_refused() {
-    if !available() {
-        return;
-    }
+    need(&TEST_BED);
     let mut fleet = Fleet::new("agent");
     fleet.add("a", Spec::default());
     fleet.known_hosts();
@@ -401,9 +383,7 @@ fn ssh_agent_keys_log_in_and_an_empty_agent_is_refused() {
 
 #[test]
 fn several_services_per_host_and_a_directory_that_does_not_exist_yet() {
-    if !available() {
-        return;
-    }
+    need(&TEST_BED);
     let mut fleet = Fleet::new("twosvc");
     fleet.add("plc", Spec::default());
     fleet.known_hosts();
@@ -461,9 +441,7 @@ fn wait_for_upload(dir: &Path, deadline: std::time::Duration) -> bool {
 
 #[test]
 fn hosts_killed_or_cut_off_mid_transfer_keep_their_previous_filter() {
-    if !available() {
-        return;
-    }
+    need(&TEST_BED);
     let mut fleet = Fleet::new("cut");
     fleet.add("killed", Spec { netns: true, ..Spec::default() });
     fleet.add("unplugged", Spec { netns: true, ..Spec::default() });
@@ -543,9 +521,7 @@ fn hosts_killed_or_cut_off_mid_transfer_keep_their_previous_filter() {
 
 #[test]
 fn a_slow_lossy_link_still_completes() {
-    if !available() {
-        return;
-    }
+    need(&TEST_BED);
     let mut fleet = Fleet::new("lossy");
     fleet.add("far", Spec { netns: true, ..Spec::default() });
     fleet.add("near", Spec::default());
@@ -593,9 +569,7 @@ fn a_slow_lossy_link_still_completes() {
 #[test]
 #[ignore]
 fn fleet_benchmark() {
-    if !available() {
-        return;
-    }
+    need(&TEST_BED);
     let mut fleet = Fleet::new("bench");
     let started = std::time::Instant::now();
     for i in 0..50 {
@@ -626,9 +600,7 @@ fn fleet_benchmark() {
 #[test]
 #[ignore]
 fn fleet_latency_benchmark() {
-    if !available() {
-        return;
-    }
+    need(&TEST_BED);
     let mut fleet = Fleet::new("benchwan");
     for i in 0..16 {
         fleet.add(&format!("w{i:02}"), Spec { netns: true, ..Spec::default() });
@@ -657,9 +629,7 @@ fn fleet_latency_benchmark() {
 
 #[test]
 fn hashed_known_hosts_entries_from_ssh_keygen_are_honoured() {
-    if !available() {
-        return;
-    }
+    need(&TEST_BED);
     let mut fleet = Fleet::new("hashed");
     fleet.add("h0", Spec::default());
     let kh = fleet.known_hosts();

@@ -1,11 +1,8 @@
 //! `scpc diff`: exactly the changed decisions, on policies, on filters, and across the two.
 
-use std::process::Command;
-
 use scpc::abi::Arch;
 use scpc::artifact::compile;
 use scpc::diff::{diff, Side};
-use scpc::profile::Profile;
 
 fn policy(file: &str, name: &str) -> scpc::policy::Policy {
     let text = std::fs::read_to_string(format!("tests/diff/{file}")).expect("fixture");
@@ -15,7 +12,7 @@ fn policy(file: &str, name: &str) -> scpc::policy::Policy {
 }
 
 fn filter(p: &scpc::policy::Policy, arch: Arch) -> scpc::bpf::Program {
-    compile(p, &Profile::builtin()).expect("compiles").into_iter().find(|f| f.arch == arch).expect("target").program
+    compile(p, &scpc::import::trace::builtin_profile()).expect("compiles").into_iter().find(|f| f.arch == arch).expect("target").program
 }
 
 #[test]
@@ -51,9 +48,12 @@ fn equivalent_policies_written_differently_are_equal() {
     assert_eq!(names, vec![(Some("close"), true), (Some("socket"), false)]);
 }
 
+mod support;
+
+/// `scpc ARGS` in `tests/diff`: (exit status, stdout and stderr).
 fn scpc(args: &[&str]) -> (Option<i32>, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_scpc")).current_dir("tests/diff").args(args).output().expect("runs");
-    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    let (code, out, err) = support::scpc_in(&support::tests_dir().join("diff"), args);
+    (Some(code).filter(|c| *c >= 0), out + &err)
 }
 
 #[test]

@@ -112,7 +112,7 @@ fn random_policies_compile_and_validate() {
         accepted.fetch_add(1, Ordering::Relaxed);
         for name in ["base", "child"] {
             let policy = &checked.policies[name];
-            for profile in [Profile::uniform(), Profile::builtin()] {
+            for profile in [Profile::uniform(), scpc::import::trace::builtin_profile()] {
                 match compile(policy, &profile) {
                     Ok(filters) => {
                         cases.fetch_add(filters.iter().map(|f| f.validated_cases).sum::<usize>(), Ordering::Relaxed);

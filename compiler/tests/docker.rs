@@ -12,7 +12,6 @@ use scpc::artifact::{compile, for_host};
 use scpc::bpf::sim::{run, SeccompData};
 use scpc::bpf::Program;
 use scpc::diff::{diff, Side};
-use scpc::profile::Profile;
 use serde_json::Value;
 
 const DOCKER: &str = include_str!("fixtures/docker-default.json");
@@ -68,7 +67,7 @@ fn import_of_export_is_the_same_policy() {
     ];
     for text in policies {
         let p = policy_of("p.scp", &text);
-        let json = scpc::oci::export(&p).expect("expressible in the JSON format");
+        let json = scpc::artifact::oci::export(&p).expect("expressible in the JSON format");
         let back = scpc::docker::import("p.json", &json, &scpc::docker::ImportOptions::default()).expect("imports");
         let q = policy_of("back.scp", &back);
         let report = diff(&Side::Policy(p), &Side::Policy(q));
@@ -225,7 +224,7 @@ fn docker_default_is_decision_equal_to_libseccomp_on_five_architectures() {
         (Arch::Aarch64, "arm64", vec![ScmpArch::Aarch64, ScmpArch::Arm], vec![Arch::Aarch64, Arch::Arm]),
     ] {
         let reference = libseccomp_filter(&json, native, &seccomp_archs);
-        let ours = compile(&for_host(policy, host), &Profile::builtin())
+        let ours = compile(&for_host(policy, host), &scpc::import::trace::builtin_profile())
             .expect("compiles")
             .into_iter()
             .find(|f| f.arch == host)

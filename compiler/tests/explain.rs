@@ -4,7 +4,7 @@
 use std::process::Command;
 
 use scpc::abi::Arch;
-use scpc::auditlog::parse;
+use scpc::import::audit::parse;
 use scpc::policy::Action;
 
 const CORPUS: &str = include_str!("explain/corpus.log");
@@ -110,6 +110,6 @@ fn explain_json_is_one_document() {
 #[test]
 fn wide_whitespace_before_a_field_is_read() {
     let line = "type=1326 audit(1.2:3):\u{2000}arch=c000003e syscall=41 code=0x80000000";
-    let parsed = scpc::auditlog::parse(line);
+    let parsed = scpc::import::audit::parse(line);
     assert_eq!(parsed.records.len() + parsed.unreadable.len(), 1);
 }

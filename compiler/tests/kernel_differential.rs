@@ -9,7 +9,6 @@ use scpc::abi::Arch;
 use scpc::artifact::compile;
 use scpc::eval::decide;
 use scpc::policy::Action;
-use scpc::profile::Profile;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Harmless if ever executed (they are not: every decision is an errno).
@@ -72,7 +71,7 @@ fn the_kernel_decides_as_the_source() {
         let (checked, diags, _) = scpc::check_source("k.scp", &text);
         prop_assume!(!diags.has_errors());
         let policy = &checked.policies["p"];
-        let filter = compile(policy, &Profile::builtin()).expect("compiles and validates").remove(0);
+        let filter = compile(policy, &scpc::import::trace::builtin_profile()).expect("compiles and validates").remove(0);
         let table = Arch::X86_64.table();
         let mut calls = Vec::new();
         for name in SYSCALLS {
@@ -85,7 +84,7 @@ fn the_kernel_decides_as_the_source() {
                 calls.push((nr, b));
             }
         }
-        let got = scpc::install::probe(&filter.program, &calls).expect("the kernel accepts the filter");
+        let got = scpc_node::loader::probe(&filter.program.insns, &calls).expect("the kernel accepts the filter");
         prop_assert_eq!(got.len(), calls.len());
         for ((nr, a), e) in calls.iter().zip(got) {
             let Action::Errno(want) = decide(policy, table.audit_arch, *nr, a).action else { panic!("every decision is an errno") };

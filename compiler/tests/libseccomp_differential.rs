@@ -16,7 +16,6 @@ use scpc::abi::{Arch, Width};
 use scpc::artifact::compile;
 use scpc::bpf::sim::{run, SeccompData};
 use scpc::bpf::Program;
-use scpc::profile::Profile;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -144,7 +143,7 @@ fn check(default: &Act, rules: &[Rule]) -> Result<(), TestCaseError> {
     text.push_str("}\n");
     let (checked, diags, _) = scpc::check_source("l.scp", &text);
     prop_assert!(!diags.has_errors(), "{diags:?}\n{text}");
-    let ours = compile(&checked.policies["p"], &Profile::builtin()).expect("compiles").remove(0).program;
+    let ours = compile(&checked.policies["p"], &scpc::import::trace::builtin_profile()).expect("compiles").remove(0).program;
 
     let mut ctx = ScmpFilterContext::new(default.scmp()).expect("ctx");
     ctx.remove_arch(ScmpArch::Native).expect("remove native");

@@ -8,22 +8,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod kaudit;
-
-const SCPC: &str = env!("CARGO_BIN_EXE_scpc");
+mod support;
+use support::SCPC;
 
 /// The traced workload: real coreutils in a real shell.
 const WORKLOAD: &str = "cat /etc/os-release | wc -l";
 
-fn scpc(dir: &Path, args: &[&str]) -> Output {
-    let out = Command::new(SCPC).current_dir(dir).args(args).output().expect("scpc runs");
-    assert!(
-        out.status.success(),
-        "scpc {args:?}: {:?}\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+/// `scpc ARGS` in `dir`, which must succeed.
+fn scpc(dir: &Path, args: &[&str]) {
+    let (code, out, err) = support::scpc_in(dir, args);
+    assert_eq!(code, 0, "scpc {args:?}:\n{out}{err}");
 }
 
 fn under(dir: &Path, filter: &str, script: &str) -> Output {
@@ -39,9 +33,7 @@ fn workdir(name: &str) -> PathBuf {
 
 #[test]
 fn trace_generate_build_exec() {
-    if Command::new("strace").arg("-V").output().is_err() {
-        panic!("strace is not installed: .ci/run installs it");
-    }
+    support::need(&[support::Need::Program("strace")]);
     let dir = workdir("enforce");
     let expected = Command::new("/bin/sh").args(["-c", WORKLOAD]).output().expect("sh").stdout;
     let st = Command::new("strace").current_dir(&dir).args(["-f", "-o", "trace.txt", "/bin/sh", "-c", WORKLOAD]).status().expect("strace");

@@ -2,9 +2,65 @@
 //! names, as `scpc build -o DIR` writes them. Every file's sha256 is checked against the
 //! manifest before anything leaves this machine.
 
-use serde::Deserialize;
-use sha2::{Digest, Sha256};
-use std::path::Path;
+use scpc_node::manifest::{manifest_file, Manifest, ManifestError};
+use scpc_node::Sha256;
+use std::path::{Path, PathBuf};
+
+/// Why the local build cannot be shipped.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum ArtifactError {
+    /// The manifest cannot be read.
+    #[error("cannot read `{}`: {source} (run `scpc build ... -o {}` first)", path.display(), dir.display())]
+    #[diagnostic(code(scpc::artifacts::no_manifest))]
+    NoManifest {
+        /// The manifest's path.
+        path: PathBuf,
+        /// The artifact directory.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The manifest is not one scpc writes.
+    #[error("`{}`: {error}", path.display())]
+    #[diagnostic(code(scpc::artifacts::bad_manifest))]
+    BadManifest {
+        /// The manifest's path.
+        path: PathBuf,
+        /// Why.
+        error: ManifestError,
+    },
+    /// The manifest is of another policy.
+    #[error("`{}` is the manifest of policy `{found}`, not `{expected}`", path.display())]
+    #[diagnostic(code(scpc::artifacts::other_policy))]
+    OtherPolicy {
+        /// The manifest's path.
+        path: PathBuf,
+        /// The policy it names.
+        found: String,
+        /// The policy the inventory wants.
+        expected: String,
+    },
+    /// A filter the manifest names cannot be read.
+    #[error("cannot read `{}`: {source}", path.display())]
+    #[diagnostic(code(scpc::artifacts::unreadable))]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A filter is not the one the manifest describes.
+    #[error("`{}` has sha256 {found}, but the manifest says {expected}: rebuild before deploying", path.display())]
+    #[diagnostic(code(scpc::artifacts::digest))]
+    Digest {
+        /// The file.
+        path: PathBuf,
+        /// Its sha256.
+        found: Sha256,
+        /// The manifest's.
+        expected: Sha256,
+    },
+}
 
 /// One architecture's filter.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,8 +71,8 @@ pub struct Artifact {
     pub file: String,
     /// Its bytes.
     pub bytes: Vec<u8>,
-    /// Their sha256, hex.
-    pub sha256: String,
+    /// Their sha256.
+    pub sha256: Sha256,
 }
 
 /// A policy's build.
@@ -29,55 +85,37 @@ pub struct Build {
     /// The oldest kernel the policy supports (`kernel >=`), as written in the manifest.
     pub kernel: Option<String>,
     /// sha256 of the manifest file itself: identifies the build.
-    pub manifest_sha256: String,
+    pub manifest_sha256: Sha256,
     /// Per architecture.
     pub artifacts: Vec<Artifact>,
 }
 
-#[derive(Deserialize)]
-struct RawManifest {
-    policy: String,
-    compiler: String,
-    kernel: Option<String>,
-    targets: Vec<RawTarget>,
-}
-
-#[derive(Deserialize)]
-struct RawTarget {
-    arch: String,
-    file: String,
-    sha256: String,
-}
-
-/// Hex of a sha256.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl Build {
     /// Reads `DIR/POLICY.manifest.json` and its filters.
-    pub fn load(dir: &Path, policy: &str) -> Result<Build, String> {
-        let mpath = dir.join(format!("{policy}.manifest.json"));
-        let text = std::fs::read(&mpath)
-            .map_err(|e| format!("cannot read `{}`: {e} (run `scpc build ... -o {}` first)", mpath.display(), dir.display()))?;
-        let raw: RawManifest = serde_json::from_slice(&text).map_err(|e| format!("`{}` is not an scpc manifest: {e}", mpath.display()))?;
-        if raw.policy != policy {
-            return Err(format!("`{}` is the manifest of policy `{}`, not `{policy}`", mpath.display(), raw.policy));
+    pub fn load(dir: &Path, policy: &str) -> Result<Build, ArtifactError> {
+        let mpath = dir.join(manifest_file(policy));
+        let text = std::fs::read(&mpath).map_err(|source| ArtifactError::NoManifest { path: mpath.clone(), dir: dir.into(), source })?;
+        let manifest = Manifest::from_json(&text).map_err(|error| ArtifactError::BadManifest { path: mpath.clone(), error })?;
+        if manifest.policy != policy {
+            return Err(ArtifactError::OtherPolicy { path: mpath, found: manifest.policy, expected: policy.to_string() });
         }
         let mut artifacts = Vec::new();
-        for t in raw.targets {
-            if t.file.contains('/') || t.file.starts_with('.') {
-                return Err(format!("`{}` names an odd file `{}`", mpath.display(), t.file));
-            }
+        for t in manifest.targets {
             let path = dir.join(&t.file);
-            let bytes = std::fs::read(&path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-            let got = sha256_hex(&bytes);
+            let bytes = std::fs::read(&path).map_err(|source| ArtifactError::Unreadable { path: path.clone(), source })?;
+            let got = Sha256::of(&bytes);
             if got != t.sha256 {
-                return Err(format!("`{}` has sha256 {got}, but the manifest says {}: rebuild before deploying", path.display(), t.sha256));
+                return Err(ArtifactError::Digest { path, found: got, expected: t.sha256 });
             }
             artifacts.push(Artifact { arch: t.arch, file: t.file, bytes, sha256: got });
         }
-        Ok(Build { policy: raw.policy, compiler: raw.compiler, kernel: raw.kernel, manifest_sha256: sha256_hex(&text), artifacts })
+        Ok(Build {
+            policy: manifest.policy,
+            compiler: manifest.compiler,
+            kernel: Some(manifest.kernel),
+            manifest_sha256: Sha256::of(&text),
+            artifacts,
+        })
     }
 
     /// The filter for a host architecture (`uname -m` already mapped, see [`arch_of_uname`]).

@@ -8,24 +8,102 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
+/// What is wrong with an inventory; each has its own diagnostic code.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Problem {
+    /// The file cannot be read.
+    Unreadable,
+    /// Not TOML, or a key of the wrong type or unknown.
+    Toml,
+    /// A number out of its range.
+    OutOfRange,
+    /// A host name that is not a name.
+    HostName,
+    /// Two hosts of one name.
+    DuplicateHost,
+    /// A host without an address.
+    NoAddress,
+    /// A host with both an identity file and the agent.
+    TwoLogins,
+    /// A host with no way to log in.
+    NoLogin,
+    /// A host without a known_hosts file.
+    NoKnownHosts,
+    /// A group name that is not a name.
+    GroupName,
+    /// A service name that is not a name.
+    ServiceName,
+    /// Two services of one name.
+    DuplicateService,
+    /// A policy name that is not a name.
+    PolicyName,
+    /// An install path that is not absolute and plain.
+    InstallPath,
+    /// Two services installing to one path.
+    SharedPath,
+    /// A service naming neither a host nor a group.
+    UnknownTarget,
+    /// No service at all.
+    NoService,
+}
+
+impl Problem {
+    /// The diagnostic code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Problem::Unreadable => "scpc::inventory::unreadable",
+            Problem::Toml => "scpc::inventory::toml",
+            Problem::OutOfRange => "scpc::inventory::out_of_range",
+            Problem::HostName => "scpc::inventory::host_name",
+            Problem::DuplicateHost => "scpc::inventory::duplicate_host",
+            Problem::NoAddress => "scpc::inventory::no_address",
+            Problem::TwoLogins => "scpc::inventory::two_logins",
+            Problem::NoLogin => "scpc::inventory::no_login",
+            Problem::NoKnownHosts => "scpc::inventory::no_known_hosts",
+            Problem::GroupName => "scpc::inventory::group_name",
+            Problem::ServiceName => "scpc::inventory::service_name",
+            Problem::DuplicateService => "scpc::inventory::duplicate_service",
+            Problem::PolicyName => "scpc::inventory::policy_name",
+            Problem::InstallPath => "scpc::inventory::install_path",
+            Problem::SharedPath => "scpc::inventory::shared_path",
+            Problem::UnknownTarget => "scpc::inventory::unknown_target",
+            Problem::NoService => "scpc::inventory::no_service",
+        }
+    }
+}
+
 /// A mistake in an inventory, with where it is.
-#[derive(Debug, thiserror::Error, Diagnostic)]
+#[derive(Debug, thiserror::Error)]
 #[error("{message}")]
-#[diagnostic(code(scpc::inventory))]
 pub struct InventoryError {
+    /// What kind of mistake (its code).
+    pub problem: Problem,
     /// The file's text, for the report.
-    #[source_code]
     pub src: NamedSource<String>,
     /// Where.
-    #[label("{label}")]
     pub at: Option<SourceSpan>,
     /// What the label says.
     pub label: String,
     /// What is wrong.
     pub message: String,
     /// How to fix it.
-    #[help]
     pub help: Option<String>,
+}
+
+impl Diagnostic for InventoryError {
+    fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        Some(Box::new(self.problem.code()))
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.help.as_ref().map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
+    }
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        Some(&self.src)
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        let at = self.at?;
+        Some(Box::new(std::iter::once(miette::LabeledSpan::new_with_span(Some(self.label.clone()), at))))
+    }
 }
 
 impl InventoryError {
@@ -189,8 +267,9 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn err(&self, span: Option<Range<usize>>, label: &str, message: String, help: Option<&str>) -> InventoryError {
+    fn err(&self, problem: Problem, span: Option<Range<usize>>, label: &str, message: String, help: Option<&str>) -> InventoryError {
         InventoryError {
+            problem,
             src: NamedSource::new(self.name, self.text.to_string()),
             at: span.map(|r| SourceSpan::from(r.start.min(self.text.len())..r.end.min(self.text.len()))),
             label: label.into(),
@@ -203,7 +282,13 @@ impl Ctx<'_> {
         match v {
             None => Ok(default),
             Some(s) if (min..=max).contains(s.get_ref()) => Ok(*s.get_ref() as usize),
-            Some(s) => Err(Box::new(self.err(Some(s.span()), "out of range", format!("`{what}` must be between {min} and {max}"), None))),
+            Some(s) => Err(Box::new(self.err(
+                Problem::OutOfRange,
+                Some(s.span()),
+                "out of range",
+                format!("`{what}` must be between {min} and {max}"),
+                None,
+            ))),
         }
     }
 }
@@ -214,6 +299,7 @@ impl Inventory {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| {
             Box::new(InventoryError {
+                problem: Problem::Unreadable,
                 src: NamedSource::new(&name, String::new()),
                 at: None,
                 label: String::new(),
@@ -244,7 +330,7 @@ impl Inventory {
         let raw: RawFile = toml::from_str(text).map_err(|e| {
             let help =
                 if e.message().contains("unknown field") { Some("see docs/deploy.md for the keys an inventory may hold") } else { None };
-            Box::new(cx.err(e.span(), "here", e.message().trim().to_string(), help))
+            Box::new(cx.err(Problem::Toml, e.span(), "here", e.message().trim().to_string(), help))
         })?;
         let r = &raw.rollout;
         let d = Rollout::default();
@@ -265,6 +351,7 @@ impl Inventory {
             let hname = h.name.get_ref();
             if !valid_name(hname) {
                 return Err(Box::new(cx.err(
+                    Problem::HostName,
                     Some(h.name.span()),
                     "not a host name",
                     format!("host name `{hname}` is not a name"),
@@ -274,6 +361,7 @@ impl Inventory {
             if let Some(first) = seen.insert(hname.clone(), h.name.span()) {
                 let (l, _) = line_col(text, first.start);
                 return Err(Box::new(cx.err(
+                    Problem::DuplicateHost,
                     Some(h.name.span()),
                     "second host of this name",
                     format!("host `{hname}` is defined twice"),
@@ -281,7 +369,7 @@ impl Inventory {
                 )));
             }
             if h.address.get_ref().trim().is_empty() {
-                return Err(Box::new(cx.err(Some(h.address.span()), "empty", "a host needs an address".into(), None)));
+                return Err(Box::new(cx.err(Problem::NoAddress, Some(h.address.span()), "empty", "a host needs an address".into(), None)));
             }
             let port = match &h.port {
                 Some(_) => cx.count(&h.port, "port", 1, 65535, 22)?,
@@ -292,6 +380,7 @@ impl Inventory {
             let auth = match (identity, agent) {
                 (Some(_), true) => {
                     return Err(Box::new(cx.err(
+                        Problem::TwoLogins,
                         Some(h.name.span()),
                         "this host",
                         format!("host `{hname}` has both an identity file and `agent = true`"),
@@ -302,6 +391,7 @@ impl Inventory {
                 (None, true) => Auth::Agent,
                 (None, false) => {
                     return Err(Box::new(cx.err(
+                        Problem::NoLogin,
                         Some(h.name.span()),
                         "this host",
                         format!("host `{hname}` has no way to log in"),
@@ -311,6 +401,7 @@ impl Inventory {
             };
             let Some(known_hosts) = h.known_hosts.clone().or_else(|| raw.defaults.known_hosts.clone()) else {
                 return Err(Box::new(cx.err(
+                    Problem::NoKnownHosts,
                     Some(h.name.span()),
                     "this host",
                     format!("host `{hname}` has no known_hosts file"),
@@ -321,6 +412,7 @@ impl Inventory {
             for g in &h.groups {
                 if !valid_name(g.get_ref()) {
                     return Err(Box::new(cx.err(
+                        Problem::GroupName,
                         Some(g.span()),
                         "not a group name",
                         format!("group name `{}` is not a name", g.get_ref()),
@@ -348,10 +440,17 @@ impl Inventory {
             let s = s.get_ref();
             let sname = s.name.get_ref();
             if !valid_name(sname) {
-                return Err(Box::new(cx.err(Some(s.name.span()), "not a name", format!("service name `{sname}` is not a name"), None)));
+                return Err(Box::new(cx.err(
+                    Problem::ServiceName,
+                    Some(s.name.span()),
+                    "not a name",
+                    format!("service name `{sname}` is not a name"),
+                    None,
+                )));
             }
             if seen_services.insert(sname.clone(), s.name.span()).is_some() {
                 return Err(Box::new(cx.err(
+                    Problem::DuplicateService,
                     Some(s.name.span()),
                     "second service of this name",
                     format!("service `{sname}` is defined twice"),
@@ -360,6 +459,7 @@ impl Inventory {
             }
             if !valid_name(s.policy.get_ref()) {
                 return Err(Box::new(cx.err(
+                    Problem::PolicyName,
                     Some(s.policy.span()),
                     "not a policy name",
                     format!("`{}` is not a policy name", s.policy.get_ref()),
@@ -369,6 +469,7 @@ impl Inventory {
             let path = s.path.get_ref();
             if !valid_remote_path(path) {
                 return Err(Box::new(cx.err(
+                    Problem::InstallPath,
                     Some(s.path.span()),
                     "not an absolute, plain path",
                     format!("install path `{path}` must be absolute, name a file, and hold no `..`, spaces or shell characters"),
@@ -377,6 +478,7 @@ impl Inventory {
             }
             if let Some(other) = paths.insert(path.clone(), sname.clone()) {
                 return Err(Box::new(cx.err(
+                    Problem::SharedPath,
                     Some(s.path.span()),
                     "used twice",
                     format!("services `{other}` and `{sname}` install to the same path"),
@@ -395,6 +497,7 @@ impl Inventory {
                             names.extend(hosts.iter().filter(|h| h.groups.iter().any(|g| g == x_ref)).map(|h| h.name.clone()));
                         } else {
                             return Err(Box::new(cx.err(
+                                Problem::UnknownTarget,
                                 Some(x.span()),
                                 "no such host or group",
                                 format!("service `{sname}` names `{x_ref}`, which is neither a host nor a group"),
@@ -416,6 +519,7 @@ impl Inventory {
         }
         if services.is_empty() {
             return Err(Box::new(cx.err(
+                Problem::NoService,
                 Some(text.len()..text.len()),
                 "add a [[service]] here",
                 "the inventory has no [[service]]: nothing to deploy".into(),
@@ -453,4 +557,34 @@ fn line_col(text: &str, at: usize) -> (usize, usize) {
     }
     let before = &text[..at];
     (before.matches('\n').count() + 1, before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOST: &str = "[[host]]\nname = \"a\"\naddress = \"10.0.0.1\"\nidentity = \"k\"\nknown_hosts = \"kh\"\n";
+    const SERVICE: &str = "[[service]]\nname = \"s\"\npolicy = \"p\"\npath = \"/etc/scpc/p.bpf\"\n";
+
+    #[test]
+    fn each_mistake_has_its_own_code() {
+        let cases = [
+            ("not toml = = =", Problem::Toml),
+            (&format!("[rollout]\nconcurrency = 0\n{HOST}{SERVICE}"), Problem::OutOfRange),
+            (&format!("{HOST}{HOST}{SERVICE}"), Problem::DuplicateHost),
+            (&format!("{}{SERVICE}", HOST.replace("identity = \"k\"\n", "")), Problem::NoLogin),
+            (&format!("{HOST}{}", SERVICE.replace("/etc/scpc/p.bpf", "/etc/../p.bpf")), Problem::InstallPath),
+            (&format!("{HOST}{}", SERVICE.replace("path", "hosts = [\"b\"]\npath")), Problem::UnknownTarget),
+            (HOST, Problem::NoService),
+        ];
+        let mut codes = BTreeSet::new();
+        for (text, want) in cases {
+            let e = Inventory::parse("inv.toml", text).expect_err(text);
+            assert_eq!(e.problem, want, "{text}: {e}");
+            let code = e.code().map(|c| c.to_string()).unwrap_or_default();
+            assert_eq!(code, want.code());
+            codes.insert(code);
+        }
+        assert_eq!(codes.len(), 7, "one code per kind of mistake");
+    }
 }

@@ -8,7 +8,8 @@
 //! - [`artifacts`]: the local build (`NAME.manifest.json` and its filters), hashes checked.
 //! - [`remote`]: what is done on a host: architecture detection, atomic install, state file,
 //!   rollback, status.
-//! - [`rollout`]: canaries, waves, bounded concurrency, failure threshold, reports.
+//! - [`rollout`]: canaries, waves, bounded concurrency, failure threshold.
+//! - [`report`]: what a run reports (typed, `Serialize`, printed as a table).
 //!
 //! It knows nothing of BPF: it ships opaque files whose sha256 the manifest gives.
 #![deny(missing_docs)]
@@ -17,5 +18,6 @@ pub mod artifacts;
 pub mod inventory;
 pub mod known_hosts;
 pub mod remote;
+pub mod report;
 pub mod rollout;
 pub mod transport;

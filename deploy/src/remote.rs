@@ -3,8 +3,9 @@
 //! Layout for a service installed at `DIR/FILE`:
 //! - `DIR/FILE`: the filter. Only ever replaced by `rename(2)`, so it always holds a whole
 //!   filter: the old one or the new one.
-//! - `DIR/.FILE.scpc-tmp.NONCE`: an upload in progress (removed by the next run if a
-//!   transfer died).
+//! - `DIR/.FILE.scpc-tmp.NONCE`: an upload in progress; one a dead transfer left is removed
+//!   by the next install that changes the file (`status`, `rollback` and an unchanged deploy
+//!   leave it).
 //! - `DIR/.scpc/FILE/SHA256.bpf`: the versions kept for rollback (`rollout.keep` of them
 //!   besides the current one).
 //! - `DIR/.scpc/FILE/state.json`: what was deployed, newest first (sha256, policy, manifest,
@@ -12,6 +13,7 @@
 
 use crate::artifacts::{Artifact, Build};
 use crate::transport::{Conn, TransportError};
+use scpc_node::Sha256;
 use serde::{Deserialize, Serialize};
 
 /// A host's architecture and kernel.
@@ -28,8 +30,8 @@ pub struct Facts {
 /// One deployment recorded on a host.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deployed {
-    /// sha256 of the filter.
-    pub sha256: String,
+    /// sha256 of the filter (64 hex digits: a state file with anything else is refused).
+    pub sha256: Sha256,
     /// Policy name (`(found on host)` for a file that was there before scpc).
     pub policy: String,
     /// Architecture of the artifact.
@@ -59,7 +61,7 @@ pub struct Installed {
     /// The state file (empty if none).
     pub state: State,
     /// sha256 of the file at the install path, if there is one.
-    pub actual: Option<String>,
+    pub actual: Option<Sha256>,
     /// Whether the install path's directory exists.
     pub dir_exists: bool,
 }
@@ -68,7 +70,7 @@ impl Installed {
     /// The file at the path is not what scpc last installed there (changed by hand).
     pub fn drifted(&self) -> bool {
         match (self.state.history.first(), &self.actual) {
-            (Some(d), Some(a)) => &d.sha256 != a,
+            (Some(d), Some(a)) => d.sha256 != *a,
             (Some(_), None) => true,
             (None, _) => false,
         }
@@ -181,7 +183,12 @@ fn parse_read(conn: &Conn, p: &Paths, out: &str) -> Result<Installed, TransportE
         serde_json::from_str(state)
             .map_err(|e| TransportError::Remote(format!("{}: {}/state.json is damaged: {e}", conn.name, p.versions)))?
     };
-    let actual = sum.split_whitespace().next().map(str::to_string);
+    let actual = sum
+        .split_whitespace()
+        .next()
+        .map(str::parse::<Sha256>)
+        .transpose()
+        .map_err(|e| TransportError::Remote(format!("{}: sha256sum {}: {e}", conn.name, p.target)))?;
     Ok(Installed { state, actual, dir_exists })
 }
 
@@ -207,7 +214,7 @@ fn run_with_state(conn: &Conn, script: &str, state: &State) -> Result<(), Transp
 /// and flush.
 fn state_lines(p: &Paths, state: &State, keep: usize) -> String {
     let tmp = format!("{}/.state.json.{}", p.versions, nonce());
-    let kept: Vec<&str> = state.history.iter().take(keep + 1).map(|d| d.sha256.as_str()).collect();
+    let kept: Vec<String> = state.history.iter().take(keep + 1).map(|d| d.sha256.to_string()).collect();
     let pattern = if kept.is_empty() { "scpc-none".to_string() } else { kept.join("|") };
     format!(
         "cat > {tmp}\n\
@@ -232,7 +239,7 @@ pub fn install(
     before: Installed,
 ) -> Result<Option<Installed>, TransportError> {
     let p = Paths::of(path);
-    if before.actual.as_deref() == Some(art.sha256.as_str()) && before.state.history.first().is_some_and(|d| d.sha256 == art.sha256) {
+    if before.actual == Some(art.sha256) && before.state.history.first().is_some_and(|d| d.sha256 == art.sha256) {
         return Ok(None);
     }
     if !before.dir_exists {
@@ -246,7 +253,7 @@ pub fn install(
         if let Some(old) = &before.actual {
             let found = "(found on host)".to_string();
             state.history.push(Deployed {
-                sha256: old.clone(),
+                sha256: *old,
                 policy: found.clone(),
                 arch: art.arch.clone(),
                 manifest_sha256: String::new(),
@@ -259,10 +266,10 @@ pub fn install(
     state.history.insert(
         0,
         Deployed {
-            sha256: art.sha256.clone(),
+            sha256: art.sha256,
             policy: build.policy.clone(),
             arch: art.arch.clone(),
-            manifest_sha256: build.manifest_sha256.clone(),
+            manifest_sha256: build.manifest_sha256.to_string(),
             compiler: build.compiler.clone(),
             time: now(),
             operator: operator.into(),
@@ -296,7 +303,7 @@ pub fn install(
 /// Returns the host to the version before the current one: the kept copy is verified against
 /// its sha256 and renamed into place; the current entry leaves the history. `Ok(None)` when
 /// there is no earlier version.
-pub fn rollback(conn: &Conn, path: &str, keep: usize) -> Result<Option<(String, String)>, TransportError> {
+pub fn rollback(conn: &Conn, path: &str, keep: usize) -> Result<Option<(Sha256, Sha256)>, TransportError> {
     let p = Paths::of(path);
     let before = read(conn, path)?;
     let [current, previous, ..] = before.state.history.as_slice() else { return Ok(None) };
@@ -317,7 +324,7 @@ pub fn rollback(conn: &Conn, path: &str, keep: usize) -> Result<Option<(String, 
         state_lines = state_lines(&p, &state, keep),
     );
     run_with_state(conn, &script, &state)?;
-    Ok(Some((current.sha256.clone(), previous.sha256.clone())))
+    Ok(Some((current.sha256, previous.sha256)))
 }
 
 /// Undoes a first install (there was no file before): removes the filter and its history

@@ -1,11 +1,11 @@
 //! Deploy, status and rollback over a fleet: canaries first, then waves, bounded concurrency,
 //! a failure threshold, and a report of what every host got.
 
-use crate::artifacts::{kernel_version, Build};
+use crate::artifacts::{kernel_version, ArtifactError, Build};
 use crate::inventory::{Host, Inventory, Service};
 use crate::remote;
+use crate::report::{Change, Command, HostReport, Report, Verdict};
 use crate::transport::{Conn, Timeouts};
-use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -28,124 +28,20 @@ pub struct Options {
     pub operator: String,
 }
 
-/// What happened to one service on one host.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "result")]
-pub enum Change {
-    /// The new filter is in place and the checks passed.
-    Installed {
-        /// sha256 before (none: no file).
-        from: Option<String>,
-        /// sha256 now.
-        to: String,
+/// Why a fleet run did not start.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum RolloutError {
+    /// `--host` names a host the inventory does not have.
+    #[error("--host {name}: no such host in the inventory")]
+    #[diagnostic(code(scpc::rollout::unknown_host))]
+    UnknownHost {
+        /// The name.
+        name: String,
     },
-    /// The host already ran this filter.
-    Unchanged {
-        /// sha256.
-        sha256: String,
-    },
-    /// Dry run: what would be installed.
-    WouldInstall {
-        /// sha256 now.
-        from: Option<String>,
-        /// sha256 after.
-        to: String,
-        /// How the decisions change (from the caller's differ).
-        diff: Vec<String>,
-    },
-    /// The reload or health check failed; the previous filter was put back.
-    RolledBack {
-        /// Why.
-        reason: String,
-        /// What the host runs now.
-        to: Option<String>,
-    },
-    /// Rollback: the host went back a version.
-    Reverted {
-        /// sha256 before.
-        from: String,
-        /// sha256 now.
-        to: String,
-    },
-    /// Rollback: nothing earlier is kept.
-    NothingToRevert,
-    /// Status of one service.
-    Status {
-        /// What the file at the path hashes to.
-        actual: Option<String>,
-        /// What scpc recorded installing.
-        recorded: Option<String>,
-        /// What the local build has for this host.
-        local: Option<String>,
-        /// `in-sync`, `outdated`, `drift`, `not-installed`.
-        verdict: String,
-    },
-    /// It failed; the host holds what it held before.
-    Failed {
-        /// Why.
-        reason: String,
-    },
-}
-
-/// One host's result.
-#[derive(Clone, Debug, Serialize)]
-pub struct HostReport {
-    /// Inventory name.
-    pub host: String,
-    /// `address:port`.
-    pub address: String,
-    /// `uname -m`, when reached.
-    pub machine: Option<String>,
-    /// scpc architecture.
-    pub arch: Option<String>,
-    /// `uname -r`.
-    pub kernel: Option<String>,
-    /// Was it a canary.
-    pub canary: bool,
-    /// 0 for canaries, then 1, 2...
-    pub wave: usize,
-    /// Per service.
-    pub services: BTreeMap<String, Change>,
-    /// Connection or host-level failure (unreachable, key refused, no artifact).
-    pub error: Option<String>,
-    /// Warnings (kernel older than the policy's `kernel >=`).
-    pub warnings: Vec<String>,
-    /// Wall time spent on it.
-    pub seconds: f64,
-    /// Not reached because the rollout stopped.
-    pub skipped: bool,
-}
-
-impl HostReport {
-    /// Whether this host counts as failed.
-    pub fn failed(&self) -> bool {
-        self.error.is_some() || self.services.values().any(|c| matches!(c, Change::Failed { .. } | Change::RolledBack { .. }))
-    }
-
-    /// Whether a status run found it out of step with the local build.
-    pub fn out_of_sync(&self) -> bool {
-        self.services.values().any(|c| matches!(c, Change::Status { verdict, .. } if verdict != "in-sync"))
-    }
-}
-
-/// The whole run.
-#[derive(Clone, Debug, Serialize)]
-pub struct Report {
-    /// `deploy`, `dry-run`, `status`, `rollback`.
-    pub command: String,
-    /// Per host, in rollout order.
-    pub hosts: Vec<HostReport>,
-    /// Why the rollout stopped early, if it did.
-    pub stopped: Option<String>,
-    /// Wall time.
-    pub seconds: f64,
-}
-
-impl Report {
-    /// Hosts that failed.
-    pub fn failures(&self) -> usize {
-        self.hosts.iter().filter(|h| h.failed()).count()
-    }
+    /// The local build cannot be shipped.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Artifacts(#[from] ArtifactError),
 }
 
 /// Progress callbacks (the command line draws bars from them). Called from worker threads.
@@ -166,11 +62,9 @@ fn timeouts(inv: &Inventory) -> Timeouts {
 }
 
 /// The hosts a run touches, in inventory order, and the services each carries.
-fn targets<'a>(inv: &'a Inventory, only: &[String]) -> Result<Vec<(&'a Host, Vec<&'a Service>)>, String> {
-    for h in only {
-        if inv.host(h).is_none() {
-            return Err(format!("--host {h}: no such host in the inventory"));
-        }
+fn targets<'a>(inv: &'a Inventory, only: &[String]) -> Result<Vec<(&'a Host, Vec<&'a Service>)>, RolloutError> {
+    if let Some(name) = only.iter().find(|h| inv.host(h).is_none()) {
+        return Err(RolloutError::UnknownHost { name: name.clone() });
     }
     Ok(inv
         .hosts
@@ -232,7 +126,7 @@ fn connect(host: &Host, inv: &Inventory, opts: &Options, rep: &mut HostReport, o
 }
 
 /// Loads the local build of every service.
-pub fn load_builds(inv: &Inventory) -> Result<BTreeMap<String, Build>, String> {
+pub fn load_builds(inv: &Inventory) -> Result<BTreeMap<String, Build>, ArtifactError> {
     let mut out = BTreeMap::new();
     for s in &inv.services {
         if !out.contains_key(&s.policy) {
@@ -296,8 +190,8 @@ fn deploy_host(
         let Some(art) = build.for_arch(arch) else { continue };
         let change = if !opts.dry_run {
             install_one(&conn, host, s, build, art, inst, inv, opts, obs)
-        } else if inst.actual.as_deref() == Some(art.sha256.as_str()) {
-            Change::Unchanged { sha256: art.sha256.clone() }
+        } else if inst.actual == Some(art.sha256) {
+            Change::Unchanged { sha256: art.sha256 }
         } else {
             let diff = match (differ, conn.download(&s.path)) {
                 (Some(d), Ok(Some(old))) => d(arch, &old, &art.bytes),
@@ -305,7 +199,7 @@ fn deploy_host(
                 (_, Err(e)) => vec![format!("(cannot read the deployed filter: {e})")],
                 (None, _) => Vec::new(),
             };
-            Change::WouldInstall { from: inst.actual, to: art.sha256.clone(), diff }
+            Change::WouldInstall { from: inst.actual, to: art.sha256, diff }
         };
         let stop = matches!(change, Change::Failed { .. } | Change::RolledBack { .. });
         rep.services.insert(s.name.clone(), change);
@@ -330,7 +224,7 @@ fn install_one(
     obs.step(&host.name, &format!("{}: installing {} ({} bytes)", s.name, art.file, art.bytes.len()));
     let before = match remote::install(conn, &s.path, art, build, &opts.operator, inv.rollout.keep, before) {
         Ok(Some(before)) => before,
-        Ok(None) => return Change::Unchanged { sha256: art.sha256.clone() },
+        Ok(None) => return Change::Unchanged { sha256: art.sha256 },
         Err(e) => return Change::Failed { reason: e.to_string() },
     };
     let checks = [("reloading", &s.reload), ("health check", &s.health)];
@@ -355,17 +249,17 @@ fn install_one(
                 },
                 Ok(None) => Change::RolledBack {
                     reason: format!("{reason}; no earlier version is kept, the new filter stays"),
-                    to: Some(art.sha256.clone()),
+                    to: Some(art.sha256),
                 },
                 Err(e2) => Change::Failed { reason: format!("{reason}; rollback failed too: {e2}") },
             };
         }
     }
-    Change::Installed { from: before.actual, to: art.sha256.clone() }
+    Change::Installed { from: before.actual, to: art.sha256 }
 }
 
 /// Pushes the local build to the fleet: canaries, then waves.
-pub fn deploy(inv: &Inventory, opts: &Options, differ: Option<Differ>, obs: &dyn Observer) -> Result<Report, String> {
+pub fn deploy(inv: &Inventory, opts: &Options, differ: Option<Differ>, obs: &dyn Observer) -> Result<Report, RolloutError> {
     let started = Instant::now();
     let builds = load_builds(inv)?;
     let targets = targets(inv, &opts.hosts)?;
@@ -435,7 +329,7 @@ pub fn deploy(inv: &Inventory, opts: &Options, differ: Option<Differ>, obs: &dyn
         }
     }
     Ok(Report {
-        command: if opts.dry_run { "dry-run" } else { "deploy" }.into(),
+        command: if opts.dry_run { Command::DryRun } else { Command::Deploy },
         hosts: reports,
         stopped,
         seconds: started.elapsed().as_secs_f64(),
@@ -465,12 +359,12 @@ fn record(f: remote::Facts, rep: &mut HostReport) -> Option<&'static str> {
 /// Connects to every host of the run (at most `concurrency` at once) and asks `each` what
 /// became of each of its services.
 fn across_hosts(
-    command: &str,
+    command: Command,
     inv: &Inventory,
     opts: &Options,
     obs: &dyn Observer,
     each: impl Fn(&Conn, &Service, &mut HostReport) -> Change + Sync,
-) -> Result<Report, String> {
+) -> Result<Report, RolloutError> {
     let started = Instant::now();
     let targets = targets(inv, &opts.hosts)?;
     obs.start(targets.len());
@@ -488,36 +382,31 @@ fn across_hosts(
         obs.done(&rep);
         rep
     });
-    Ok(Report {
-        command: command.into(),
-        hosts: results.into_iter().flatten().collect(),
-        stopped: None,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    Ok(Report { command, hosts: results.into_iter().flatten().collect(), stopped: None, seconds: started.elapsed().as_secs_f64() })
 }
 
 /// What every host runs compared with the local build.
-pub fn status(inv: &Inventory, opts: &Options, obs: &dyn Observer) -> Result<Report, String> {
+pub fn status(inv: &Inventory, opts: &Options, obs: &dyn Observer) -> Result<Report, RolloutError> {
     let builds = load_builds(inv)?;
-    across_hosts("status", inv, opts, obs, |conn, s, rep| {
+    across_hosts(Command::Status, inv, opts, obs, |conn, s, rep| {
         if rep.machine.is_none() && rep.error.is_none() {
             record_facts(conn, rep, obs);
         }
         obs.step(&rep.host, &format!("{}: reading", s.name));
-        let local = rep.arch.as_deref().and_then(|a| builds[&s.policy].for_arch(a)).map(|a| a.sha256.clone());
+        let local = rep.arch.as_deref().and_then(|a| builds[&s.policy].for_arch(a)).map(|a| a.sha256);
         match remote::read(conn, &s.path) {
             Ok(inst) => {
-                let recorded = inst.state.history.first().map(|d| d.sha256.clone());
+                let recorded = inst.state.history.first().map(|d| d.sha256);
                 let verdict = if inst.actual.is_none() && recorded.is_none() {
-                    "not-installed"
+                    Verdict::NotInstalled
                 } else if inst.drifted() {
-                    "drift"
+                    Verdict::Drift
                 } else if inst.actual != local {
-                    "outdated"
+                    Verdict::Outdated
                 } else {
-                    "in-sync"
+                    Verdict::InSync
                 };
-                Change::Status { actual: inst.actual, recorded, local, verdict: verdict.into() }
+                Change::Status { actual: inst.actual, recorded, local, verdict }
             }
             Err(e) => Change::Failed { reason: e.to_string() },
         }
@@ -525,8 +414,8 @@ pub fn status(inv: &Inventory, opts: &Options, obs: &dyn Observer) -> Result<Rep
 }
 
 /// Returns hosts to the version before the current one.
-pub fn rollback(inv: &Inventory, opts: &Options, obs: &dyn Observer) -> Result<Report, String> {
-    across_hosts("rollback", inv, opts, obs, |conn, s, rep| {
+pub fn rollback(inv: &Inventory, opts: &Options, obs: &dyn Observer) -> Result<Report, RolloutError> {
+    across_hosts(Command::Rollback, inv, opts, obs, |conn, s, rep| {
         obs.step(&rep.host, &format!("{}: rolling back", s.name));
         match remote::rollback(conn, &s.path, inv.rollout.keep) {
             Ok(Some((from, to))) => match s.reload.as_ref().map(|r| remote::hook(conn, &s.path, r)) {

@@ -72,6 +72,20 @@ pub enum TransportError {
     Remote(String),
 }
 
+impl TransportError {
+    /// The error's stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TransportError::Network(_) => "scpc::transport::network",
+            TransportError::KeyChanged { .. } => "scpc::transport::key_changed",
+            TransportError::KeyUnknown { .. } => "scpc::transport::key_unknown",
+            TransportError::KeyRevoked { .. } => "scpc::transport::key_revoked",
+            TransportError::Auth(_) => "scpc::transport::auth",
+            TransportError::Remote(_) => "scpc::transport::remote",
+        }
+    }
+}
+
 /// Timeouts of one session.
 #[derive(Copy, Clone, Debug)]
 pub struct Timeouts {

@@ -18,21 +18,7 @@ fn field(offset: u32) -> String {
     }
 }
 
-/// What a return value means.
-pub fn ret_name(k: u32) -> String {
-    let data = k & 0xffff;
-    match k & 0xffff_0000 {
-        0x8000_0000 => "kill_process".into(),
-        0x0000_0000 => "kill_thread".into(),
-        0x0003_0000 => format!("trap({data})"),
-        0x0005_0000 => format!("errno({data})"),
-        0x7fc0_0000 => "notify".into(),
-        0x7ff0_0000 => format!("trace({data})"),
-        0x7ffc_0000 => "log".into(),
-        0x7fff_0000 => "allow".into(),
-        _ => format!("{k:#010x}"),
-    }
-}
+pub use crate::ir::ret_name;
 
 fn constant(k: u32) -> String {
     match Arch::ALL.iter().find(|a| a.table().audit_arch == k && **a != Arch::X32) {

@@ -23,7 +23,7 @@ use crate::policy::Policy;
 use crate::suggest::did_you_mean;
 
 pub use error::SemaError;
-pub use testblocks::{Judge, TestOutcome};
+pub use testblocks::{FilterJudge, Judge, TestOutcome};
 
 /// The oldest kernel assumed when a policy chain has no `kernel >=` (the first with
 /// KILL_PROCESS and LOG, and the oldest long-term kernel still common on edge fleets).

@@ -1,18 +1,17 @@
 //! `test POLICY { ... }` blocks: checked against the names they use, and run on the reference
 //! interpreter for every target (or the one `on ARCH` names). `scpc test` runs the same lines
-//! on the compiled filters once the back end exists.
+//! on the compiled filters through a [`FilterJudge`] (the back end's, in
+//! `crate::analysis::judge`: the checker itself knows nothing of BPF).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use scpc_lang::ast::{self, Expected, TestArg, TestItem};
 use scpc_lang::source::Span;
 
 use super::{Checked, Checker, SemaError};
 use crate::abi::Arch;
-use crate::bpf::sim::{run, SeccompData};
-use crate::bpf::Program;
 use crate::eval::decide;
-use crate::policy::{Action, CondData, Policy};
+use crate::policy::{ret_name, Action, CondData, Policy};
 use crate::suggest::did_you_mean;
 
 /// How many test lines ran, and how many calls they made.
@@ -24,6 +23,13 @@ pub struct TestOutcome {
     pub failed: usize,
 }
 
+/// Compiled filters that answer test lines.
+pub trait FilterJudge {
+    /// The value the filter of `policy` for hosts of `arch` returns for the call `nr(args)`
+    /// of `arch`, or `None` if there is no such filter or it does not run.
+    fn ret(&self, policy: &str, arch: Arch, nr: u32, args: &[u64; 6]) -> Option<u32>;
+}
+
 /// What test lines are run on.
 #[derive(Copy, Clone)]
 pub enum Judge<'a> {
@@ -31,7 +37,7 @@ pub enum Judge<'a> {
     Reference,
     /// The compiled filters, by policy and target architecture (the artifact a host of that
     /// architecture loads), run by the BPF emulator (`scpc test`).
-    Compiled(&'a BTreeMap<(String, Arch), Program>),
+    Compiled(&'a dyn FilterJudge),
 }
 
 impl Judge<'_> {
@@ -41,11 +47,7 @@ impl Judge<'_> {
         let audit_arch = arch.table().audit_arch;
         match self {
             Judge::Reference => Some(decide(policy, audit_arch, nr, args).action.ret_value()),
-            Judge::Compiled(programs) => {
-                let program = programs.get(&(policy.name.clone(), arch))?;
-                let data = SeccompData { nr, arch: audit_arch, instruction_pointer: 0, args: *args };
-                run(program, &data).ok().map(|o| o.ret)
-            }
+            Judge::Compiled(filters) => filters.ret(&policy.name, arch, nr, args),
         }
     }
 }
@@ -146,7 +148,7 @@ impl<'u> Checker<'u, '_> {
                     Some(r) => format!("decided by the rule of policy `{}`", policy.rules[r].layer),
                     None => "decided by the policy's default (no rule matched)".to_string(),
                 };
-                let actual = ret.map_or("no decision (no compiled filter)".to_string(), crate::bpf::disasm::ret_name);
+                let actual = ret.map_or("no decision (no compiled filter)".to_string(), ret_name);
                 return self.fail(arch, &call, actual, expected, case.span, by);
             }
         }

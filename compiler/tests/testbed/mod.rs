@@ -455,15 +455,10 @@ fn arm64_image() -> PathBuf {
     dir
 }
 
-/// Runs the scpc binary; returns (status, stdout, stderr).
-pub fn scpc(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_scpc")).args(args).output().expect("scpc runs");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-}
-
-pub fn sha256(bytes: &[u8]) -> String {
-    scpc_deploy::artifacts::sha256_hex(bytes)
-}
+/// The tests' one support module (running the scpc binary, digests, probes).
+#[path = "../support/mod.rs"]
+pub mod support;
+pub use support::{scpc, sha256};
 
 /// Delays every packet through a node's `eth0` by `one_way` in each direction, so that a round
 /// trip gains twice that. This kernel has no netem: iptables' NFQUEUE target hands the packets

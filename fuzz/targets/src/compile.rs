@@ -135,7 +135,7 @@ pub fn run(data: &[u8]) {
     }
     for name in ["base", "child"] {
         let policy = &checked.policies[name];
-        for profile in [Profile::uniform(), Profile::builtin()] {
+        for profile in [Profile::uniform(), scpc::import::trace::builtin_profile()] {
             if let Err(e) = compile(policy, &profile) {
                 panic!("{name}: {e}\n{text}");
             }

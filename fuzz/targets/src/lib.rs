@@ -99,12 +99,12 @@ pub fn auditlog(data: &[u8]) {
         checked.policies["p"].clone()
     });
     let Ok(text) = std::str::from_utf8(data) else { return };
-    let parsed = scpc::auditlog::parse(text);
+    let parsed = scpc::import::audit::parse(text);
     let lines = text.lines().filter(|l| !l.trim().is_empty()).count();
     assert_eq!(parsed.records.len() + parsed.unreadable.len() + parsed.other_lines, lines);
     for r in &parsed.records {
         let _ = r.syscall_name();
-        let _ = scpc::auditlog::explain(policy, r);
+        let _ = scpc::analysis::explain::explain(policy, r);
     }
 }
 

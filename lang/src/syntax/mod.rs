@@ -17,7 +17,7 @@ mod grammar {
     #[grammar = "syntax/scp.pest"]
     pub struct ScpParser;
 }
-pub use grammar::{Rule, ScpParser};
+pub(crate) use grammar::{Rule, ScpParser};
 
 /// How deep parentheses, braces and unary operators may nest before the file is refused (the
 /// parser and the tree builder recurse; kafel has the same cap).

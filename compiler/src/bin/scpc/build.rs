@@ -1,31 +1,55 @@
 //! `scpc build` and `scpc test`.
 
-use std::collections::BTreeMap;
+use std::path::Path;
 
 use scpc::abi::Arch;
-use scpc::artifact::{self, Emit, Manifest, SourceEntry, TargetEntry};
-use scpc::profile::Profile;
-use scpc::sema::{self, Judge, Options};
+use scpc::analysis::judge::run_on_filters;
+use scpc::artifact::render::Emit;
+use scpc::import::trace::{builtin_profile, read_profile};
+use scpc::sema::{self, Options};
+use scpc::{BuildOptions, CompileError};
 use scpc_lang::diag::Diagnostics;
 use scpc_lang::source::SourceMap;
 
-use crate::{emit, write_atomically, MessageFormat};
+use crate::{emit, MessageFormat};
 
+/// `scpc build`'s arguments.
+#[derive(clap::Args)]
 pub(crate) struct BuildArgs {
-    pub file: String,
-    pub policy: String,
-    pub targets: Vec<Arch>,
-    pub profile: Option<String>,
-    pub audit: bool,
-    pub out_dir: String,
-    pub renderings: Vec<String>,
-    pub format: MessageFormat,
+    /// The policy file.
+    file: String,
+    /// The policy to compile.
+    #[arg(long)]
+    policy: String,
+    /// Compile only for these targets of the policy.
+    #[arg(long = "target", value_parser = crate::parse_arch)]
+    targets: Vec<Arch>,
+    /// Syscall frequencies (TSV, strace -c or strace -f output) to lay the filter out by.
+    #[arg(long)]
+    profile: Option<String>,
+    /// Audit-only: every decision other than allow becomes log.
+    #[arg(long)]
+    audit: bool,
+    /// Output directory.
+    #[arg(short = 'o', long = "out-dir", default_value = ".")]
+    out_dir: String,
+    /// Renderings to write: bpf, c, rust, disasm (comma-separated).
+    #[arg(long = "emit", value_name = "EMIT", value_delimiter = ',', default_value = "bpf")]
+    renderings: Vec<String>,
+    /// How to print diagnostics.
+    #[arg(long = "message-format", value_name = "MESSAGE_FORMAT", value_enum, default_value = "human")]
+    format: MessageFormat,
 }
 
-fn load_profile(path: Option<&str>) -> Result<Profile, String> {
-    let Some(path) = path else { return Ok(Profile::builtin()) };
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read profile `{path}`: {e}"))?;
-    Profile::parse(path, &text)
+/// Prints why a build made nothing; the exit status.
+fn report_failure(e: CompileError) -> u8 {
+    let code = if e.is_input_error() { 1 } else { 2 };
+    match e {
+        CompileError::Invalid => {}
+        CompileError::NoTarget { .. } | CompileError::AuditNeedsKernel { .. } => eprintln!("error: {e}"),
+        CompileError::Build(_) | CompileError::Oci(_) => eprintln!("{:?}", miette::Report::new(e)),
+    }
+    code
 }
 
 /// Loads `file`, resolves its policy `name` for `targets` (all when empty) and prints the
@@ -35,150 +59,66 @@ pub(crate) fn load_policy(
     name: &str,
     targets: &[Arch],
     format: MessageFormat,
-) -> Result<(scpc::policy::Policy, SourceMap, scpc_lang::include::Unit), u8> {
+) -> Result<(scpc::ir::Policy, SourceMap, scpc_lang::include::Unit), u8> {
     let (mut map, mut diags) = (SourceMap::new(), Diagnostics::new());
-    let unit = match scpc::load(file, &scpc::fs_loader(), &mut map, &mut diags) {
-        Ok(u) => u,
-        Err(reason) => {
-            eprintln!("error: {reason}");
-            return Err(2);
-        }
-    };
-    let options = Options { targets: targets.to_vec() };
-    let policy = sema::resolve(&unit, name, &options, &mut diags);
-    diags.drop_acknowledged(&map);
-    let failed = diags.has_errors();
+    let unit = scpc::load(file, &scpc::fs_loader(), &mut map, &mut diags).map_err(|e| {
+        eprintln!("error: {e}");
+        2
+    })?;
+    let policy = scpc::session::resolve(&unit, &map, name, targets, &mut diags);
     emit(diags, &map, format);
-    let Some(policy) = policy.filter(|_| !failed) else { return Err(1) };
-    if policy.targets.is_empty() {
-        eprintln!("error: policy `{name}` has none of the requested targets");
-        return Err(1);
+    match policy {
+        Ok(p) => Ok((p, map, unit)),
+        Err(e) => Err(report_failure(e)),
     }
-    Ok((policy, map, unit))
 }
 
-pub(crate) fn build(a: &BuildArgs) -> u8 {
-    let renderings: Vec<Option<Emit>> = match a
-        .renderings
-        .iter()
-        .map(|r| match r.as_str() {
-            "bpf" => Ok(Some(Emit::Bpf)),
-            "c" => Ok(Some(Emit::C)),
-            "rust" => Ok(Some(Emit::Rust)),
-            "disasm" => Ok(Some(Emit::Disasm)),
-            "oci" => Ok(None),
-            other => Err(format!("unknown rendering `{other}` (choose from bpf, c, rust, oci, disasm)")),
-        })
-        .collect()
-    {
+pub(crate) fn build(a: BuildArgs) -> u8 {
+    let emit_kinds = match a.renderings.iter().map(|r| r.parse::<Emit>()).collect::<Result<Vec<_>, _>>() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
             return 1;
         }
     };
-    let profile = match load_profile(a.profile.as_deref()) {
+    let profile = match read_profile(a.profile.as_deref()) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
             return 1;
         }
     };
-    let (mut policy, map, unit) = match load_policy(&a.file, &a.policy, &a.targets, a.format) {
-        Ok(loaded) => loaded,
-        Err(code) => return code,
-    };
-    if a.audit {
-        if policy.kernel < scpc::abi::KernelVersion::new(4, 14) {
-            eprintln!("error: --audit turns decisions into `log`, which needs Linux 4.14; the policy says `kernel >= {}`", policy.kernel);
-            return 1;
-        }
-        policy = artifact::audit(&policy);
-    }
-    let filters = match artifact::compile(&policy, &profile) {
-        Ok(f) => f,
+    let (mut map, mut diags) = (SourceMap::new(), Diagnostics::new());
+    let unit = match scpc::load(&a.file, &scpc::fs_loader(), &mut map, &mut diags) {
+        Ok(u) => u,
         Err(e) => {
-            let code = if matches!(e, artifact::BuildError::Codegen(scpc::codegen::CodegenError::TooLarge { .. })) { 1 } else { 2 };
-            eprintln!("{:?}", miette::Report::new(e));
-            return code;
-        }
-    };
-    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
-    let mut targets = Vec::new();
-    for f in &filters {
-        let bytes = f.program.to_bytes();
-        let file = format!("{}.{}.bpf", policy.name, f.arch);
-        targets.push(TargetEntry {
-            arch: f.arch.to_string(),
-            archs: f.archs.iter().map(|a| a.to_string()).collect(),
-            file: file.clone(),
-            sha256: artifact::sha256(&bytes),
-            instructions: f.program.insns.len(),
-            default_action: policy.default.to_string(),
-            audit: a.audit,
-        });
-        for r in renderings.iter().flatten() {
-            files.push((format!("{}.{}.{}", policy.name, f.arch, r.extension()), artifact::render(&policy.name, f, *r)));
-        }
-    }
-    if renderings.contains(&None) {
-        // one profile for every target: the format names architectures, not filters
-        match scpc::oci::export(&policy) {
-            Ok(json) => files.push((format!("{}.oci.json", policy.name), json.into_bytes())),
-            Err(e) => {
-                eprintln!("{:?}", miette::Report::new(e));
-                return 1;
-            }
-        }
-    }
-    let sources = unit_sources(&map, &unit);
-    let manifest = Manifest {
-        policy: policy.name.clone(),
-        compiler: format!("scpc {}", env!("CARGO_PKG_VERSION")),
-        sources,
-        profile: profile.source.clone(),
-        audit: a.audit,
-        kernel: policy.kernel.to_string(),
-        targets,
-    };
-    let json = serde_json::to_string_pretty(&manifest).unwrap_or_default() + "\n";
-    files.push((format!("{}.manifest.json", policy.name), json.into_bytes()));
-    if let Err(e) = std::fs::create_dir_all(&a.out_dir) {
-        eprintln!("error: cannot create `{}`: {e}", a.out_dir);
-        return 2;
-    }
-    for (name, bytes) in &files {
-        let path = std::path::Path::new(&a.out_dir).join(name);
-        if let Err(e) = write_atomically(&path.to_string_lossy(), bytes) {
-            eprintln!("error: cannot write `{}`: {e}", path.display());
+            eprintln!("error: {e}");
             return 2;
         }
+    };
+    let options = BuildOptions { policy: a.policy, targets: a.targets, profile, audit: a.audit, emit: emit_kinds };
+    let result = scpc::compile(&unit, &map, &options, &mut diags);
+    emit(diags, &map, a.format);
+    let bundle = match result {
+        Ok(b) => b,
+        Err(e) => return report_failure(e),
+    };
+    if let Err(e) = bundle.write(Path::new(&a.out_dir)) {
+        eprintln!("error: {e}");
+        return 2;
     }
-    for f in &filters {
+    for f in &bundle.filters {
         eprintln!(
             "{}.{}.bpf: {} instructions, {} ({}), {} calls validated against the source",
-            policy.name,
+            bundle.policy.name,
             f.arch,
             f.program.insns.len(),
             f.archs.iter().map(|a| a.name()).collect::<Vec<_>>().join("+"),
-            if a.audit { "audit-only" } else { "enforcing" },
+            if options.audit { "audit-only" } else { "enforcing" },
             f.validated_cases
         );
     }
     0
-}
-
-fn unit_sources(map: &SourceMap, unit: &scpc_lang::include::Unit) -> Vec<SourceEntry> {
-    let mut out: Vec<SourceEntry> = unit
-        .files
-        .iter()
-        .map(|f| {
-            let file = map.file(f.file);
-            SourceEntry { file: file.name.clone(), sha256: artifact::sha256(file.text.as_bytes()) }
-        })
-        .collect();
-    out.sort_by(|a, b| a.file.cmp(&b.file));
-    out
 }
 
 pub(crate) fn test(files: &[String], format: MessageFormat) -> u8 {
@@ -188,8 +128,8 @@ pub(crate) fn test(files: &[String], format: MessageFormat) -> u8 {
         let mut diags = Diagnostics::new();
         let unit = match scpc::load(path, &scpc::fs_loader(), &mut map, &mut diags) {
             Ok(u) => u,
-            Err(reason) => {
-                eprintln!("error: {reason}");
+            Err(e) => {
+                eprintln!("error: {e}");
                 worst = 2;
                 continue;
             }
@@ -201,31 +141,19 @@ pub(crate) fn test(files: &[String], format: MessageFormat) -> u8 {
             worst = worst.max(1);
             continue;
         }
-        // the artifacts `scpc build` would write: one filter per target architecture
-        let mut programs = BTreeMap::new();
-        for (name, policy) in &checked.policies {
-            match artifact::compile(policy, &Profile::builtin()) {
-                Ok(filters) => {
-                    for f in filters {
-                        programs.insert((name.clone(), f.arch), f.program);
-                    }
-                }
-                Err(e) => {
-                    eprintln!("{:?}", miette::Report::new(e));
-                    worst = 2;
-                }
-            }
-        }
         let mut test_diags = Diagnostics::new();
-        let outcome = sema::run_tests(&unit, &checked, Judge::Compiled(&programs), &mut test_diags);
-        let failed = test_diags.has_errors();
+        let (outcome, errors) = run_on_filters(&unit, &checked, &builtin_profile(), &mut test_diags);
+        for e in errors {
+            eprintln!("{:?}", miette::Report::new(e));
+            worst = 2;
+        }
         if format == MessageFormat::Human {
             eprintln!("{path}: {} test case(s) on compiled filters, {} failed", outcome.cases, outcome.failed);
         }
-        emit(test_diags, &map, format);
-        if failed {
+        if test_diags.has_errors() {
             worst = worst.max(1);
         }
+        emit(test_diags, &map, format);
     }
     worst
 }

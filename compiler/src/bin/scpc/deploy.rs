@@ -11,23 +11,16 @@ use scpc::abi::Arch;
 use scpc::bpf::Program;
 use scpc::diff::{diff as compare, Side};
 use scpc_deploy::inventory::Inventory;
-use scpc_deploy::rollout::{self, Change, HostReport, Observer, Options, Report};
+use scpc_deploy::report::{Command, HostReport};
+use scpc_deploy::rollout::{self, Observer, Options};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// What to run.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Verb {
-    Deploy,
-    Status,
-    Rollback,
-}
-
 pub(crate) struct FleetArgs {
-    pub verb: Verb,
+    pub verb: Command,
     pub inventory: String,
     pub opts: Options,
     pub json: bool,
@@ -105,85 +98,6 @@ fn differ(arch: &str, old: &[u8], new: &[u8]) -> Vec<String> {
     lines
 }
 
-/// The first 12 hex digits of a sha256, `-` for none.
-fn short(sha: Option<&str>) -> String {
-    sha.map_or_else(|| "-".to_string(), |s| s.chars().take(12).collect())
-}
-
-fn describe(c: &Change) -> String {
-    match c {
-        Change::Installed { from, to } => format!("installed {} → {}", short(from.as_deref()), short(Some(to))),
-        Change::Unchanged { sha256 } => format!("unchanged {}", short(Some(sha256))),
-        Change::WouldInstall { from, to, .. } => format!("would install {} → {}", short(from.as_deref()), short(Some(to))),
-        Change::RolledBack { reason, to } => format!("ROLLED BACK to {}: {reason}", short(to.as_deref())),
-        Change::Reverted { from, to } => format!("reverted {} → {}", short(Some(from)), short(Some(to))),
-        Change::NothingToRevert => "nothing earlier to revert to".into(),
-        Change::Status { actual, recorded, local, verdict } => match verdict.as_str() {
-            "drift" => format!("DRIFT: the file is {} but scpc installed {}", short(actual.as_deref()), short(recorded.as_deref())),
-            "outdated" => format!("outdated: runs {}, local build {}", short(actual.as_deref()), short(local.as_deref())),
-            v => format!("{v} {}", short(actual.as_deref())),
-        },
-        Change::Failed { reason } => format!("FAILED: {reason}"),
-    }
-}
-
-fn table(report: &Report) -> String {
-    let mut out = String::new();
-    let w = report.hosts.iter().map(|h| h.host.len()).max().unwrap_or(4).max(4);
-    out.push_str(&format!("{:w$}  {:>4}  {:8}  {:22}  result\n", "host", "wave", "arch", "address"));
-    for h in &report.hosts {
-        let wave = if h.canary {
-            "c".to_string()
-        } else if report.command == "deploy" || report.command == "dry-run" {
-            h.wave.to_string()
-        } else {
-            "-".into()
-        };
-        let arch = h.arch.clone().or_else(|| h.machine.clone()).unwrap_or_else(|| "?".into());
-        let result = if h.skipped {
-            "skipped (the rollout stopped)".to_string()
-        } else if let Some(e) = &h.error {
-            format!("FAILED: {e}")
-        } else {
-            h.services.iter().map(|(s, c)| format!("{s}: {}", describe(c))).collect::<Vec<_>>().join("; ")
-        };
-        out.push_str(&format!("{:w$}  {wave:>4}  {arch:8}  {:22}  {result}\n", h.host, h.address));
-        for warning in &h.warnings {
-            out.push_str(&format!("{:w$}  warning: {warning}\n", ""));
-        }
-        for c in h.services.values() {
-            if let Change::WouldInstall { diff, .. } = c {
-                for line in diff {
-                    out.push_str(&format!("{:w$}      {line}\n", ""));
-                }
-            }
-        }
-    }
-    let failed = report.failures();
-    let n = report.hosts.len();
-    match report.command.as_str() {
-        "status" => {
-            let drift = report.hosts.iter().filter(|h| h.out_of_sync()).count();
-            out.push_str(&format!(
-                "{n} host(s): {} in sync, {drift} drifted or outdated, {failed} unreachable or failed\n",
-                n - drift - failed
-            ));
-        }
-        _ => {
-            let skipped = report.hosts.iter().filter(|h| h.skipped).count();
-            out.push_str(&format!(
-                "{n} host(s): {} ok, {failed} failed, {skipped} skipped, in {:.1}s\n",
-                n - failed - skipped,
-                report.seconds
-            ));
-        }
-    }
-    if let Some(why) = &report.stopped {
-        out.push_str(&format!("stopped: {why}\n"));
-    }
-    out
-}
-
 pub(crate) fn run(a: FleetArgs) -> u8 {
     let inv = match Inventory::load(Path::new(&a.inventory)) {
         Ok(i) => i,
@@ -194,9 +108,9 @@ pub(crate) fn run(a: FleetArgs) -> u8 {
     };
     let bars = Bars::new();
     let result = match a.verb {
-        Verb::Deploy => rollout::deploy(&inv, &a.opts, Some(&differ), &bars),
-        Verb::Status => rollout::status(&inv, &a.opts, &bars),
-        Verb::Rollback => rollout::rollback(&inv, &a.opts, &bars),
+        Command::Deploy | Command::DryRun => rollout::deploy(&inv, &a.opts, Some(&differ), &bars),
+        Command::Status => rollout::status(&inv, &a.opts, &bars),
+        Command::Rollback => rollout::rollback(&inv, &a.opts, &bars),
     };
     bars.overall.finish_and_clear();
     let report = match result {
@@ -209,13 +123,11 @@ pub(crate) fn run(a: FleetArgs) -> u8 {
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
     } else {
-        print!("{}", table(&report));
+        print!("{report}");
     }
-    let bad =
-        report.failures() > 0 || report.stopped.is_some() || (a.verb == Verb::Status && report.hosts.iter().any(HostReport::out_of_sync));
-    if bad {
-        2
-    } else {
+    if report.succeeded() {
         0
+    } else {
+        2
     }
 }

@@ -19,13 +19,14 @@ struct Cli {
 }
 
 mod build;
+#[cfg(feature = "deploy")]
 mod deploy;
 mod diff;
 mod explain;
 mod tools;
 
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
-enum MessageFormat {
+pub(crate) enum MessageFormat {
     /// Source snippets with labels and help, for people.
     Human,
     /// One JSON object per diagnostic and line, for tools.
@@ -50,31 +51,7 @@ enum Command {
         targets: Vec<Arch>,
     },
     /// Compile a policy: NAME.ARCH.bpf for each target and NAME.manifest.json.
-    Build {
-        /// The policy file.
-        file: String,
-        /// The policy to compile.
-        #[arg(long)]
-        policy: String,
-        /// Compile only for these targets of the policy.
-        #[arg(long = "target", value_parser = parse_arch)]
-        targets: Vec<Arch>,
-        /// Syscall frequencies (TSV, strace -c or strace -f output) to lay the filter out by.
-        #[arg(long)]
-        profile: Option<String>,
-        /// Audit-only: every decision other than allow becomes log.
-        #[arg(long)]
-        audit: bool,
-        /// Output directory.
-        #[arg(short = 'o', long = "out-dir", default_value = ".")]
-        out_dir: String,
-        /// Renderings to write: bpf, c, rust, disasm (comma-separated).
-        #[arg(long, value_delimiter = ',', default_value = "bpf")]
-        emit: Vec<String>,
-        /// How to print diagnostics.
-        #[arg(long, value_enum, default_value = "human")]
-        message_format: MessageFormat,
-    },
+    Build(build::BuildArgs),
     /// Run the policies' test blocks on their compiled filters.
     Test {
         /// Policy files.
@@ -126,19 +103,7 @@ enum Command {
         traces: Vec<String>,
     },
     /// Decode seccomp audit records (audit.log, dmesg, journal) and name the rule that decided.
-    Explain {
-        /// The log (standard input when absent).
-        log: Option<String>,
-        /// The policy file that the filters were built from.
-        #[arg(long = "policy", requires = "name")]
-        policy_file: Option<String>,
-        /// The policy in that file.
-        #[arg(long, requires = "policy_file")]
-        name: Option<String>,
-        /// One JSON document instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    Explain(explain::ExplainArgs),
     /// Draft a least-privilege policy from strace -f logs, strace -c output or audit logs.
     Generate {
         /// Trace files.
@@ -178,6 +143,7 @@ enum Command {
         json: bool,
     },
     /// Push the built artifacts to the hosts of an inventory: canaries first, then waves.
+    #[cfg(feature = "deploy")]
     Deploy {
         /// The inventory (TOML).
         inventory: String,
@@ -191,6 +157,7 @@ enum Command {
         canary: Option<usize>,
     },
     /// What each host runs, and where it drifts from the local build.
+    #[cfg(feature = "deploy")]
     Status {
         /// The inventory (TOML).
         inventory: String,
@@ -198,6 +165,7 @@ enum Command {
         fleet: FleetFlags,
     },
     /// Return hosts to the artifact they ran before the current one.
+    #[cfg(feature = "deploy")]
     Rollback {
         /// The inventory (TOML).
         inventory: String,
@@ -221,6 +189,7 @@ enum Command {
 }
 
 /// Flags every fleet command takes.
+#[cfg(feature = "deploy")]
 #[derive(clap::Args)]
 struct FleetFlags {
     /// Only this host (repeatable).
@@ -240,8 +209,9 @@ struct FleetFlags {
     operator: Option<String>,
 }
 
+#[cfg(feature = "deploy")]
 impl FleetFlags {
-    fn into_args(self, verb: deploy::Verb, inventory: String, dry_run: bool, canary: Option<usize>) -> deploy::FleetArgs {
+    fn into_args(self, verb: scpc_deploy::report::Command, inventory: String, dry_run: bool, canary: Option<usize>) -> deploy::FleetArgs {
         let operator = self.operator.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "unknown".into());
         let opts = scpc_deploy::rollout::Options {
             dry_run,
@@ -273,19 +243,24 @@ enum ImportFrom {
     },
 }
 
-pub(crate) fn parse_arch(s: &str) -> Result<Arch, String> {
-    Arch::from_name(s).ok_or_else(|| format!("unknown architecture `{s}` (choose from {})", Arch::ALL.map(Arch::name).join(", ")))
+/// `--target` / `--arch` named no architecture.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown architecture `{name}` (choose from {})", Arch::ALL.map(Arch::name).join(", "))]
+pub(crate) struct UnknownArch {
+    name: String,
+}
+
+pub(crate) fn parse_arch(s: &str) -> Result<Arch, UnknownArch> {
+    Arch::from_name(s).ok_or_else(|| UnknownArch { name: s.to_string() })
 }
 
 fn main() -> ExitCode {
-    scpc::install::default_sigpipe();
+    scpc_node::loader::default_sigpipe();
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Check { files, message_format, deny_warnings, targets } => check(&files, message_format, deny_warnings, targets),
         Command::Fmt { files, check } => fmt(&files, check),
-        Command::Build { file, policy, targets, profile, audit, out_dir, emit: renderings, message_format } => {
-            build::build(&build::BuildArgs { file, policy, targets, profile, audit, out_dir, renderings, format: message_format })
-        }
+        Command::Build(args) => build::build(args),
         Command::Test { files, message_format } => build::test(&files, message_format),
         Command::Sim { filter, arch, syscall, args } => tools::sim(&filter, arch, &syscall, &args),
         Command::Disasm { filter } => tools::disasm(&filter),
@@ -296,15 +271,20 @@ fn main() -> ExitCode {
         Command::Diff { old, new, policy, old_policy, new_policy, json } => {
             diff::diff(&diff::DiffArgs { old, new, policy, old_policy, new_policy, json })
         }
+        #[cfg(feature = "deploy")]
         Command::Deploy { inventory, fleet, dry_run, canary } => {
-            deploy::run(fleet.into_args(deploy::Verb::Deploy, inventory, dry_run, canary))
+            deploy::run(fleet.into_args(scpc_deploy::report::Command::Deploy, inventory, dry_run, canary))
         }
-        Command::Status { inventory, fleet } => deploy::run(fleet.into_args(deploy::Verb::Status, inventory, false, None)),
-        Command::Rollback { inventory, fleet } => deploy::run(fleet.into_args(deploy::Verb::Rollback, inventory, false, None)),
+        #[cfg(feature = "deploy")]
+        Command::Status { inventory, fleet } => deploy::run(fleet.into_args(scpc_deploy::report::Command::Status, inventory, false, None)),
+        #[cfg(feature = "deploy")]
+        Command::Rollback { inventory, fleet } => {
+            deploy::run(fleet.into_args(scpc_deploy::report::Command::Rollback, inventory, false, None))
+        }
         Command::Generate { traces, name, targets, default, output } => tools::generate(&traces, name, targets, default, output.as_deref()),
-        Command::Explain { log, policy_file, name, json } => explain::explain(&explain::ExplainArgs { log, policy_file, name, json }),
+        Command::Explain(args) => explain::explain(&args),
         Command::Exec { filter, tsync, log, spec_allow, command } => {
-            tools::exec(&filter, scpc::install::Flags { tsync, log, spec_allow }, &command)
+            tools::exec(&filter, scpc_node::loader::Flags { tsync, log, spec_allow }, &command)
         }
     };
     ExitCode::from(code)
@@ -373,34 +353,24 @@ fn fmt(files: &[String], check: bool) -> u8 {
                 continue;
             }
         };
-        let mut map = SourceMap::new();
-        let id = map.add(path.clone(), text.as_str());
-        let mut diags = Diagnostics::new();
-        let Some(file) = scpc_lang::syntax::parse_file(&map, id, &mut diags) else {
-            emit(diags, &map, MessageFormat::Human);
-            worst = worst.max(1);
-            continue;
+        let formatted = match scpc::session::format(path, &text) {
+            Ok(f) => f,
+            Err(e) => {
+                emit(e.diagnostics, &e.map, MessageFormat::Human);
+                worst = worst.max(1);
+                continue;
+            }
         };
-        let formatted = scpc_lang::fmt::format(&file, &text, map.file(id).base);
         if formatted == text {
             continue;
         }
         if check {
             eprintln!("{path}: not in canonical form (run `scpc fmt {path}`)");
             worst = worst.max(1);
-        } else if let Err(e) = write_atomically(path, &formatted) {
+        } else if let Err(e) = scpc::session::write_atomically(path.as_ref(), &formatted) {
             eprintln!("error: cannot write `{path}`: {e}");
             worst = 2;
         }
     }
     worst
-}
-
-/// Writes beside the target and renames over it, so the file is never half written.
-pub(crate) fn write_atomically(path: &str, text: impl AsRef<[u8]>) -> std::io::Result<()> {
-    let tmp = format!("{path}.scpc-fmt.tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(text.as_ref())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
 }

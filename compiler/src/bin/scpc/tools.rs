@@ -1,76 +1,32 @@
 //! `scpc sim`, `scpc disasm` and `scpc exec`: working with compiled filters.
 
-use std::os::unix::process::CommandExt;
-use std::process::Command;
-
 use scpc::abi::Arch;
 use scpc::bpf::disasm::{disasm as listing, ret_name};
 use scpc::bpf::sim::{run, SeccompData};
-use scpc::bpf::{Program, BPF_JEQ, BPF_JMP, BPF_K};
+use scpc::bpf::Program;
 
-/// Reads a `.bpf` file and checks it as the kernel would before loading it; a bad one is
-/// the user's error (1), located by instruction and byte.
+/// [`scpc::artifact::read_filter`] with its error as (exit status, message): the form
+/// `bin/scpc/diff.rs` (being rewritten on issue 16's branch) still takes.
 pub(crate) fn read_filter(path: &str) -> Result<Program, (u8, String)> {
-    let bytes = std::fs::read(path).map_err(|e| (2, format!("cannot read `{path}`: {e}")))?;
-    let program = Program::from_bytes(&bytes).ok_or((
-        1,
-        format!(
-            "{path}: byte {}: not a filter: its size ({} bytes) is not a multiple of 8\n  help: a .bpf file holds 8-byte struct sock_filter records, as `scpc build` writes them",
-            bytes.len() / 8 * 8,
-            bytes.len()
-        ),
-    ))?;
-    if program.insns.is_empty() {
-        return Err((1, format!("{path}: byte 0: the file is empty\n  help: build a filter with `scpc build FILE --policy NAME`")));
-    }
-    scpc::bpf::sim::check(&program).map_err(|e| {
-        (1, format!("{path}: {e}\n  help: the kernel would refuse this filter; rebuild it with `scpc build` (see it with `scpc disasm`)"))
-    })?;
-    Ok(program)
-}
-
-fn number(s: &str) -> Option<u64> {
-    let (neg, s) = s.strip_prefix('-').map_or((false, s), |r| (true, r));
-    let s = s.replace('_', "");
-    let v = if let Some(h) = s.strip_prefix("0x") {
-        u64::from_str_radix(h, 16).ok()?
-    } else if let Some(o) = s.strip_prefix("0o") {
-        u64::from_str_radix(o, 8).ok()?
-    } else if let Some(b) = s.strip_prefix("0b") {
-        u64::from_str_radix(b, 2).ok()?
-    } else {
-        s.parse().ok()?
-    };
-    Some(if neg { v.wrapping_neg() } else { v })
+    scpc::artifact::read_filter(path).map_err(|e| (e.exit_status(), e.to_string()))
 }
 
 pub(crate) fn sim(filter: &str, arch: Arch, syscall: &str, args: &[String]) -> u8 {
-    let program = match read_filter(filter) {
+    let program = match scpc::artifact::read_filter(filter) {
         Ok(p) => p,
-        Err((code, msg)) => {
-            eprintln!("error: {msg}");
-            return code;
+        Err(e) => {
+            eprintln!("error: {e}");
+            return e.exit_status();
         }
     };
-    let table = arch.table();
-    let Some(nr) = table.syscall(syscall).map(|s| s.nr).or_else(|| number(syscall).and_then(|n| u32::try_from(n).ok())) else {
-        let help = scpc::suggest::did_you_mean(syscall, table.syscalls.iter().map(|s| s.name), "give a syscall name or number");
-        eprintln!("error: `{syscall}` is not a syscall of {arch}: {help}");
-        return 1;
-    };
-    if args.len() > 6 {
-        eprintln!("error: a syscall has at most 6 arguments");
-        return 1;
-    }
-    let mut a = [0u64; 6];
-    for (i, s) in args.iter().enumerate() {
-        let Some(v) = number(s).or_else(|| table.constant(s)) else {
-            eprintln!("error: argument {} `{s}` is neither a number nor a constant of {arch}", i + 1);
+    let (nr, args) = match scpc::analysis::call::parse(arch, syscall, args) {
+        Ok(call) => call,
+        Err(e) => {
+            eprintln!("error: {e}");
             return 1;
-        };
-        a[i] = v;
-    }
-    let data = SeccompData { nr, arch: table.audit_arch, instruction_pointer: 0, args: a };
+        }
+    };
+    let data = SeccompData { nr, arch: arch.table().audit_arch, instruction_pointer: 0, args };
     match run(&program, &data) {
         Ok(o) => {
             println!(
@@ -92,103 +48,69 @@ pub(crate) fn sim(filter: &str, arch: Arch, syscall: &str, args: &[String]) -> u
 /// Lists a filter; one the kernel would refuse is still listed (to see why), then reported
 /// with exit 1.
 pub(crate) fn disasm(filter: &str) -> u8 {
-    let checked = read_filter(filter);
+    let checked = scpc::artifact::read_filter(filter);
     let lenient = std::fs::read(filter).ok().and_then(|b| Program::from_bytes(&b)).filter(|p| !p.insns.is_empty());
     match (checked, lenient) {
         (Ok(p), _) => {
             print!("{}", listing(&p));
             0
         }
-        (Err((1, msg)), Some(p)) => {
+        (Err(e), Some(p)) if e.exit_status() == 1 => {
             print!("{}", listing(&p));
-            eprintln!("error: {msg}");
+            eprintln!("error: {e}");
             1
         }
-        (Err((code, msg)), _) => {
-            eprintln!("error: {msg}");
-            code
+        (Err(e), _) => {
+            eprintln!("error: {e}");
+            e.exit_status()
         }
     }
 }
 
 /// The architecture of this machine's processes.
 pub(crate) fn host_arch() -> Option<Arch> {
-    match std::env::consts::ARCH {
-        "x86_64" => Some(Arch::X86_64),
-        "x86" => Some(Arch::I386),
-        "aarch64" => Some(Arch::Aarch64),
-        "arm" => Some(Arch::Arm),
-        "riscv64" => Some(Arch::Riscv64),
-        _ => None,
-    }
+    scpc_node::run::host_arch().and_then(|h| Arch::from_name(h.name))
 }
 
-pub(crate) fn exec(filter: &str, flags: scpc::install::Flags, command: &[String]) -> u8 {
-    let program = match read_filter(filter) {
-        Ok(p) => p,
-        Err((code, msg)) => {
-            eprintln!("error: {msg}");
-            return code;
-        }
+/// `scpc exec`: the node's own `run` (the same checks, the same loader).
+pub(crate) fn exec(filter: &str, flags: scpc_node::loader::Flags, command: &[String]) -> u8 {
+    let command: Vec<std::ffi::OsString> = command.iter().map(Into::into).collect();
+    let error = match scpc_node::run::read_filter(std::path::Path::new(filter), None) {
+        Ok(filter) => scpc_node::run::exec(&filter, flags, &command),
+        Err(e) => e,
     };
-    let Some(arch) = host_arch() else {
-        eprintln!("error: scpc does not know this machine's architecture ({})", std::env::consts::ARCH);
-        return 2;
-    };
-    let audit = arch.table().audit_arch;
-    if !program.insns.iter().any(|i| i.code == BPF_JMP | BPF_JEQ | BPF_K && i.k == audit) {
-        eprintln!("error: `{filter}` has no code for {arch}, the architecture of this machine: build it with `--target {arch}`");
-        return 1;
-    }
-    let mut cmd = Command::new(&command[0]);
-    cmd.args(&command[1..]);
-    scpc::install::with_filter(&mut cmd, program, flags);
-    let err = cmd.exec();
-    let what = match err.raw_os_error() {
-        Some(libc::EINVAL) => {
-            "the kernel refused the filter or a flag (EINVAL): check that this kernel supports the actions and flags used".to_string()
-        }
-        Some(libc::EFAULT) => "the kernel could not read the filter (EFAULT)".to_string(),
-        Some(libc::EACCES) => "not allowed to install a filter (EACCES): no_new_privs could not be set".to_string(),
-        _ => format!("cannot run `{}`: {err}", command[0]),
-    };
-    eprintln!("error: {what}");
-    2
+    eprintln!("error: {error}");
+    error.exit_status()
 }
 
 pub(crate) fn profile(traces: &[String]) -> u8 {
-    let mut total: std::collections::BTreeMap<String, f64> = std::collections::BTreeMap::new();
+    let mut texts = Vec::new();
     for path in traces {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
+        match std::fs::read_to_string(path) {
+            Ok(t) => texts.push((path.as_str(), t)),
             Err(e) => {
                 eprintln!("error: cannot read `{path}`: {e}");
                 return 2;
             }
-        };
-        match scpc::profile::Profile::parse_counts(path, &text) {
-            Ok(counts) => {
-                for (name, c) in counts {
-                    *total.entry(name).or_default() += c;
-                }
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                return 1;
-            }
         }
     }
-    let mut rows: Vec<(String, f64)> = total.into_iter().collect();
-    rows.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    println!("# syscall\tcount");
-    for (name, c) in rows {
-        println!("{name}\t{c}");
+    match scpc::import::trace::merged_counts(texts.iter().map(|(p, t)| (*p, t.as_str()))) {
+        Ok(rows) => {
+            println!("# syscall\tcount");
+            for (name, c) in rows {
+                println!("{name}\t{c}");
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
     }
-    0
 }
 
 pub(crate) fn generate(traces: &[String], name: String, targets: Vec<Arch>, default: String, output: Option<&str>) -> u8 {
-    use scpc::generate::{draft, DraftOptions, Observed};
+    use scpc::analysis::generate::{checked_draft, DraftOptions, GenerateError, Observed};
     let mut obs = Observed::default();
     for path in traces {
         let text = match std::fs::read(path) {
@@ -203,25 +125,20 @@ pub(crate) fn generate(traces: &[String], name: String, targets: Vec<Arch>, defa
             return 1;
         }
     }
-    if obs.calls.is_empty() {
-        eprintln!("error: the traces show no syscalls (help: trace with `strace -f -o TRACE CMD`)");
-        return 1;
-    }
     let targets = if targets.is_empty() { host_arch().into_iter().collect() } else { targets };
-    if targets.is_empty() {
-        eprintln!("error: this machine's architecture is unknown: name the targets with --target");
-        return 1;
-    }
-    let text = draft(&obs, &DraftOptions { name: name.clone(), targets, default });
-    // the draft must check; a bad --default or --name is the user's, anything else is ours
-    let file = output.unwrap_or("<draft>");
-    let (checked, diags, map) = scpc::check_source(file, &text);
-    if diags.has_errors() || !checked.policies.contains_key(&name) {
-        crate::emit(diags, &map, crate::MessageFormat::Human);
-        eprintln!("error: the draft does not check (see above): check --name and --default");
-        return 1;
-    }
-    let code = deliver(output, canonical(file, text));
+    let options = DraftOptions { name: name.clone(), targets, default };
+    let text = match checked_draft(&obs, &options, output.unwrap_or("<draft>")) {
+        Ok(t) => t,
+        Err(e) => {
+            let message = e.to_string();
+            if let GenerateError::DoesNotCheck { diagnostics, map } = e {
+                crate::emit(diagnostics, &map, crate::MessageFormat::Human);
+            }
+            eprintln!("error: {message}");
+            return 1;
+        }
+    };
+    let code = deliver(output, text);
     if let (0, Some(path)) = (code, output) {
         eprintln!("{path}: policy `{name}` allowing {} syscall(s)", obs.calls.len());
     }
@@ -244,14 +161,13 @@ pub(crate) fn import_docker(profile: &str, name: Option<String>, caps: Vec<Strin
             return 1;
         }
     };
-    let file = output.unwrap_or("<imported>");
-    deliver(output, canonical(file, policy))
+    deliver(output, scpc::session::canonical(output.unwrap_or("<imported>"), policy))
 }
 
 /// Writes `text` to `output` atomically, or to standard output: the exit status.
 fn deliver(output: Option<&str>, text: String) -> u8 {
     match output {
-        Some(path) => match crate::write_atomically(path, &text) {
+        Some(path) => match scpc::session::write_atomically(path.as_ref(), &text) {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("error: cannot write `{path}`: {e}");
@@ -262,16 +178,5 @@ fn deliver(output: Option<&str>, text: String) -> u8 {
             print!("{text}");
             0
         }
-    }
-}
-
-/// `text` in canonical form (unchanged if it does not parse).
-fn canonical(file: &str, text: String) -> String {
-    let mut map = scpc_lang::source::SourceMap::new();
-    let id = map.add(file, text.as_str());
-    let mut diags = scpc_lang::diag::Diagnostics::new();
-    match scpc_lang::syntax::parse_file(&map, id, &mut diags) {
-        Some(ast) => scpc_lang::fmt::format(&ast, &text, map.file(id).base),
-        None => text,
     }
 }

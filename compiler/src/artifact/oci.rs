@@ -27,7 +27,88 @@ pub struct ExportError {
     /// The policy.
     pub policy: String,
     /// What the format cannot say.
-    pub reason: String,
+    pub reason: Inexpressible,
+}
+
+/// What the Docker/OCI format cannot say.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Inexpressible {
+    /// An action with data the format has no field for (`trap(N)`, `trace(N)`).
+    #[error("`{action}` carries data the format has no field for")]
+    ActionData {
+        /// The action.
+        action: Action,
+    },
+    /// A masked comparison other than `==` (the format compares all 64 bits).
+    #[error("`arg{arg} & {mask:#x} {} {value:#x}`: the format compares all 64 bits and masks only with ==", op.symbol())]
+    MaskedCompare {
+        /// The argument.
+        arg: u8,
+        /// The mask (the argument's width included).
+        mask: u64,
+        /// The operator.
+        op: CmpOp,
+        /// The value.
+        value: u64,
+    },
+    /// A condition whose normal form has too many terms.
+    #[error("the condition needs more than {MAX_TERMS} entries in the format")]
+    TooManyTerms,
+    /// A syscall with one action under conditions and another otherwise.
+    #[error(
+        "`{syscall}` is `{conditional}` under conditions and `{otherwise}` otherwise; the format has one action per entry and no order"
+    )]
+    TwoLevels {
+        /// The syscall.
+        syscall: String,
+        /// The action under conditions.
+        conditional: Action,
+        /// The action otherwise.
+        otherwise: Action,
+    },
+    /// A conditional rule that gives the default action before other rules.
+    #[error("a conditional rule of `{syscall}` gives the default action before other rules; the format has no order")]
+    DefaultFirst {
+        /// The syscall.
+        syscall: String,
+    },
+    /// A condition of a syscall the format cannot say.
+    #[error("`{syscall}`: {reason}")]
+    Condition {
+        /// The syscall.
+        syscall: String,
+        /// Why.
+        reason: Box<Inexpressible>,
+    },
+    /// Rules with two different actions for one syscall.
+    #[error("`{syscall}` has rules with two different actions (`{first}`, `{second}`)")]
+    TwoActions {
+        /// The syscall.
+        syscall: String,
+        /// One action.
+        first: Action,
+        /// The other.
+        second: Action,
+    },
+    /// A badarch action other than kill_process.
+    #[error("`badarch {action}`: the format has no action for other architectures")]
+    Badarch {
+        /// The action.
+        action: Action,
+    },
+    /// A `newer` action other than the default.
+    #[error("`newer`: the format has no notion of the oldest kernel")]
+    Newer,
+    /// A syscall decided differently on two targets.
+    #[error("`{syscall}` is decided differently on {first} and {second}")]
+    ArchDiffers {
+        /// The syscall.
+        syscall: String,
+        /// One architecture.
+        first: String,
+        /// The other.
+        second: Arch,
+    },
 }
 
 /// One argument comparison of the format.
@@ -49,7 +130,7 @@ struct Decision {
 
 const MAX_TERMS: usize = 64;
 
-fn action_json(a: Action) -> Result<(&'static str, Option<u16>), String> {
+fn action_json(a: Action) -> Result<(&'static str, Option<u16>), Inexpressible> {
     Ok(match a {
         Action::Allow => ("SCMP_ACT_ALLOW", None),
         Action::Log => ("SCMP_ACT_LOG", None),
@@ -59,7 +140,7 @@ fn action_json(a: Action) -> Result<(&'static str, Option<u16>), String> {
         Action::Notify => ("SCMP_ACT_NOTIFY", None),
         Action::KillThread => ("SCMP_ACT_KILL_THREAD", None),
         Action::KillProcess => ("SCMP_ACT_KILL_PROCESS", None),
-        Action::Trap(_) | Action::Trace(_) => return Err(format!("`{a}` carries data the format has no field for")),
+        Action::Trap(_) | Action::Trace(_) => return Err(Inexpressible::ActionData { action: a }),
     })
 }
 
@@ -75,7 +156,7 @@ fn arch_json(a: Arch) -> &'static str {
 }
 
 /// A comparison, possibly negated, as atoms ORed (the outer Vec) of atoms ANDed.
-fn compare(arg: u8, width: Width, mask: u64, op: CmpOp, value: u64, negated: bool) -> Result<Vec<Vec<Atom>>, String> {
+fn compare(arg: u8, width: Width, mask: u64, op: CmpOp, value: u64, negated: bool) -> Result<Vec<Vec<Atom>>, Inexpressible> {
     let op = if negated {
         match op {
             CmpOp::Eq => CmpOp::Ne,
@@ -105,17 +186,7 @@ fn compare(arg: u8, width: Width, mask: u64, op: CmpOp, value: u64, negated: boo
         CmpOp::Eq => Ok(atom("SCMP_CMP_MASKED_EQ", mask, value)),
         // a single bit: `x & b != 0` is `x & b == b`, and `x & b != b` is `x & b == 0`
         CmpOp::Ne if mask.count_ones() == 1 && (value == 0 || value == mask) => Ok(atom("SCMP_CMP_MASKED_EQ", mask, mask ^ value)),
-        _ => Err(format!(
-            "`arg{arg} & {mask:#x} {} {value:#x}`: the format compares all 64 bits and masks only with ==",
-            match op {
-                CmpOp::Eq => "==",
-                CmpOp::Ne => "!=",
-                CmpOp::Lt => "<",
-                CmpOp::Le => "<=",
-                CmpOp::Gt => ">",
-                CmpOp::Ge => ">=",
-            }
-        )),
+        _ => Err(Inexpressible::MaskedCompare { arg, mask, op, value }),
     }
 }
 
@@ -125,15 +196,15 @@ fn or(a: Vec<Vec<Atom>>, b: Vec<Vec<Atom>>) -> Vec<Vec<Atom>> {
     out
 }
 
-fn and(a: &[Vec<Atom>], b: &[Vec<Atom>]) -> Result<Vec<Vec<Atom>>, String> {
+fn and(a: &[Vec<Atom>], b: &[Vec<Atom>]) -> Result<Vec<Vec<Atom>>, Inexpressible> {
     if a.len() * b.len() > MAX_TERMS {
-        return Err(format!("the condition needs more than {MAX_TERMS} entries in the format"));
+        return Err(Inexpressible::TooManyTerms);
     }
     Ok(a.iter().flat_map(|x| b.iter().map(move |y| x.iter().chain(y).cloned().collect())).collect())
 }
 
 /// Disjunctive normal form of a condition (negation pushed down to the comparisons).
-fn dnf(t: &ArchPolicy, c: CondId, negated: bool) -> Result<Vec<Vec<Atom>>, String> {
+fn dnf(t: &ArchPolicy, c: CondId, negated: bool) -> Result<Vec<Vec<Atom>>, Inexpressible> {
     match &t.conds[c] {
         CondData::Not(a) => dnf(t, *a, !negated),
         CondData::And(a, b) | CondData::Or(a, b) => {
@@ -160,7 +231,7 @@ fn dnf(t: &ArchPolicy, c: CondId, negated: bool) -> Result<Vec<Vec<Atom>>, Strin
 }
 
 /// The decision of one syscall of one architecture in the format's terms.
-fn decision(policy: &Policy, t: &ArchPolicy, nr: u32) -> Result<Option<Decision>, String> {
+fn decision(policy: &Policy, t: &ArchPolicy, nr: u32) -> Result<Option<Decision>, Inexpressible> {
     let Some(entries) = t.syscalls.get(&nr) else { return Ok(None) };
     let mut conditional: Option<Decision> = None;
     for e in entries {
@@ -170,24 +241,17 @@ fn decision(policy: &Policy, t: &ArchPolicy, nr: u32) -> Result<Option<Decision>
                 None if action == policy.default => Ok(None),
                 None => Ok(Some(Decision { action, dnf: vec![vec![]] })),
                 Some(d) if action == policy.default => Ok(Some(d)),
-                Some(d) => Err(format!(
-                    "`{}` is `{}` under conditions and `{action}` otherwise; the format has one action per entry and no order",
-                    name_of(t, nr),
-                    d.action
-                )),
+                Some(d) => Err(Inexpressible::TwoLevels { syscall: name_of(t, nr), conditional: d.action, otherwise: action }),
             };
         };
         if action == policy.default {
-            return Err(format!(
-                "a conditional rule of `{}` gives the default action before other rules; the format has no order",
-                name_of(t, nr)
-            ));
+            return Err(Inexpressible::DefaultFirst { syscall: name_of(t, nr) });
         }
-        let terms = dnf(t, c, false).map_err(|r| format!("`{}`: {r}", name_of(t, nr)))?;
+        let terms = dnf(t, c, false).map_err(|r| Inexpressible::Condition { syscall: name_of(t, nr), reason: Box::new(r) })?;
         match &mut conditional {
             None => conditional = Some(Decision { action, dnf: terms }),
             Some(d) if d.action == action => d.dnf.extend(terms),
-            Some(d) => return Err(format!("`{}` has rules with two different actions (`{}`, `{action}`)", name_of(t, nr), d.action)),
+            Some(d) => return Err(Inexpressible::TwoActions { syscall: name_of(t, nr), first: d.action, second: action }),
         }
     }
     Ok(conditional)
@@ -199,12 +263,12 @@ fn name_of(t: &ArchPolicy, nr: u32) -> String {
 
 /// The profile as pretty JSON, or why it cannot be written.
 pub fn export(policy: &Policy) -> Result<String, ExportError> {
-    let err = |reason: String| ExportError { policy: policy.name.clone(), reason };
+    let err = |reason: Inexpressible| ExportError { policy: policy.name.clone(), reason };
     if policy.badarch != Action::KillProcess {
-        return Err(err(format!("`badarch {}`: the format has no action for other architectures", policy.badarch)));
+        return Err(err(Inexpressible::Badarch { action: policy.badarch }));
     }
     if policy.newer.is_some_and(|n| n != policy.default) {
-        return Err(err("`newer`: the format has no notion of the oldest kernel".into()));
+        return Err(err(Inexpressible::Newer));
     }
     // name -> (decision, the architectures that have it)
     let mut by_name: BTreeMap<&str, (Option<Decision>, Vec<Arch>)> = BTreeMap::new();
@@ -213,12 +277,11 @@ pub fn export(policy: &Policy) -> Result<String, ExportError> {
             let d = decision(policy, t, s.nr).map_err(err)?;
             let slot = by_name.entry(s.name).or_insert_with(|| (d.clone(), Vec::new()));
             if slot.0 != d {
-                return Err(err(format!(
-                    "`{}` is decided differently on {} and {}",
-                    s.name,
-                    slot.1.first().map_or("?", |a| a.name()),
-                    t.arch
-                )));
+                return Err(err(Inexpressible::ArchDiffers {
+                    syscall: s.name.to_string(),
+                    first: slot.1.first().map_or("?", |a| a.name()).to_string(),
+                    second: t.arch,
+                }));
             }
             slot.1.push(t.arch);
         }
@@ -264,7 +327,7 @@ pub fn export(policy: &Policy) -> Result<String, ExportError> {
     if let Some(n) = default_errno {
         profile["defaultErrnoRet"] = json!(n);
     }
-    Ok(serde_json::to_string_pretty(&profile).unwrap_or_default() + "\n")
+    Ok(serde_json::to_string_pretty(&profile).expect("a JSON value always serializes") + "\n")
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Reading the kernel's seccomp audit records, and naming the rule that decided each one.
+//! Reading the kernel's seccomp audit records ([`analysis::explain`](crate::analysis::explain)
+//! names the rule that decided each one).
 //!
 //! The kernel writes one record per logged decision: `type=1326` in the kernel log (`dmesg`,
 //! the journal: `audit: type=1326 audit(TIME:SERIAL): ... pid=.. comm=".." exe=".." sig=..
@@ -10,9 +11,10 @@
 //! and trace only for filters installed with SECCOMP_FILTER_FLAG_LOG (`scpc exec --log`),
 //! allow never (the sysctl `kernel.seccomp.actions_logged` can narrow this).
 
+use std::fmt;
+
 use crate::abi::{Arch, X32_SYSCALL_BIT};
-use crate::eval::target_of;
-use crate::policy::{Action, Policy, RuleId};
+use crate::ir::Action;
 
 /// One decoded seccomp audit record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,26 +61,76 @@ pub struct Parsed {
     /// Decoded seccomp records, in input order.
     pub records: Vec<Record>,
     /// Seccomp records that could not be decoded: (line, why).
-    pub unreadable: Vec<(usize, String)>,
+    pub unreadable: Vec<(usize, RecordError)>,
     /// Non-blank lines that are not seccomp records (other kernel or audit messages).
     pub other_lines: usize,
 }
 
-/// Decodes a filter's return value.
-pub fn action_of(code: u32) -> Option<Action> {
-    let data = (code & 0xffff) as u16;
-    Some(match code & 0xffff_0000 {
-        0x8000_0000 => Action::KillProcess,
-        0x0000_0000 => Action::KillThread,
-        0x0003_0000 => Action::Trap(data),
-        0x0005_0000 => Action::Errno(data),
-        0x7fc0_0000 => Action::Notify,
-        0x7ff0_0000 => Action::Trace(data),
-        0x7ffc_0000 => Action::Log,
-        0x7fff_0000 => Action::Allow,
-        _ => return None,
-    })
+/// Why a seccomp record cannot be decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RecordError {
+    /// A field every record has is missing.
+    NoField {
+        /// `arch`, `syscall` or `code`.
+        field: &'static str,
+    },
+    /// `arch=` is neither 8 hex digits nor a name `ausearch -i` writes.
+    Arch {
+        /// The value.
+        value: String,
+    },
+    /// `syscall=` is a name, but the architecture is not known to scpc.
+    NameWithoutArch {
+        /// The value.
+        value: String,
+    },
+    /// `syscall=` names no syscall of the architecture.
+    Syscall {
+        /// The value.
+        value: String,
+        /// The architecture.
+        arch: Arch,
+    },
+    /// `code=` is not a hexadecimal return value.
+    Code {
+        /// The value.
+        value: String,
+    },
+    /// `pid=` is not a number.
+    Pid {
+        /// The value.
+        value: String,
+    },
 }
+
+impl RecordError {
+    /// The error's stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RecordError::NoField { .. } => "scpc::import::audit::no_field",
+            RecordError::Arch { .. } => "scpc::import::audit::arch",
+            RecordError::NameWithoutArch { .. } => "scpc::import::audit::name_without_arch",
+            RecordError::Syscall { .. } => "scpc::import::audit::syscall",
+            RecordError::Code { .. } => "scpc::import::audit::code",
+            RecordError::Pid { .. } => "scpc::import::audit::pid",
+        }
+    }
+}
+
+impl fmt::Display for RecordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecordError::NoField { field } => write!(f, "no `{field}=` field"),
+            RecordError::Arch { value } => write!(f, "`arch={value}` is neither an audit arch in hex nor a known name"),
+            RecordError::NameWithoutArch { value } => write!(f, "`syscall={value}` is a name, but the architecture is unknown"),
+            RecordError::Syscall { value, arch } => write!(f, "`{value}` is not a syscall of {arch}"),
+            RecordError::Code { value } => write!(f, "`code={value}` is not a hexadecimal return value"),
+            RecordError::Pid { value } => write!(f, "`pid={value}` is not a number"),
+        }
+    }
+}
+
+impl std::error::Error for RecordError {}
 
 /// Whether a line claims to be a seccomp record.
 pub fn is_seccomp_line(line: &str) -> bool {
@@ -155,7 +207,7 @@ fn arch_by_name(name: &str) -> Option<Arch> {
 }
 
 /// Decodes one seccomp record.
-pub fn parse_record(line_no: usize, line: &str) -> Result<Record, String> {
+pub fn parse_record(line_no: usize, line: &str) -> Result<Record, RecordError> {
     // auditd's enriched format appends the interpreted fields after a GS (0x1d) byte
     let line = &line.replace('\x1d', " ");
     let fields = fields(line);
@@ -165,16 +217,15 @@ pub fn parse_record(line_no: usize, line: &str) -> Result<Record, String> {
         let rest = &line[i + 6..];
         rest.find(')').map(|end| rest[..end].to_string())
     });
-    let arch_field = get("arch").ok_or("no `arch=` field")?;
+    let arch_field = get("arch").ok_or(RecordError::NoField { field: "arch" })?;
     let (audit_arch, named_arch) = match hex(arch_field) {
         Some(a) if arch_field.len() == 8 => (a, None),
         _ => {
-            let arch =
-                arch_by_name(arch_field).ok_or_else(|| format!("`arch={arch_field}` is neither an audit arch in hex nor a known name"))?;
+            let arch = arch_by_name(arch_field).ok_or_else(|| RecordError::Arch { value: arch_field.to_string() })?;
             (arch.table().audit_arch, Some(arch))
         }
     };
-    let syscall_field = get("syscall").ok_or("no `syscall=` field")?;
+    let syscall_field = get("syscall").ok_or(RecordError::NoField { field: "syscall" })?;
     let by_number = syscall_field.parse::<u32>().ok();
     let arch = named_arch.or_else(|| {
         Arch::ALL.into_iter().find(|a| {
@@ -189,15 +240,15 @@ pub fn parse_record(line_no: usize, line: &str) -> Result<Record, String> {
     let (nr, syscall) = match by_number {
         Some(nr) => (nr, arch.and_then(|a| a.table().by_nr(nr)).map(|s| s.name)),
         None => {
-            let arch = arch.ok_or_else(|| format!("`syscall={syscall_field}` is a name, but the architecture is unknown"))?;
-            let s = arch.table().syscall(syscall_field).ok_or_else(|| format!("`{syscall_field}` is not a syscall of {arch}"))?;
+            let arch = arch.ok_or_else(|| RecordError::NameWithoutArch { value: syscall_field.to_string() })?;
+            let s = arch.table().syscall(syscall_field).ok_or_else(|| RecordError::Syscall { value: syscall_field.to_string(), arch })?;
             (s.nr, Some(s.name))
         }
     };
-    let code_field = get("code").ok_or("no `code=` field")?;
-    let code = hex(code_field).ok_or_else(|| format!("`code={code_field}` is not a hexadecimal return value"))?;
+    let code_field = get("code").ok_or(RecordError::NoField { field: "code" })?;
+    let code = hex(code_field).ok_or_else(|| RecordError::Code { value: code_field.to_string() })?;
     let pid = match get("pid") {
-        Some(p) => Some(p.parse().map_err(|_| format!("`pid={p}` is not a number"))?),
+        Some(p) => Some(p.parse().map_err(|_| RecordError::Pid { value: p.to_string() })?),
         None => None,
     };
     Ok(Record {
@@ -211,66 +262,8 @@ pub fn parse_record(line_no: usize, line: &str) -> Result<Record, String> {
         nr,
         syscall,
         code,
-        action: action_of(code),
+        action: Action::from_ret_value(code),
     })
-}
-
-/// Who in a policy could have made a logged decision.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Culprit {
-    /// This rule.
-    Rule(RuleId),
-    /// The policy's default action.
-    Default,
-    /// The `newer` action.
-    Newer,
-    /// The badarch action (the call's architecture is not a target).
-    Badarch,
-}
-
-/// What the policy says about a record.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Explanation {
-    /// Every way the policy can decide this call that agrees with the logged action, in the
-    /// order they are tried. Audit records carry no arguments, so when argument conditions
-    /// come first there can be several.
-    pub matches: Vec<(Culprit, Action)>,
-    /// Every way the policy can decide this call at all.
-    pub possible: Vec<(Culprit, Action)>,
-}
-
-/// Names the rules of `policy` that can have decided `record`. A logged `log` also matches any
-/// enforcing action, since an audit-only build (`scpc build --audit`) logs what the policy
-/// would deny.
-pub fn explain(policy: &Policy, record: &Record) -> Explanation {
-    let mut possible = Vec::new();
-    match target_of(policy, record.audit_arch, record.nr) {
-        None => possible.push((Culprit::Badarch, policy.badarch)),
-        Some(target) => {
-            let entries = target.syscalls.get(&record.nr).map_or(&[][..], |v| v.as_slice());
-            let mut unconditional = false;
-            for e in entries {
-                possible.push((Culprit::Rule(e.rule), policy.rules[e.rule].action));
-                if e.cond.is_none() {
-                    unconditional = true;
-                    break;
-                }
-            }
-            if !unconditional {
-                let is_newer = target.arch.table().by_nr(record.nr).is_some_and(|s| !s.since.present_in(policy.kernel));
-                match policy.newer {
-                    Some(newer) if entries.is_empty() && is_newer => possible.push((Culprit::Newer, newer)),
-                    _ => possible.push((Culprit::Default, policy.default)),
-                }
-            }
-        }
-    }
-    let matches = possible
-        .iter()
-        .filter(|(_, a)| Some(*a) == record.action || (record.action == Some(Action::Log) && *a != Action::Allow))
-        .cloned()
-        .collect();
-    Explanation { matches, possible }
 }
 
 #[cfg(test)]
@@ -300,7 +293,8 @@ mod tests {
     fn a_line_without_code_is_unreadable_not_skipped() {
         let p = parse("audit: type=1326 audit(1:1): pid=1 arch=c000003e syscall=39\nhello\n\n");
         assert_eq!(p.records.len(), 0);
-        assert_eq!(p.unreadable, vec![(1, "no `code=` field".to_string())]);
+        assert_eq!(p.unreadable, vec![(1, RecordError::NoField { field: "code" })]);
+        assert_eq!(p.unreadable[0].1.to_string(), "no `code=` field");
         assert_eq!(p.other_lines, 1);
     }
 }

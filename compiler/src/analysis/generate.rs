@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 use crate::abi::Arch;
+use crate::import::trace::{counts, strace_line, TraceError};
 
 /// Arguments worth narrowing: (syscall, argument index).
 const WATCHED: &[(&str, usize)] = &[("socket", 0), ("prctl", 0), ("personality", 0), ("ioctl", 1), ("fcntl", 1)];
@@ -76,14 +77,14 @@ fn strace_args(rest: &str) -> Vec<String> {
 
 impl Observed {
     /// Adds one trace in any format `scpc profile` reads.
-    pub fn add(&mut self, source: &str, text: &str) -> Result<(), String> {
-        for (name, count) in crate::profile::Profile::parse_counts(source, text)? {
+    pub fn add(&mut self, source: &str, text: &str) -> Result<(), TraceError> {
+        for (name, count) in counts(source, text)? {
             *self.calls.entry(name).or_default() += count.round() as u64;
         }
         self.sources.push(source.to_string());
         // strace -f lines also carry arguments
         for line in text.lines() {
-            let Some((name, args)) = crate::profile::strace_line(line.trim()) else { continue };
+            let Some((name, args)) = strace_line(line.trim()) else { continue };
             if matches!(name, "clone" | "unshare" | "clone3") && args.contains("CLONE_NEWUSER") {
                 self.new_user_namespace.insert(name.to_string());
             }
@@ -135,6 +136,45 @@ pub struct DraftOptions {
     pub targets: Vec<Arch>,
     /// Its default action, as written in .scp.
     pub default: String,
+}
+
+/// Why `scpc generate` wrote no draft.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum GenerateError {
+    /// The traces hold no call.
+    #[error("the traces show no syscalls (help: trace with `strace -f -o TRACE CMD`)")]
+    #[diagnostic(code(scpc::generate::no_calls))]
+    NoCalls,
+    /// No target was named and this machine's architecture is not one scpc knows.
+    #[error("this machine's architecture is unknown: name the targets with --target")]
+    #[diagnostic(code(scpc::generate::no_targets))]
+    NoTargets,
+    /// The draft does not check: a bad name or default action (the diagnostics say which).
+    #[error("the draft does not check (see above): check --name and --default")]
+    #[diagnostic(code(scpc::generate::does_not_check))]
+    DoesNotCheck {
+        /// What the checker said.
+        diagnostics: scpc_lang::diag::Diagnostics,
+        /// The draft's source map, for printing them.
+        map: scpc_lang::source::SourceMap,
+    },
+}
+
+/// The draft for `obs`, checked by the real checker (a bad `--name` or `--default` is caught
+/// here) and in canonical form; `file` names it in diagnostics.
+pub fn checked_draft(obs: &Observed, opts: &DraftOptions, file: &str) -> Result<String, GenerateError> {
+    if obs.calls.is_empty() {
+        return Err(GenerateError::NoCalls);
+    }
+    if opts.targets.is_empty() {
+        return Err(GenerateError::NoTargets);
+    }
+    let text = draft(obs, opts);
+    let (checked, diagnostics, map) = crate::check_source(file, &text);
+    if diagnostics.has_errors() || !checked.policies.contains_key(&opts.name) {
+        return Err(GenerateError::DoesNotCheck { diagnostics, map });
+    }
+    Ok(crate::session::canonical(file, text))
 }
 
 /// Writes the draft policy.

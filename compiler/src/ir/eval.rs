@@ -1,6 +1,6 @@
 //! The reference interpreter: the language's meaning (language.md, "Meaning" and
-//! "Architectures and names") in the plainest code, with no optimization. The compiled filter
-//! is proven against it, so it must stay simple enough to trust by reading.
+//! "Architectures and names") in the plainest code, with no optimization. Every compiled filter
+//! is checked against it, so it must stay simple enough to trust by reading.
 
 use scpc_lang::ast::CmpOp;
 

@@ -73,6 +73,34 @@ impl Action {
     pub fn lets_through(self) -> bool {
         matches!(self, Action::Allow | Action::Log)
     }
+
+    /// The action a filter's return value stands for (the inverse of [`Action::ret_value`]);
+    /// `None` for a value no kernel defines.
+    pub fn from_ret_value(k: u32) -> Option<Action> {
+        let data = (k & 0xffff) as u16;
+        Some(match k & 0xffff_0000 {
+            0x8000_0000 => Action::KillProcess,
+            0x0000_0000 => Action::KillThread,
+            0x0003_0000 => Action::Trap(data),
+            0x0005_0000 => Action::Errno(data),
+            0x7fc0_0000 => Action::Notify,
+            0x7ff0_0000 => Action::Trace(data),
+            0x7ffc_0000 => Action::Log,
+            0x7fff_0000 => Action::Allow,
+            _ => return None,
+        })
+    }
+}
+
+/// What a filter's return value means, as `scpc sim`, `disasm` and reports spell it
+/// (`errno(13)`, `trap(0)`; an undefined value in hex).
+pub fn ret_name(k: u32) -> String {
+    let data = k & 0xffff;
+    match Action::from_ret_value(k) {
+        Some(Action::Trap(_)) => format!("trap({data})"),
+        Some(a) => a.to_string(),
+        None => format!("{k:#010x}"),
+    }
 }
 
 impl fmt::Display for Action {

@@ -1,0 +1,61 @@
+//! The second judge of `test` blocks (`scpc test`): every policy's filters compiled as `scpc
+//! build` compiles them, and each test line run on the filter a host of its architecture
+//! loads, by the BPF emulator ([`crate::bpf::sim`]). The checker ([`crate::sema`]) asks it
+//! through [`FilterJudge`] and knows nothing of BPF.
+
+use std::collections::BTreeMap;
+
+use crate::abi::Arch;
+use crate::artifact::{compile, BuildError};
+use crate::bpf::sim::{run, SeccompData};
+use crate::bpf::Program;
+use crate::profile::Profile;
+use crate::sema::{Checked, FilterJudge};
+
+/// Compiled filters by policy and host architecture.
+#[derive(Clone, Debug, Default)]
+pub struct CompiledFilters {
+    programs: BTreeMap<(String, Arch), Program>,
+}
+
+impl CompiledFilters {
+    /// Compiles every policy of a checked unit with `profile`; the policies that fail are
+    /// left out and their errors returned beside.
+    pub fn compile(checked: &Checked, profile: &Profile) -> (CompiledFilters, Vec<BuildError>) {
+        let (mut out, mut errors) = (CompiledFilters::default(), Vec::new());
+        for (name, policy) in &checked.policies {
+            match compile(policy, profile) {
+                Ok(filters) => {
+                    for f in filters {
+                        out.programs.insert((name.clone(), f.arch), f.program);
+                    }
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        (out, errors)
+    }
+}
+
+impl FilterJudge for CompiledFilters {
+    fn ret(&self, policy: &str, arch: Arch, nr: u32, args: &[u64; 6]) -> Option<u32> {
+        let program = self.programs.get(&(policy.to_string(), arch))?;
+        let data = SeccompData { nr, arch: arch.table().audit_arch, instruction_pointer: 0, args: *args };
+        run(program, &data).ok().map(|o| o.ret)
+    }
+}
+
+/// `scpc test`: every policy of a checked unit compiled with `profile` (as `scpc build` would),
+/// and the unit's test blocks run on those filters; failures go to `diags`, and the policies
+/// that did not compile come back beside the outcome (their lines then fail as having no
+/// filter).
+pub fn run_on_filters(
+    unit: &scpc_lang::include::Unit,
+    checked: &Checked,
+    profile: &Profile,
+    diags: &mut scpc_lang::diag::Diagnostics,
+) -> (crate::sema::TestOutcome, Vec<BuildError>) {
+    let (filters, errors) = CompiledFilters::compile(checked, profile);
+    let outcome = crate::sema::run_tests(unit, checked, crate::sema::Judge::Compiled(&filters), diags);
+    (outcome, errors)
+}

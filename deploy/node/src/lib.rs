@@ -1,0 +1,31 @@
+//! scpc-node: what runs on a node, and the contract between the compiler, the deployer and
+//! the node. It depends on no other crate of the workspace (the compiler and the deployer
+//! depend on it), so the `scpc-node` program stays small and static.
+//!
+//! - [`sha256`]: digests as the contract writes them ([`Sha256`]), the one hashing helper.
+//! - [`manifest`]: `NAME.manifest.json` ([`Manifest`]), written by the compiler and read by
+//!   the deployer through the same type, and the file names of a build.
+//! - [`bpf`]: the `struct sock_filter` record, the `.bpf` file format, and the checks the
+//!   kernel makes before loading a filter.
+//! - [`loader`]: no_new_privs and seccomp(2): the only `unsafe` code of the workspace.
+//! - [`run`]: a filter file checked for this machine, then a command run under it (`scpc-node
+//!   run`, `scpc exec`).
+//!
+//! # Example
+//! ```
+//! use scpc_node::bpf::{check, compares_arch, Insn, BPF_JEQ};
+//! // ld arch; jeq AUDIT_ARCH_X86_64 ? next : kill; allow
+//! let filter = [Insn::ld(4), Insn::jmp(BPF_JEQ, 0xc000_003e, 1, 0), Insn::ret(0x8000_0000), Insn::ret(0x7fff_0000)];
+//! assert!(check(&filter).is_ok());
+//! assert!(compares_arch(&filter, 0xc000_003e));
+//! ```
+#![deny(missing_docs)]
+
+pub mod bpf;
+pub mod loader;
+pub mod manifest;
+pub mod run;
+pub mod sha256;
+
+pub use manifest::Manifest;
+pub use sha256::Sha256;

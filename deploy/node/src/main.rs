@@ -1,0 +1,113 @@
+//! `scpc-node`: the program a node runs.
+//!
+//! `scpc-node run [--tsync] [--log] [--spec-allow] [--sha256 HEX] FILTER -- CMD [ARG...]`
+//! refuses a filter the kernel would refuse, one without code for this machine's
+//! architecture, or (with `--sha256`) one whose bytes are not those; else it sets
+//! no_new_privs, installs the filter and becomes CMD. Exit status when it gives up: 1 the
+//! filter or the arguments are wrong, 2 it could not do its job (a file that cannot be read,
+//! a command that cannot be run).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use scpc_node::loader::Flags;
+use scpc_node::run::{exec, read_filter};
+use scpc_node::Sha256;
+
+const USAGE: &str = "usage: scpc-node run [--tsync] [--log] [--spec-allow] [--sha256 HEX] FILTER -- CMD [ARG...]";
+
+/// `run`'s arguments.
+struct RunArgs {
+    filter: PathBuf,
+    flags: Flags,
+    sha256: Option<Sha256>,
+    command: Vec<OsString>,
+}
+
+/// What is wrong with `run`'s arguments.
+#[derive(Debug)]
+enum UsageError {
+    /// `--sha256` without 64 hex digits after it.
+    Digest(String),
+    /// An option `run` does not take.
+    UnknownOption(String),
+    /// A second path before `--`.
+    Unexpected(String),
+    /// No filter.
+    NoFilter,
+    /// Nothing after `--`.
+    NoCommand,
+}
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UsageError::Digest(why) => write!(f, "--sha256: {why}"),
+            UsageError::UnknownOption(o) => write!(f, "unknown option `{o}`"),
+            UsageError::Unexpected(a) => write!(f, "unexpected `{a}` before `--`"),
+            UsageError::NoFilter => f.write_str("no FILTER given"),
+            UsageError::NoCommand => f.write_str("no command given after `--`"),
+        }
+    }
+}
+
+/// Reads `run`'s arguments.
+fn parse_run(args: &[OsString]) -> Result<RunArgs, UsageError> {
+    let mut flags = Flags::default();
+    let (mut filter, mut sha256) = (None, None);
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.to_str() {
+            Some("--") => break,
+            Some("--tsync") => flags.tsync = true,
+            Some("--log") => flags.log = true,
+            Some("--spec-allow") => flags.spec_allow = true,
+            Some("--sha256") => {
+                let hex = it.next().and_then(|h| h.to_str()).ok_or(UsageError::Digest("needs 64 hex digits".into()))?;
+                sha256 = Some(hex.parse::<Sha256>().map_err(|e| UsageError::Digest(format!("{hex}: {e}")))?);
+            }
+            Some(flag) if flag.starts_with('-') => return Err(UsageError::UnknownOption(flag.to_string())),
+            _ if filter.is_none() => filter = Some(PathBuf::from(arg)),
+            _ => return Err(UsageError::Unexpected(arg.to_string_lossy().into_owned())),
+        }
+    }
+    let command: Vec<OsString> = it.cloned().collect();
+    let filter = filter.ok_or(UsageError::NoFilter)?;
+    if command.is_empty() {
+        return Err(UsageError::NoCommand);
+    }
+    Ok(RunArgs { filter, flags, sha256, command })
+}
+
+fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    match args.first().and_then(|a| a.to_str()) {
+        Some("run") => {}
+        Some("--version" | "-V") => {
+            println!("scpc-node {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Some("--help" | "-h" | "help") => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        _ => {
+            eprintln!("error: {USAGE}");
+            return ExitCode::from(1);
+        }
+    }
+    let run = match parse_run(&args[1..]) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}\n{USAGE}");
+            return ExitCode::from(1);
+        }
+    };
+    let error = match read_filter(&run.filter, run.sha256) {
+        Ok(filter) => exec(&filter, run.flags, &run.command),
+        Err(e) => e,
+    };
+    eprintln!("error: {error}");
+    ExitCode::from(error.exit_status())
+}
