@@ -35,6 +35,7 @@ pub mod install;
 pub mod oci;
 pub mod policy;
 pub mod profile;
+pub mod prove;
 pub mod report;
 pub mod sema;
 pub mod suggest;

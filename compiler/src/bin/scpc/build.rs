@@ -20,6 +20,7 @@ pub(crate) struct BuildArgs {
     pub out_dir: String,
     pub renderings: Vec<String>,
     pub format: MessageFormat,
+    pub require_proof: bool,
 }
 
 fn load_profile(path: Option<&str>) -> Result<Profile, String> {
@@ -103,6 +104,15 @@ pub(crate) fn build(a: &BuildArgs) -> u8 {
             return code;
         }
     };
+    if a.require_proof {
+        if let Some(f) = filters.iter().find(|f| !f.proven) {
+            eprintln!(
+                "error: the filter of `{}` for {} was validated by sampling ({} calls) but not proven: the decision procedure ran out of its node budget; nothing was written (help: build without --require-proof to accept a sampled filter)",
+                policy.name, f.arch, f.validated_cases
+            );
+            return 2;
+        }
+    }
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     let mut targets = Vec::new();
     for f in &filters {
@@ -156,13 +166,17 @@ pub(crate) fn build(a: &BuildArgs) -> u8 {
     }
     for f in &filters {
         eprintln!(
-            "{}.{}.bpf: {} instructions, {} ({}), {} calls validated against the source",
+            "{}.{}.bpf: {} instructions, {} ({}), {}",
             policy.name,
             f.arch,
             f.program.insns.len(),
             f.archs.iter().map(|a| a.name()).collect::<Vec<_>>().join("+"),
             if a.audit { "audit-only" } else { "enforcing" },
-            f.validated_cases
+            if f.proven {
+                "proven equal to the source on every input".to_string()
+            } else {
+                format!("validated by sampling ({} calls; not proven: the proof ran out of its node budget)", f.validated_cases)
+            }
         );
     }
     0

@@ -74,6 +74,10 @@ enum Command {
         /// How to print diagnostics.
         #[arg(long, value_enum, default_value = "human")]
         message_format: MessageFormat,
+        /// Fail (exit 2, nothing written) unless every filter is proven equal to the source
+        /// on every input, rather than only validated by sampling.
+        #[arg(long)]
+        require_proof: bool,
     },
     /// Run the policies' test blocks on their compiled filters.
     Test {
@@ -283,8 +287,8 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Check { files, message_format, deny_warnings, targets } => check(&files, message_format, deny_warnings, targets),
         Command::Fmt { files, check } => fmt(&files, check),
-        Command::Build { file, policy, targets, profile, audit, out_dir, emit: renderings, message_format } => {
-            build::build(&build::BuildArgs { file, policy, targets, profile, audit, out_dir, renderings, format: message_format })
+        Command::Build { file, policy, targets, profile, audit, out_dir, emit: renderings, message_format, require_proof } => {
+            build::build(&build::BuildArgs { file, policy, targets, profile, audit, out_dir, renderings, format: message_format, require_proof })
         }
         Command::Test { files, message_format } => build::test(&files, message_format),
         Command::Sim { filter, arch, syscall, args } => tools::sim(&filter, arch, &syscall, &args),
