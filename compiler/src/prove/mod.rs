@@ -80,6 +80,12 @@ pub fn policy_diagram(m: &mut Manager, policy: &Policy) -> Result<NodeId, OverBu
     policy::diagram(m, policy)
 }
 
+/// A diagram of the `seccomp_data` word at `offset`: the node of the entry whose key is its
+/// value, `default` for other values (`entries` sorted by key).
+pub fn word_map(m: &mut Manager, offset: u32, entries: &[(u64, NodeId)], default: NodeId) -> Result<NodeId, OverBudget> {
+    policy::value_map(m, &policy::word_vars(offset), entries, default)
+}
+
 /// Why a diagram could not be built.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProveError {
