@@ -69,6 +69,28 @@ pub fn input_of(path: &[(u16, bool)]) -> SeccompData {
     d
 }
 
+/// The value a diagram gives for one input (its terminal on the input's path).
+pub fn eval(m: &Manager, node: NodeId, data: &SeccompData) -> u64 {
+    let mut n = node;
+    loop {
+        if let Some(v) = m.value(n) {
+            return v;
+        }
+        let var = m.var(n);
+        let (word, bit) = (var / 32, 31 - u32::from(var % 32));
+        let offset = match word {
+            0 => 4,
+            1 => 0,
+            14 => 12,
+            15 => 8,
+            w => 16 + 8 * u32::from((w - 2) / 2) + if w % 2 == 0 { 4 } else { 0 },
+        };
+        let one = data.word(offset).is_some_and(|w| w >> bit & 1 == 1);
+        let (lo, hi) = m.children(n);
+        n = if one { hi } else { lo };
+    }
+}
+
 /// The diagram of a filter the kernel accepts: terminals are return values.
 pub fn filter_diagram(m: &mut Manager, program: &Program) -> Result<NodeId, ProveError> {
     check(program).map_err(ProveError::Invalid)?;
