@@ -81,7 +81,13 @@ pub fn compile(policy: &Policy, profile: &Profile) -> Result<Vec<Filter>, BuildE
         let host = for_host(policy, t.arch);
         let program = emit(&host, profile)?;
         let v = validate(&host, &program).map_err(Box::new)?;
-        out.push(Filter { arch: t.arch, archs: host.targets.iter().map(|t| t.arch).collect(), program, validated_cases: v.cases, proven: v.proven });
+        out.push(Filter {
+            arch: t.arch,
+            archs: host.targets.iter().map(|t| t.arch).collect(),
+            program,
+            validated_cases: v.cases,
+            proven: v.proven,
+        });
     }
     Ok(out)
 }

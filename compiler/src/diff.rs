@@ -310,8 +310,12 @@ fn differences_of(m: &mut Manager, arch: Arch, n: NodeId, x32_bit: Option<bool>,
         let halves: Vec<(u32, u32)> = match x32_bit {
             None => vec![(lo, hi)],
             Some(want) => {
-                let parts = if want { [(0x4000_0000u32, 0x7fff_ffffu32), (0xc000_0000, u32::MAX)] } else { [(0, 0x3fff_ffff), (0x8000_0000, 0xbfff_ffff)] };
-                parts.iter().filter_map(|&(a, b)| (a.max(lo) <= b.min(hi)).then(|| (a.max(lo), b.min(hi)))).collect()
+                let parts = if want {
+                    [(0x4000_0000u32, 0x7fff_ffffu32), (0xc000_0000, u32::MAX)]
+                } else {
+                    [(0, 0x3fff_ffff), (0x8000_0000, 0xbfff_ffff)]
+                };
+                parts.iter().filter(|&&(a, b)| a.max(lo) <= b.min(hi)).map(|&(a, b)| (a.max(lo), b.min(hi))).collect()
             }
         };
         for (lo, hi) in halves {
@@ -576,7 +580,9 @@ impl Report {
         }
         let archs = self.archs.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ");
         if self.equal {
-            out.push(format!("no differences: the same decision for every call ({archs}; proven over all syscall numbers and argument values)"));
+            out.push(format!(
+                "no differences: the same decision for every call ({archs}; proven over all syscall numbers and argument values)"
+            ));
         } else {
             out.push(format!("{} difference(s) ({archs}; every call compared)", self.differences.len()));
         }

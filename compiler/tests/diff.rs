@@ -26,7 +26,8 @@ fn compare(old: &Side, new: &Side) -> scpc::diff::Report {
 fn one_changed_argument_condition_and_nothing_else() {
     let (old, new) = (policy("old.scp", "net"), policy("new.scp", "net"));
     let report = compare(&Side::Policy(old.clone()), &Side::Policy(new.clone()));
-    let changed: Vec<(Option<Arch>, Option<&str>, bool)> = report.differences.iter().map(|c| (c.arch, c.syscall, c.whatever_the_arguments)).collect();
+    let changed: Vec<(Option<Arch>, Option<&str>, bool)> =
+        report.differences.iter().map(|c| (c.arch, c.syscall, c.whatever_the_arguments)).collect();
     assert_eq!(changed, vec![(Some(Arch::X86_64), Some("socket"), false), (Some(Arch::Aarch64), Some("socket"), false)]);
     for c in &report.differences {
         // socket(AF_INET6), allowed before, EPERM now: exactly that region

@@ -109,14 +109,19 @@ fn every_mutant_that_changes_a_decision_is_caught_by_the_proof() {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                let args = [x, hi << 32 | (x & 0xffff_ffff) % 64, x >> 3, 0, 0, 0];
+                let args = [x, (hi << 32) | ((x & 0xffff_ffff) % 64), x >> 3, 0, 0, 0];
                 let data = SeccompData { nr: lseek, arch: audit, args, ..Default::default() };
                 assert_eq!(run(m, &data).map(|o| o.ret), run(&good, &data).map(|o| o.ret), "{what}: {args:x?}");
             }
         }
     }
     assert!(missed.len() <= 3, "{} of {} mutants not caught: {missed:?}", missed.len(), mutants.len());
-    println!("{} mutants: {} caught by the proof with a confirmed counterexample, {} equivalent", mutants.len(), mutants.len() - missed.len(), missed.len());
+    println!(
+        "{} mutants: {} caught by the proof with a confirmed counterexample, {} equivalent",
+        mutants.len(),
+        mutants.len() - missed.len(),
+        missed.len()
+    );
 }
 
 /// A wrong decision in the region only `family == AF_PACKET && type == SOCK_RAW && protocol ==

@@ -34,7 +34,8 @@ fn the_kernel_accepts_exactly_the_opcodes_check_accepts() {
     let mut accepted = 0;
     for code in (0u16..=0xff).chain([0x100, 0x120, 0x8006, 0xff16]) {
         // k = 1 keeps division and shift operands valid; then a ret for the last insn
-        let body = [insn(0x02, 0, 0, 0), insn(code, 0, 0, if code & 0x07 == 0x00 && code & 0xe0 == 0x20 { 4 } else { 1 }), Insn::ret(0x0005_0000)];
+        let body =
+            [insn(0x02, 0, 0, 0), insn(code, 0, 0, if code & 0x07 == 0x00 && code & 0xe0 == 0x20 { 4 } else { 1 }), Insn::ret(0x0005_0000)];
         let p = wrapped(&body);
         let (ours, kernel) = (check(&p).is_ok(), loads(&p));
         assert_eq!(ours, kernel, "opcode {code:#06x}: check says {ours}, the kernel {kernel}");
@@ -55,7 +56,10 @@ fn the_kernel_accepts_exactly_the_opcodes_check_accepts() {
         ("ld M[3] unset", vec![insn(0x60, 0, 0, 3), Insn::ret(0)]),
         ("ld M[3] after st", vec![insn(0x02, 0, 0, 3), insn(0x60, 0, 0, 3), Insn::ret(0)]),
         ("st on one path", vec![Insn::ld(16), Insn::jmp(0x10, 1, 0, 1), insn(0x02, 0, 0, 3), insn(0x60, 0, 0, 3), Insn::ret(0)]),
-        ("st on both paths", vec![Insn::ld(16), Insn::jmp(0x10, 1, 1, 0), insn(0x02, 0, 0, 3), insn(0x02, 0, 0, 3), insn(0x60, 0, 0, 3), Insn::ret(0)]),
+        (
+            "st on both paths",
+            vec![Insn::ld(16), Insn::jmp(0x10, 1, 1, 0), insn(0x02, 0, 0, 3), insn(0x02, 0, 0, 3), insn(0x60, 0, 0, 3), Insn::ret(0)],
+        ),
         ("ja past the end", vec![Insn::ja(1), Insn::ret(0)]),
         ("jeq past the end", vec![Insn::jmp(0x10, 0, 1, 0), Insn::ret(0)]),
         ("no ret at the end", vec![Insn::ret(0), Insn::ld(0)]),
@@ -172,6 +176,8 @@ fn random_programs_compute_on_the_kernel_what_the_emulator_computes() {
             }
         }
     }
-    println!("{compared} calls of {programs} random programs: the kernel and the emulator agree; the decision diagram too on {proven_calls}");
+    println!(
+        "{compared} calls of {programs} random programs: the kernel and the emulator agree; the decision diagram too on {proven_calls}"
+    );
     assert!(proven_calls * 4 > compared, "the symbolic execution fits its budget on most random programs");
 }

@@ -305,22 +305,22 @@ mod tests {
     #[test]
     fn canonical_and_boolean_laws() {
         let mut m = Manager::new(1 << 16);
-        let (a, b) = (m.literal(3).unwrap(), m.literal(7).unwrap());
-        let ab = m.and(a, b).unwrap();
-        let ba = m.and(b, a).unwrap();
+        let (a, b) = (m.literal(3).expect("within budget"), m.literal(7).expect("within budget"));
+        let ab = m.and(a, b).expect("within budget");
+        let ba = m.and(b, a).expect("within budget");
         assert_eq!(ab, ba, "the same function is the same node");
-        let na = m.not(a).unwrap();
-        let nb = m.not(b).unwrap();
-        let or = m.or(na, nb).unwrap();
-        let demorgan = m.not(or).unwrap();
+        let na = m.not(a).expect("within budget");
+        let nb = m.not(b).expect("within budget");
+        let or = m.or(na, nb).expect("within budget");
+        let demorgan = m.not(or).expect("within budget");
         assert_eq!(demorgan, ab);
-        let x = m.xor(a, a).unwrap();
+        let x = m.xor(a, a).expect("within budget");
         assert_eq!(x, FALSE);
-        let some = m.exists_from(ab, 5).unwrap();
+        let some = m.exists_from(ab, 5).expect("within budget");
         assert_eq!(some, a, "b quantified away");
-        let r = m.restrict(ab, 3, &[true]).unwrap();
+        let r = m.restrict(ab, 3, &[true]).expect("within budget");
         assert_eq!(r, b);
-        let (path, v) = m.pick(ab, &|v| v == 1).unwrap();
+        let (path, v) = m.pick(ab, &|v| v == 1).expect("within budget");
         assert_eq!((path, v), (vec![(3, true), (7, true)], 1));
     }
 

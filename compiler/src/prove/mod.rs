@@ -14,8 +14,8 @@
 //! the node budget ([`DEFAULT_BUDGET`]): then the result says so, and nothing is claimed.
 //! docs/compiler.md ("Proven three ways") gives the argument in full.
 
-pub mod dd;
 mod bpf;
+pub mod dd;
 mod policy;
 pub mod word;
 

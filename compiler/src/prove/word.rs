@@ -13,11 +13,11 @@ pub type Word = [NodeId; 32];
 pub fn var_of(offset: u32, bit: u32) -> Option<u16> {
     let msb_first = (31 - bit) as u16;
     let base: u16 = match offset {
-        4 => 0,       // arch
-        0 => 32,      // nr
+        4 => 0,        // arch
+        0 => 32,       // nr
         8 => 448 + 32, // instruction_pointer, low half
-        12 => 448,    // instruction_pointer, high half
-        16..=60 if offset % 4 == 0 => {
+        12 => 448,     // instruction_pointer, high half
+        16..=60 if offset.is_multiple_of(4) => {
             let arg = ((offset - 16) / 8) as u16;
             let hi = (offset - 16) % 8 == 4;
             64 + 64 * arg + if hi { 0 } else { 32 }
@@ -155,7 +155,7 @@ fn div(m: &mut Manager, a: &Word, d: &Word) -> Result<Word, super::dd::OverBudge
         // r - d where ge
         let nd: Vec<NodeId> = d33.iter().map(|b| m.not(*b)).collect::<Result<_, _>>()?;
         let mut c = TRUE;
-        let mut diff = vec![FALSE; 33];
+        let mut diff = [FALSE; 33];
         for j in 0..33 {
             let x = m.xor(r[j], nd[j])?;
             diff[j] = m.xor(x, c)?;
@@ -244,7 +244,7 @@ mod tests {
     #[test]
     fn circuits_compute_what_the_emulator_computes() {
         let mut m = Manager::new(1 << 22);
-        let a = input(&mut m, 16).unwrap();
+        let a = input(&mut m, 16).expect("within budget");
         let samples = [0u32, 1, 2, 3, 7, 0x7fff_ffff, 0x8000_0000, 0xdead_beef, u32::MAX, 12345];
         let eval = |m: &Manager, w: &Word, x: u32| -> u32 {
             let mut out = 0;
@@ -253,40 +253,40 @@ mod tests {
                 while m.value(n).is_none() {
                     let var = m.var(n);
                     // nr reads as 0 here
-                    if var < var_of(16, 31).unwrap() {
+                    if var < var_of(16, 31).expect("within budget") {
                         n = m.children(n).0;
                         continue;
                     }
-                    let b = 31 - (var - var_of(16, 31).unwrap());
+                    let b = 31 - (var - var_of(16, 31).expect("within budget"));
                     let (lo, hi) = m.children(n);
                     n = if x >> b & 1 == 1 { hi } else { lo };
                 }
-                out |= (m.value(n).unwrap() as u32) << i;
+                out |= (m.value(n).expect("within budget") as u32) << i;
             }
             out
         };
         for op in [AluOp::Add, AluOp::Sub, AluOp::Mul, AluOp::Div, AluOp::Or, AluOp::And, AluOp::Lsh, AluOp::Rsh, AluOp::Xor] {
             for k in [1u32, 3, 5, 31, 33, 0x8000_0001] {
-                let w = alu(&mut m, op, &a, &constant(k)).unwrap();
+                let w = alu(&mut m, op, &a, &constant(k)).expect("within budget");
                 for &x in &samples {
-                    assert_eq!(eval(&m, &w, x), concrete(op, x, k).unwrap(), "{op:?} {x:#x} {k:#x}");
+                    assert_eq!(eval(&m, &w, x), concrete(op, x, k).expect("within budget"), "{op:?} {x:#x} {k:#x}");
                 }
             }
         }
-        let n = neg(&mut m, &a).unwrap();
+        let n = neg(&mut m, &a).expect("within budget");
         for &x in &samples {
             assert_eq!(eval(&m, &n, x), x.wrapping_neg());
         }
         // a symbolic shift amount read before the word (nr & 3, nr = 0 in `eval`), and
         // one that is too big to be exact (x << (x & 31)) runs out of budget, no answer
-        let nr = input(&mut m, 0).unwrap();
-        let by = alu(&mut m, AluOp::And, &nr, &constant(3)).unwrap();
-        let w = alu(&mut m, AluOp::Lsh, &a, &by).unwrap();
+        let nr = input(&mut m, 0).expect("within budget");
+        let by = alu(&mut m, AluOp::And, &nr, &constant(3)).expect("within budget");
+        let w = alu(&mut m, AluOp::Lsh, &a, &by).expect("within budget");
         for &x in &samples {
             assert_eq!(eval(&m, &w, x), x);
         }
         let mut small = Manager::new(1 << 16);
-        let a = input(&mut small, 16).unwrap();
+        let a = input(&mut small, 16).expect("within budget");
         assert_eq!(alu(&mut small, AluOp::Lsh, &a, &a), Err(crate::prove::dd::OverBudget));
     }
 }

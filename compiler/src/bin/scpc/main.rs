@@ -288,7 +288,17 @@ fn main() -> ExitCode {
         Command::Check { files, message_format, deny_warnings, targets } => check(&files, message_format, deny_warnings, targets),
         Command::Fmt { files, check } => fmt(&files, check),
         Command::Build { file, policy, targets, profile, audit, out_dir, emit: renderings, message_format, require_proof } => {
-            build::build(&build::BuildArgs { file, policy, targets, profile, audit, out_dir, renderings, format: message_format, require_proof })
+            build::build(&build::BuildArgs {
+                file,
+                policy,
+                targets,
+                profile,
+                audit,
+                out_dir,
+                renderings,
+                format: message_format,
+                require_proof,
+            })
         }
         Command::Test { files, message_format } => build::test(&files, message_format),
         Command::Sim { filter, arch, syscall, args } => tools::sim(&filter, arch, &syscall, &args),
