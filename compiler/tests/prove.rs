@@ -181,3 +181,33 @@ fn an_argument_read_on_an_always_allowed_path_is_refused() {
     assert_eq!(run(&mutant, &data).map(|o| (o.ret, o.read_args)), Ok((0x7fff_0000, true)));
     assert_eq!(prove(&policy, &mutant, DEFAULT_BUDGET), Proof::NotCacheable(data.arch, read));
 }
+
+/// `scpc build --require-proof` on the bundled library, the example and Docker's default,
+/// every target: each filter proven, the build output says so.
+#[test]
+fn the_stdlib_the_example_and_docker_default_build_proven() {
+    let dir = std::env::temp_dir().join(format!("scpc-prove-{}", std::process::id()));
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../stdlib-policies");
+    let builds = [
+        ("docker-default.scp", "docker_default"),
+        ("edge-baseline.scp", "edge"),
+        ("examples/web.scp", "base"),
+        ("examples/web.scp", "web"),
+        ("services/nginx.scp", "nginx"),
+        ("services/redis.scp", "redis"),
+        ("services/mosquitto.scp", "mosquitto"),
+        ("services/python-http.scp", "python_http"),
+    ];
+    for (file, policy) in builds {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_scpc"))
+            .args(["build", &format!("{root}/{file}"), "--policy", policy, "--require-proof", "-o"])
+            .arg(&dir)
+            .output()
+            .expect("runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{file} {policy}: {err}");
+        let lines: Vec<&str> = err.lines().filter(|l| l.contains(".bpf:")).collect();
+        assert!(!lines.is_empty() && lines.iter().all(|l| l.ends_with("proven equal to the source on every input")), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
