@@ -42,6 +42,7 @@ pub mod docker;
 pub mod import;
 pub mod ir;
 pub mod profile;
+pub mod prove;
 pub mod report;
 pub mod sema;
 pub mod session;

@@ -73,6 +73,8 @@ pub struct BuildOptions {
     pub audit: bool,
     /// The renderings to make besides the manifest.
     pub emit: Vec<Emit>,
+    /// Refuse a filter that was only validated by sampling (the proof ran out of its budget).
+    pub require_proof: bool,
 }
 
 /// Why a build made nothing.
@@ -104,6 +106,17 @@ pub enum CompileError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Oci(#[from] ExportError),
+    /// `--require-proof`, and the decision procedure did not answer for a filter.
+    #[error("the filter of `{policy}` for {arch} was validated by sampling ({cases} calls) but not proven: the decision procedure ran out of its node budget; nothing was written")]
+    #[diagnostic(code(scpc::build::not_proven), help("build without --require-proof to accept a filter checked on sampled calls only"))]
+    NotProven {
+        /// The policy.
+        policy: String,
+        /// The filter's architecture.
+        arch: Arch,
+        /// Calls the sampler checked.
+        cases: usize,
+    },
 }
 
 impl CompileError {
@@ -112,7 +125,7 @@ impl CompileError {
     pub fn is_input_error(&self) -> bool {
         match self {
             CompileError::Build(BuildError::Codegen(crate::codegen::CodegenError::TooLarge { .. })) => true,
-            CompileError::Build(_) => false,
+            CompileError::Build(_) | CompileError::NotProven { .. } => false,
             CompileError::Invalid | CompileError::NoTarget { .. } | CompileError::AuditNeedsKernel { .. } | CompileError::Oci(_) => true,
         }
     }
@@ -249,6 +262,9 @@ pub fn compile(unit: &Unit, map: &SourceMap, options: &BuildOptions, diags: &mut
         policy = audit(&policy);
     }
     let filters = crate::artifact::compile(&policy, &options.profile)?;
+    if let Some(f) = filters.iter().find(|f| options.require_proof && !f.proven) {
+        return Err(CompileError::NotProven { policy: policy.name.clone(), arch: f.arch, cases: f.validated_cases });
+    }
     let mut files = Vec::new();
     let mut targets = Vec::new();
     for f in &filters {

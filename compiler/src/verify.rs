@@ -1,10 +1,17 @@
-//! Translation validation: the compiled filter, run by the BPF emulator ([`crate::bpf::sim`]),
-//! must decide exactly as the reference interpreter ([`crate::eval::decide`]) on every
-//! architecture, every syscall number of the tables and the numbers around them, x32 and
-//! foreign-architecture calls, and the boundary values of every argument comparison (v-1, v,
-//! v+1, mask bits set and clear, upper halves set and clear). Calls the policy allows
-//! whatever their arguments must reach `allow` without reading arguments, so that the
-//! kernel's action cache can absorb them. A mismatch is a compiler bug.
+//! Translation validation: the compiled filter must decide exactly as the reference
+//! interpreter ([`crate::eval::decide`]), and calls the policy allows whatever their
+//! arguments must reach `allow` without reading arguments, so that the kernel's action cache
+//! can absorb them. A mismatch is a compiler bug.
+//!
+//! Two passes. The sampler ([`sample`]) runs the filter in the BPF emulator
+//! ([`crate::bpf::sim`]) on every architecture, every syscall number of the tables and the
+//! numbers around them, x32 and foreign-architecture calls, and the boundary values of every
+//! argument comparison (v-1, v, v+1, mask bits set and clear, upper halves set and clear): it
+//! finds most bugs in milliseconds with a plain counterexample, but it is not complete (a
+//! region only a conjunction over several arguments reaches can escape it). Then the decision
+//! procedure ([`crate::prove`]) compares the two on **every** input: only its "equal" makes a
+//! filter *proven*. If it runs out of its node budget the filter is only *validated by
+//! sampling*, and [`Validation::proven`] says so.
 
 // A mismatch carries the whole failing call; it ends the build, so its size costs nothing.
 #![allow(clippy::result_large_err)]
@@ -16,12 +23,13 @@ use crate::bpf::sim::{run, SeccompData, SimError};
 use crate::bpf::Program;
 use crate::eval::decide;
 use crate::policy::{Action, ArchPolicy, CondData, Policy};
+use crate::prove::{prove, Proof};
 
 /// A difference between the filter and the source.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum VerifyError {
     /// The filter decides a call differently from the policy.
-    #[error("compiler bug: policy `{policy}` on arch {arch:#x}, nr {nr:#x}, args {args:x?}: the filter returns {got}, the policy says {expected}")]
+    #[error("compiler bug: policy `{policy}` on arch {arch:#x}, nr {nr:#x}, args {args:x?}{}: the filter returns {got}, the policy says {expected}", ip_text(*instruction_pointer))]
     #[diagnostic(code(scpc::verify::mismatch), help("no artifact was written; please report this with the policy"))]
     Mismatch {
         /// The policy.
@@ -32,6 +40,8 @@ pub enum VerifyError {
         nr: u32,
         /// The arguments.
         args: [u64; 6],
+        /// The instruction pointer (policies never read it; 0 when it does not matter).
+        instruction_pointer: u64,
         /// What the filter returned.
         got: String,
         /// What the policy decides.
@@ -57,19 +67,66 @@ pub enum VerifyError {
     },
 }
 
+fn ip_text(ip: u64) -> String {
+    if ip == 0 {
+        String::new()
+    } else {
+        format!(", instruction pointer {ip:#x}")
+    }
+}
+
 /// What validation checked.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct Validation {
-    /// Calls run on both judges.
+    /// Calls run on both judges by the sampler.
     pub cases: usize,
+    /// Whether the decision procedure proved the filter equal to the policy on every input
+    /// (false: it ran out of budget, and only the sampler vouches for the filter).
+    pub proven: bool,
 }
 
-/// Checks `program` against `policy` (see the module docs).
+/// Checks `program` against `policy`: the sampler, then the proof (see the module docs).
 pub fn validate(policy: &Policy, program: &Program) -> Result<Validation, VerifyError> {
+    validate_within(policy, program, crate::prove::DEFAULT_BUDGET)
+}
+
+/// [`validate`] with a node budget for the proof.
+pub fn validate_within(policy: &Policy, program: &Program, budget: usize) -> Result<Validation, VerifyError> {
+    let mut v = sample(policy, program)?;
+    let name = || policy.name.clone();
+    match prove(policy, program, budget) {
+        Proof::Proven => v.proven = true,
+        Proof::OverBudget => v.proven = false,
+        Proof::Invalid(error) => return Err(VerifyError::Invalid { policy: name(), error }),
+        Proof::Mismatch(data, got, want) => {
+            return Err(VerifyError::Mismatch {
+                policy: name(),
+                arch: data.arch,
+                nr: data.nr,
+                args: data.args,
+                instruction_pointer: data.instruction_pointer,
+                got: crate::bpf::disasm::ret_name(got),
+                expected: crate::bpf::disasm::ret_name(want),
+            })
+        }
+        Proof::NotCacheable(audit, nr) => {
+            let owner = crate::eval::target_of(policy, audit, nr);
+            let arch = owner.map_or(policy.targets[0].arch, |t| t.arch);
+            let syscall = arch.table().by_nr(nr).map_or(format!("{nr}"), |s| s.name.to_string());
+            return Err(VerifyError::NotCacheable { syscall, arch });
+        }
+    }
+    Ok(v)
+}
+
+/// The sampler alone: `program` against `policy` on the calls the module docs list. A
+/// quick first pass, not a proof.
+pub fn sample(policy: &Policy, program: &Program) -> Result<Validation, VerifyError> {
     let mut v = Validation::default();
     let check = |arch: u32, nr: u32, args: [u64; 6], v: &mut Validation| -> Result<crate::bpf::sim::Outcome, VerifyError> {
         v.cases += 1;
-        let data = SeccompData { nr, arch, instruction_pointer: 0x7fff_1234_5678, args };
+        let instruction_pointer = 0x7fff_1234_5678;
+        let data = SeccompData { nr, arch, instruction_pointer, args };
         let out = run(program, &data).map_err(|error| VerifyError::Invalid { policy: policy.name.clone(), error })?;
         let expected = decide(policy, arch, nr, &args).action;
         if out.ret != expected.ret_value() {
@@ -78,6 +135,7 @@ pub fn validate(policy: &Policy, program: &Program) -> Result<Validation, Verify
                 arch,
                 nr,
                 args,
+                instruction_pointer,
                 got: crate::bpf::disasm::ret_name(out.ret),
                 expected: expected.to_string(),
             });

@@ -115,6 +115,7 @@ fn random_policies_compile_and_validate() {
             for profile in [Profile::uniform(), scpc::import::trace::builtin_profile()] {
                 match compile(policy, &profile) {
                     Ok(filters) => {
+                        assert!(filters.iter().all(|f| f.proven), "every random policy's filter is proven");
                         cases.fetch_add(filters.iter().map(|f| f.validated_cases).sum::<usize>(), Ordering::Relaxed);
                     }
                     Err(e) => prop_assert!(false, "{name}: {e}\n{text}"),

@@ -69,8 +69,10 @@ pub struct Filter {
     pub archs: Vec<Arch>,
     /// The program.
     pub program: Program,
-    /// Calls checked by translation validation.
+    /// Calls checked by translation validation's sampler.
     pub validated_cases: usize,
+    /// Whether the filter was proven equal to the policy on every input (else only sampled).
+    pub proven: bool,
 }
 
 /// Compiles and validates the filter of each target of `policy`.
@@ -80,7 +82,13 @@ pub fn compile(policy: &Policy, profile: &Profile) -> Result<Vec<Filter>, BuildE
         let host = for_host(policy, t.arch);
         let program = emit(&host, profile)?;
         let v = validate(&host, &program).map_err(Box::new)?;
-        out.push(Filter { arch: t.arch, archs: host.targets.iter().map(|t| t.arch).collect(), program, validated_cases: v.cases });
+        out.push(Filter {
+            arch: t.arch,
+            archs: host.targets.iter().map(|t| t.arch).collect(),
+            program,
+            validated_cases: v.cases,
+            proven: v.proven,
+        });
     }
     Ok(out)
 }

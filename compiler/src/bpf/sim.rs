@@ -1,7 +1,16 @@
-//! An emulator of classic seccomp BPF, written from the kernel's rules (net/core/filter.c and
-//! kernel/seccomp.c's checker) and independent of scpc's code generator: it is one of the two
-//! judges every build is checked by. It refuses what the kernel would refuse: unknown
-//! opcodes, jumps past the end, loads outside `seccomp_data`, falling off the end.
+//! An emulator of classic seccomp BPF, written from the kernel's rules and independent of
+//! scpc's code generator: it is one of the judges every build is checked by, and it runs the
+//! filters of other tools (libseccomp, seccompiler, minijail, systemd) too.
+//!
+//! It takes every instruction the kernel's seccomp loader accepts (net/core/filter.c
+//! `bpf_check_classic`, kernel/seccomp.c `seccomp_check_filter`): `ld [k]` inside
+//! `seccomp_data`, `ld/ldx len` (64), `ld/ldx #k`, `ld/ldx M[k]`, `st/stx M[k]`, the ALU
+//! operations add, sub, mul, div, and, or, xor, lsh, rsh with a constant or X, `neg`, `tax`,
+//! `txa`, `ja`, `jeq/jgt/jge/jset` with a constant or X, `ret #k` and `ret a`. The kernel's
+//! meaning, as measured on the real kernel by `compiler/tests/sim_kernel.rs`: A and X start at
+//! 0, arithmetic wraps at 32 bits, shifts by X use its low 5 bits, and a division by X = 0
+//! ends the program returning 0 (SECCOMP_RET_KILL_THREAD). [`check`] refuses exactly what the
+//! kernel refuses (`mod` among them: seccomp does not take it).
 
 use super::*;
 
@@ -18,6 +27,12 @@ pub struct SeccompData {
     pub args: [u64; 6],
 }
 
+/// `sizeof(struct seccomp_data)`: what `ld len` loads.
+pub const SECCOMP_DATA_LEN: u32 = 64;
+
+/// Scratch memory words (`BPF_MEMWORDS`).
+pub const MEMWORDS: u32 = 16;
+
 impl SeccompData {
     /// The 32-bit word at a byte offset (little-endian layout), if the offset is valid.
     pub fn word(&self, offset: u32) -> Option<u32> {
@@ -32,6 +47,158 @@ impl SeccompData {
             }
             _ => None,
         }
+    }
+}
+
+/// An ALU operation.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum AluOp {
+    /// `A + v`.
+    Add,
+    /// `A - v`.
+    Sub,
+    /// `A * v`.
+    Mul,
+    /// `A / v` (unsigned; by X = 0 the program returns 0).
+    Div,
+    /// `A | v`.
+    Or,
+    /// `A & v`.
+    And,
+    /// `A << (v & 31)`.
+    Lsh,
+    /// `A >> (v & 31)`.
+    Rsh,
+    /// `A ^ v`.
+    Xor,
+}
+
+/// A conditional jump's test of A against a value.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum JmpOp {
+    /// `A == v`.
+    Eq,
+    /// `A > v` (unsigned).
+    Gt,
+    /// `A >= v` (unsigned).
+    Ge,
+    /// `A & v != 0`.
+    Set,
+}
+
+/// The second operand of an ALU operation or a jump.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Src {
+    /// The constant `k`.
+    K(u32),
+    /// The index register.
+    X,
+}
+
+/// One instruction as seccomp runs it (after the loader's rewriting of `len` loads).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// `A = seccomp_data word at offset k`.
+    LdAbs(u32),
+    /// `A = k` (`ld #k`, and `ld len` as 64).
+    LdImm(u32),
+    /// `X = k` (`ldx #k`, and `ldx len` as 64).
+    LdxImm(u32),
+    /// `A = M[k]`.
+    LdMem(u32),
+    /// `X = M[k]`.
+    LdxMem(u32),
+    /// `M[k] = A`.
+    St(u32),
+    /// `M[k] = X`.
+    Stx(u32),
+    /// `A = A op v`.
+    Alu(AluOp, Src),
+    /// `A = -A`.
+    Neg,
+    /// `X = A`.
+    Tax,
+    /// `A = X`.
+    Txa,
+    /// Jump forward by k.
+    Ja(u32),
+    /// Jump by `jt` if `A op v`, else by `jf`.
+    Jmp(JmpOp, Src, u8, u8),
+    /// Return k.
+    RetK(u32),
+    /// Return A.
+    RetA,
+}
+
+/// Decodes an instruction the seccomp loader accepts, or `None` for an opcode it refuses
+/// (the operand checks are [`check`]'s).
+pub fn decode(insn: &Insn) -> Option<Op> {
+    let k = insn.k;
+    let alu = |op: u16| match op {
+        0x00 => Some(AluOp::Add),
+        0x10 => Some(AluOp::Sub),
+        0x20 => Some(AluOp::Mul),
+        0x30 => Some(AluOp::Div),
+        0x40 => Some(AluOp::Or),
+        0x50 => Some(AluOp::And),
+        0x60 => Some(AluOp::Lsh),
+        0x70 => Some(AluOp::Rsh),
+        0xa0 => Some(AluOp::Xor),
+        _ => None, // 0x80 neg (below), 0x90 mod: seccomp refuses it
+    };
+    let jmp = |op: u16| match op {
+        0x10 => Some(JmpOp::Eq),
+        0x20 => Some(JmpOp::Gt),
+        0x30 => Some(JmpOp::Ge),
+        0x40 => Some(JmpOp::Set),
+        _ => None,
+    };
+    let src = |code: u16| if code & 0x08 == 0 { Src::K(k) } else { Src::X };
+    Some(match insn.code {
+        0x20 => Op::LdAbs(k),
+        0x00 => Op::LdImm(k),
+        0x80 => Op::LdImm(SECCOMP_DATA_LEN),
+        0x01 => Op::LdxImm(k),
+        0x81 => Op::LdxImm(SECCOMP_DATA_LEN),
+        0x60 => Op::LdMem(k),
+        0x61 => Op::LdxMem(k),
+        0x02 => Op::St(k),
+        0x03 => Op::Stx(k),
+        0x84 => Op::Neg,
+        0x07 => Op::Tax,
+        0x87 => Op::Txa,
+        0x05 => Op::Ja(k),
+        0x06 => Op::RetK(k),
+        0x16 => Op::RetA,
+        c if c & 0xff07 == BPF_ALU => Op::Alu(alu(c & 0xf0)?, src(c)),
+        c if c & 0xff07 == BPF_JMP => Op::Jmp(jmp(c & 0xf0)?, src(c), insn.jt, insn.jf),
+        _ => return None,
+    })
+}
+
+/// An ALU operation on concrete values; `None` for a division by 0 (the program then
+/// returns 0).
+pub fn alu(op: AluOp, a: u32, v: u32) -> Option<u32> {
+    Some(match op {
+        AluOp::Add => a.wrapping_add(v),
+        AluOp::Sub => a.wrapping_sub(v),
+        AluOp::Mul => a.wrapping_mul(v),
+        AluOp::Div => a.checked_div(v)?,
+        AluOp::Or => a | v,
+        AluOp::And => a & v,
+        AluOp::Lsh => a << (v & 31),
+        AluOp::Rsh => a >> (v & 31),
+        AluOp::Xor => a ^ v,
+    })
+}
+
+/// A jump's test on concrete values.
+pub fn test(op: JmpOp, a: u32, v: u32) -> bool {
+    match op {
+        JmpOp::Eq => a == v,
+        JmpOp::Gt => a > v,
+        JmpOp::Ge => a >= v,
+        JmpOp::Set => a & v != 0,
     }
 }
 
@@ -59,6 +226,21 @@ pub enum SimError {
     },
     /// More than BPF_MAXINSNS instructions, or none.
     BadLength(usize),
+    /// A scratch memory index of 16 or more, a shift by 32 or more, or a division by the
+    /// constant 0.
+    BadOperand {
+        /// Where.
+        pc: usize,
+        /// The operand.
+        k: u32,
+    },
+    /// A read of a scratch memory word that some path reaches without storing it.
+    UnsetMemory {
+        /// Where.
+        pc: usize,
+        /// The word.
+        k: u32,
+    },
 }
 
 /// The result of a run.
@@ -74,87 +256,109 @@ pub struct Outcome {
     pub read_args: bool,
 }
 
-/// Runs a program on one input.
+/// Runs a program on one input. It meets each instruction as the kernel's checker would
+/// (bad opcodes, loads and operands are errors where they are run); the kernel also
+/// refuses, before running anything, programs that [`check`] refuses.
 pub fn run(program: &Program, data: &SeccompData) -> Result<Outcome, SimError> {
     let insns = &program.insns;
     if insns.is_empty() || insns.len() > BPF_MAXINSNS {
         return Err(SimError::BadLength(insns.len()));
     }
-    let (mut a, mut pc) = (0u32, 0usize);
+    let (mut a, mut x, mut pc) = (0u32, 0u32, 0usize);
+    let mut mem = [None::<u32>; MEMWORDS as usize];
     let mut out = Outcome { ret: 0, executed: 0, taken: 0, read_args: false };
     loop {
         let insn = *insns.get(pc).ok_or(SimError::OutOfBounds { pc })?;
         out.executed += 1;
-        let next = |off: u32, out: &mut Outcome| -> Result<usize, SimError> {
+        let op = decode(&insn).ok_or(SimError::BadOpcode { pc, code: insn.code })?;
+        operand_ok(pc, &op)?;
+        let jump = |off: usize, out: &mut Outcome| -> Result<usize, SimError> {
             if off != 0 {
                 out.taken += 1;
             }
-            let to = pc + 1 + off as usize;
+            let to = pc + 1 + off;
             if to >= insns.len() {
                 return Err(SimError::OutOfBounds { pc });
             }
             Ok(to)
         };
-        pc = match insn.code {
-            c if c == BPF_LD | BPF_W | BPF_ABS => {
-                a = data.word(insn.k).ok_or(SimError::BadLoad { pc, offset: insn.k })?;
-                out.read_args |= insn.k >= OFF_IP;
-                pc + 1
+        let value = |s: Src, x: u32| match s {
+            Src::K(k) => k,
+            Src::X => x,
+        };
+        let mut next = pc + 1;
+        match op {
+            Op::LdAbs(k) => {
+                a = data.word(k).ok_or(SimError::BadLoad { pc, offset: k })?;
+                out.read_args |= k >= OFF_IP;
             }
-            c if c == BPF_ALU | BPF_AND | BPF_K => {
-                a &= insn.k;
-                pc + 1
+            Op::LdImm(k) => a = k,
+            Op::LdxImm(k) => x = k,
+            Op::LdMem(k) => a = mem[k as usize].ok_or(SimError::UnsetMemory { pc, k })?,
+            Op::LdxMem(k) => x = mem[k as usize].ok_or(SimError::UnsetMemory { pc, k })?,
+            Op::St(k) => mem[k as usize] = Some(a),
+            Op::Stx(k) => mem[k as usize] = Some(x),
+            Op::Alu(op, s) => match alu(op, a, value(s, x)) {
+                Some(v) => a = v,
+                None => {
+                    out.ret = 0;
+                    return Ok(out);
+                }
+            },
+            Op::Neg => a = a.wrapping_neg(),
+            Op::Tax => x = a,
+            Op::Txa => a = x,
+            Op::Ja(k) => next = jump(k as usize, &mut out)?,
+            Op::Jmp(op, s, jt, jf) => {
+                let off = if test(op, a, value(s, x)) { jt } else { jf };
+                next = jump(usize::from(off), &mut out)?;
             }
-            c if c == BPF_RET | BPF_K => {
-                out.ret = insn.k;
+            Op::RetK(k) => {
+                out.ret = k;
                 return Ok(out);
             }
-            c if c == BPF_JMP | BPF_JA => next(insn.k, &mut out)?,
-            c if c & 0x07 == BPF_JMP && c & 0x08 == BPF_K => {
-                let cond = match c & 0xf0 {
-                    BPF_JEQ => a == insn.k,
-                    BPF_JGT => a > insn.k,
-                    BPF_JGE => a >= insn.k,
-                    BPF_JSET => a & insn.k != 0,
-                    _ => return Err(SimError::BadOpcode { pc, code: c }),
-                };
-                next(u32::from(if cond { insn.jt } else { insn.jf }), &mut out)?
+            Op::RetA => {
+                out.ret = a;
+                return Ok(out);
             }
-            c => return Err(SimError::BadOpcode { pc, code: c }),
-        };
+        }
+        pc = next;
     }
 }
 
-/// Checks a whole program before it runs, as the kernel's checker does at load time (and
-/// within what this emulator knows): a length within 1..=BPF_MAXINSNS, known opcodes, loads
-/// inside `seccomp_data`, jumps that land inside the program, and a `ret` at the end, so that
-/// no path runs off it.
+/// The operand checks of `bpf_check_classic` and `seccomp_check_filter`.
+fn operand_ok(pc: usize, op: &Op) -> Result<(), SimError> {
+    match *op {
+        Op::LdAbs(k) if k >= SECCOMP_DATA_LEN || k & 3 != 0 => Err(SimError::BadLoad { pc, offset: k }),
+        Op::LdMem(k) | Op::LdxMem(k) | Op::St(k) | Op::Stx(k) if k >= MEMWORDS => Err(SimError::BadOperand { pc, k }),
+        Op::Alu(AluOp::Lsh | AluOp::Rsh, Src::K(k)) if k >= 32 => Err(SimError::BadOperand { pc, k }),
+        Op::Alu(AluOp::Div, Src::K(0)) => Err(SimError::BadOperand { pc, k: 0 }),
+        _ => Ok(()),
+    }
+}
+
+/// Checks a whole program as the kernel does when it is loaded, and refuses exactly what the
+/// kernel refuses: a length outside 1..=BPF_MAXINSNS, an opcode seccomp does not take, an
+/// operand out of range (a load outside `seccomp_data` or not 4-byte aligned, a scratch
+/// word of 16 or more, a constant shift of 32 or more, a division by the constant 0), a jump
+/// past the end, a last instruction that is not a `ret`, and a read of a scratch word that
+/// some path reaches without storing it (the kernel's `check_load_and_stores`, followed to
+/// the letter: it walks the instructions in order, and a jump's targets keep only the words
+/// set on every jump to them).
 pub fn check(program: &Program) -> Result<(), SimError> {
-    let insns = &program.insns;
-    if insns.is_empty() || insns.len() > BPF_MAXINSNS {
-        return Err(SimError::BadLength(insns.len()));
-    }
-    for (pc, insn) in insns.iter().enumerate() {
-        let land = |off: usize| if pc + 1 + off < insns.len() { Ok(()) } else { Err(SimError::OutOfBounds { pc }) };
-        match insn.code {
-            c if c == BPF_LD | BPF_W | BPF_ABS => {
-                if SeccompData::default().word(insn.k).is_none() {
-                    return Err(SimError::BadLoad { pc, offset: insn.k });
-                }
-            }
-            c if c == BPF_ALU | BPF_AND | BPF_K || c == BPF_RET | BPF_K => {}
-            c if c == BPF_JMP | BPF_JA => land(insn.k as usize)?,
-            c if c & 0x07 == BPF_JMP && c & 0x08 == BPF_K && matches!(c & 0xf0, BPF_JEQ | BPF_JGT | BPF_JGE | BPF_JSET) => {
-                land(usize::from(insn.jt))?;
-                land(usize::from(insn.jf))?;
-            }
-            c => return Err(SimError::BadOpcode { pc, code: c }),
-        }
-    }
-    match insns.last() {
-        Some(i) if i.code == BPF_RET | BPF_K => Ok(()),
-        _ => Err(SimError::OutOfBounds { pc: insns.len() - 1 }),
-    }
+    use scpc_node::bpf::FilterError as F;
+    // one checker for the whole workspace: the node program refuses with it what it will not
+    // load, and `compiler/tests/sim_kernel.rs` holds it to the kernel's answers
+    scpc_node::bpf::check(&program.insns).map_err(|e| match e {
+        F::Size { bytes } => SimError::BadLength(bytes / 8),
+        F::Length { count } => SimError::BadLength(count),
+        F::Opcode { pc, code } => SimError::BadOpcode { pc, code },
+        F::Load { pc, offset } => SimError::BadLoad { pc, offset },
+        F::Jump { pc } | F::NoReturn { pc } => SimError::OutOfBounds { pc },
+        F::DivisionByZero { pc } => SimError::BadOperand { pc, k: 0 },
+        F::Shift { pc, k } | F::Scratch { pc, k } => SimError::BadOperand { pc, k },
+        F::Uninitialized { pc, k } => SimError::UnsetMemory { pc, k },
+    })
 }
 
 impl std::fmt::Display for SimError {
@@ -172,6 +376,14 @@ impl std::fmt::Display for SimError {
             SimError::BadLength(n) => {
                 write!(f, "instruction {BPF_MAXINSNS} (byte {}): {n} instructions, but a filter has 1 to {BPF_MAXINSNS}", BPF_MAXINSNS * 8)
             }
+            SimError::BadOperand { pc, k } => write!(
+                f,
+                "instruction {pc} (byte {}): operand {k} is out of range (scratch words 0..=15, shifts 0..=31, no division by 0)",
+                pc * 8
+            ),
+            SimError::UnsetMemory { pc, k } => {
+                write!(f, "instruction {pc} (byte {}): reads scratch word M[{k}], which a path reaches without storing it", pc * 8)
+            }
         }
     }
 }
@@ -179,6 +391,10 @@ impl std::fmt::Display for SimError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn insn(code: u16, jt: u8, jf: u8, k: u32) -> Insn {
+        Insn { code, jt, jf, k }
+    }
 
     #[test]
     fn runs_a_small_filter_and_counts() {
@@ -212,5 +428,52 @@ mod tests {
         assert_eq!(d.word(60), Some(0x5555_6666));
         assert_eq!(d.word(64), None);
         assert_eq!(d.word(18), None);
+    }
+
+    #[test]
+    fn arithmetic_scratch_memory_and_ret_a() {
+        // A = args[0].lo; X = 3; M[2] = X; A = A * X + 1; A = -A; A ^= M[2] via X; ret A
+        let p = Program {
+            insns: vec![
+                Insn::ld(16),
+                insn(0x01, 0, 0, 3),
+                insn(0x03, 0, 0, 2),
+                insn(0x2c, 0, 0, 0),
+                insn(0x04, 0, 0, 1),
+                Insn { code: 0x84, jt: 0, jf: 0, k: 0 },
+                insn(0x61, 0, 0, 2),
+                insn(0xac, 0, 0, 0),
+                insn(0x16, 0, 0, 0),
+            ],
+        };
+        assert_eq!(check(&p), Ok(()));
+        let d = SeccompData { args: [5, 0, 0, 0, 0, 0], ..Default::default() };
+        assert_eq!(run(&p, &d).map(|o| o.ret), Ok((5u32 * 3 + 1).wrapping_neg() ^ 3));
+        // division by X = 0 returns 0
+        let div = Program { insns: vec![insn(0x00, 0, 0, 7), insn(0x3c, 0, 0, 0), insn(0x06, 0, 0, 0x7fff_0000)] };
+        assert_eq!(run(&div, &d).map(|o| o.ret), Ok(0));
+        // shifts by X use its low 5 bits
+        let sh = Program { insns: vec![insn(0x00, 0, 0, 5), insn(0x01, 0, 0, 33), insn(0x6c, 0, 0, 0), insn(0x16, 0, 0, 0)] };
+        assert_eq!(run(&sh, &d).map(|o| o.ret), Ok(10));
+    }
+
+    #[test]
+    fn check_refuses_what_the_kernel_refuses() {
+        let ret = Insn::ret(0);
+        let refused = |insns: Vec<Insn>| check(&Program { insns }).is_err();
+        assert!(refused(vec![insn(0x94, 0, 0, 3), ret]), "mod");
+        assert!(refused(vec![insn(0x28, 0, 0, 0), ret]), "ld h abs");
+        assert!(refused(vec![insn(0x64, 0, 0, 32), ret]), "lsh #32");
+        assert!(!refused(vec![insn(0x64, 0, 0, 31), ret]), "lsh #31");
+        assert!(refused(vec![insn(0x34, 0, 0, 0), ret]), "div #0");
+        assert!(refused(vec![insn(0x02, 0, 0, 16), ret]), "st M[16]");
+        assert!(refused(vec![insn(0x60, 0, 0, 0), ret]), "ld M[0] before any store");
+        assert!(!refused(vec![insn(0x02, 0, 0, 0), insn(0x60, 0, 0, 0), ret]), "ld M[0] after a store");
+        // stored on one path only
+        assert!(refused(vec![Insn::ld(0), Insn::jmp(BPF_JEQ, 1, 0, 1), insn(0x02, 0, 0, 0), insn(0x60, 0, 0, 0), ret]));
+        assert!(refused(vec![Insn::ld(0)]), "no ret at the end");
+        assert!(refused(vec![Insn::ja(1), ret]), "ja past the end");
+        assert!(refused(vec![Insn::ld(62), ret]), "misaligned");
+        assert!(!refused(vec![insn(0x80, 0, 0, 0), insn(0x81, 0, 0, 0), insn(0x16, 0, 0, 0)]), "ld len, ldx len, ret a");
     }
 }

@@ -39,6 +39,10 @@ pub(crate) struct BuildArgs {
     /// How to print diagnostics.
     #[arg(long = "message-format", value_name = "MESSAGE_FORMAT", value_enum, default_value = "human")]
     format: MessageFormat,
+    /// Fail (exit 2, nothing written) unless every filter is proven equal to the source on
+    /// every input, rather than validated by sampling.
+    #[arg(long)]
+    require_proof: bool,
 }
 
 /// Prints why a build made nothing; the exit status.
@@ -47,7 +51,7 @@ fn report_failure(e: CompileError) -> u8 {
     match e {
         CompileError::Invalid => {}
         CompileError::NoTarget { .. } | CompileError::AuditNeedsKernel { .. } => eprintln!("error: {e}"),
-        CompileError::Build(_) | CompileError::Oci(_) => eprintln!("{:?}", miette::Report::new(e)),
+        CompileError::Build(_) | CompileError::Oci(_) | CompileError::NotProven { .. } => eprintln!("{:?}", miette::Report::new(e)),
     }
     code
 }
@@ -96,7 +100,8 @@ pub(crate) fn build(a: BuildArgs) -> u8 {
             return 2;
         }
     };
-    let options = BuildOptions { policy: a.policy, targets: a.targets, profile, audit: a.audit, emit: emit_kinds };
+    let options =
+        BuildOptions { policy: a.policy, targets: a.targets, profile, audit: a.audit, emit: emit_kinds, require_proof: a.require_proof };
     let result = scpc::compile(&unit, &map, &options, &mut diags);
     emit(diags, &map, a.format);
     let bundle = match result {
@@ -109,13 +114,17 @@ pub(crate) fn build(a: BuildArgs) -> u8 {
     }
     for f in &bundle.filters {
         eprintln!(
-            "{}.{}.bpf: {} instructions, {} ({}), {} calls validated against the source",
+            "{}.{}.bpf: {} instructions, {} ({}), {}",
             bundle.policy.name,
             f.arch,
             f.program.insns.len(),
             f.archs.iter().map(|a| a.name()).collect::<Vec<_>>().join("+"),
             if options.audit { "audit-only" } else { "enforcing" },
-            f.validated_cases
+            if f.proven {
+                "proven equal to the source on every input".to_string()
+            } else {
+                format!("validated by sampling ({} calls; not proven: the proof ran out of its node budget)", f.validated_cases)
+            }
         );
     }
     0

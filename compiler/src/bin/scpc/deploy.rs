@@ -86,16 +86,17 @@ fn differ(arch: &str, old: &[u8], new: &[u8]) -> Vec<String> {
     if Arch::from_name(arch).is_none() {
         return Vec::new();
     }
-    let report = compare(&Side::Filter(old), &Side::Filter(new));
+    let report = match compare(&Side::Filter(old), &Side::Filter(new)) {
+        Ok(r) => r,
+        Err(e) => return vec![format!("(not compared: {e})")],
+    };
     if report.archs.is_empty() {
         return vec!["(the deployed filter covers other architectures)".into()];
     }
-    if report.changes.is_empty() {
-        return vec![format!("same decisions for all {} calls compared (the code differs)", report.calls)];
+    if report.equal {
+        return vec!["the same decision for every call (the code differs)".into()];
     }
-    let mut lines = crate::diff::render(&report);
-    lines.push(format!("{} syscall number(s) decided differently", report.changes.len()));
-    lines
+    report.render()
 }
 
 pub(crate) fn run(a: FleetArgs) -> u8 {

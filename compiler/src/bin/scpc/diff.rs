@@ -1,12 +1,7 @@
 //! `scpc diff OLD NEW`: two policies, two filters, or one of each. Exit 0 when they decide the
 //! same everywhere, 1 when not, 2 when an input cannot be read.
 
-use std::collections::BTreeMap;
-
-use scpc::abi::Arch;
-use scpc::bpf::disasm::ret_name;
-use scpc::diff::{diff as compare, Change, Side};
-use serde_json::json;
+use scpc::diff::{diff as compare, Side};
 
 use crate::build::load_policy;
 use crate::MessageFormat;
@@ -58,25 +53,6 @@ fn load_side(path: &str, name: Option<&String>) -> Result<Side, u8> {
     load_policy(path, &name, &[], MessageFormat::Human).map(|(p, _, _)| Side::Policy(p))
 }
 
-fn call(arch: Arch, c: &Change, args: &[u64; 6]) -> String {
-    let name = c.name.map_or_else(|| format!("syscall {}", c.nr), str::to_string);
-    let params = arch.table().by_nr(c.nr).map_or(&[][..], |s| s.params);
-    let shown: Vec<String> = args
-        .iter()
-        .enumerate()
-        .filter(|(_, v)| **v != 0)
-        .map(|(i, v)| {
-            let p = params.get(i).map_or_else(|| format!("arg{i}"), |p| p.name.to_string());
-            if *v > 9 {
-                format!("{p}={v:#x}")
-            } else {
-                format!("{p}={v}")
-            }
-        })
-        .collect();
-    format!("{name}({})", shown.join(", "))
-}
-
 pub(crate) fn diff(a: &DiffArgs) -> u8 {
     let old_name = a.old_policy.as_ref().or(a.policy.as_ref());
     let new_name = a.new_policy.as_ref().or(a.policy.as_ref());
@@ -88,7 +64,13 @@ pub(crate) fn diff(a: &DiffArgs) -> u8 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let report = compare(&old, &new);
+    let report = match compare(&old, &new) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot compare `{}` and `{}`: {e}", a.old, a.new);
+            return 2;
+        }
+    };
     if report.archs.is_empty() {
         eprintln!(
             "error: `{}` and `{}` have no architecture in common to compare (help: a filter covers the architectures it was built for; build both for the same target)",
@@ -97,75 +79,11 @@ pub(crate) fn diff(a: &DiffArgs) -> u8 {
         return 1;
     }
     if a.json {
-        let changes: Vec<_> = report
-            .changes
-            .iter()
-            .map(|c| {
-                json!({
-                    "arch": c.arch.name(), "nr": c.nr, "syscall": c.name, "whatever_the_arguments": c.whatever_the_arguments,
-                    "examples": c.examples.iter().map(|(args, x, y)| json!({"args": args, "old": ret_name(*x), "new": ret_name(*y)})).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
-        let out = json!({
-            "archs": report.archs.iter().map(|a| a.name()).collect::<Vec<_>>(),
-            "not_compared": report.uncovered.iter().map(|(a, side)| json!({"arch": a.name(), "only_in": side})).collect::<Vec<_>>(),
-            "calls_compared": report.calls,
-            "equal": report.changes.is_empty(),
-            "changes": changes,
-        });
-        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
-        return u8::from(!report.changes.is_empty());
-    }
-    for line in render(&report) {
-        println!("{line}");
-    }
-    let archs = report.archs.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ");
-    if report.changes.is_empty() {
-        println!("no differences: the same decision for every one of {} calls compared ({archs})", report.calls);
-        0
+        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
     } else {
-        println!("{} syscall number(s) decided differently ({} calls compared on {archs})", report.changes.len(), report.calls);
-        1
-    }
-}
-
-/// The changes of a report as text lines: whole-syscall changes grouped by (arch, old → new),
-/// argument-dependent ones one by one with examples.
-pub(crate) fn render(report: &scpc::diff::Report) -> Vec<String> {
-    let mut out = Vec::new();
-    for (arch, side) in &report.uncovered {
-        out.push(format!("note: {arch} is covered only by the {side} side: not compared"));
-    }
-    // (arch, old, new) → (names, numbers without a name)
-    type Whole<'a> = BTreeMap<(Arch, u32, u32), (Vec<&'a str>, Vec<u32>)>;
-    let mut whole: Whole = BTreeMap::new();
-    for c in report.changes.iter().filter(|c| c.whatever_the_arguments) {
-        let (_, x, y) = c.examples[0];
-        let entry = whole.entry((c.arch, x, y)).or_default();
-        match c.name {
-            Some(n) => entry.0.push(n),
-            None => entry.1.push(c.nr),
+        for line in report.render() {
+            println!("{line}");
         }
     }
-    for ((arch, x, y), (names, numbers)) in &whole {
-        let mut parts: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-        let mut runs: Vec<(u32, u32)> = Vec::new();
-        for &n in numbers {
-            match runs.last_mut() {
-                Some((_, hi)) if *hi + 1 == n => *hi = n,
-                _ => runs.push((n, n)),
-            }
-        }
-        parts.extend(runs.iter().map(|(lo, hi)| if lo == hi { format!("number {lo}") } else { format!("numbers {lo}..={hi}") }));
-        out.push(format!("{arch}: {} → {} ({} syscalls): {}", ret_name(*x), ret_name(*y), parts.len(), parts.join(", ")));
-    }
-    for c in report.changes.iter().filter(|c| !c.whatever_the_arguments) {
-        let name = c.name.map_or_else(|| format!("syscall {}", c.nr), str::to_string);
-        out.push(format!("{}: {name}, depending on the arguments; for example:", c.arch));
-        for (args, x, y) in &c.examples {
-            out.push(format!("    {}: {} → {}", call(c.arch, c, args), ret_name(*x), ret_name(*y)));
-        }
-    }
-    out
+    u8::from(!report.equal)
 }
