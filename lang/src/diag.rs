@@ -176,6 +176,19 @@ pub enum SyntaxError {
         #[label("too deep here")]
         span: SourceSpan,
     },
+    /// An expression or condition with more operators along one path than the cap.
+    #[error("expression deeper than {max} operators")]
+    #[diagnostic(
+        code(scpc::syntax::too_long),
+        help("write a long `||` of equalities as a set (`arg in {{A, B, C}}`), or name parts of it with `const`")
+    )]
+    TooLong {
+        /// The cap.
+        max: usize,
+        /// Where the expression starts.
+        #[label("too deep from here")]
+        span: SourceSpan,
+    },
 }
 
 /// Errors of include resolution.

@@ -113,32 +113,36 @@ impl<'u> Checker<'u, '_> {
     /// A policy may not name a syscall that a `final` rule of an ancestor covers, except with
     /// the same action. (Any condition is fine then: where the derived rule holds it decides as
     /// the final rule would, and where it does not the final rule still decides; so a derived
-    /// policy can narrow a guard rail further but never loosen it.)
+    /// policy can narrow a guard rail further but never loosen it.) Every layer of the chain is
+    /// held to the finals above it, so a middle layer cannot loosen its parent's guard rail for
+    /// the layers below it either.
     pub(super) fn check_finals(&mut self, policy: &Policy, chain_rules: &[ChainRule<'u>]) {
         let finals: Vec<&ChainRule<'u>> = chain_rules.iter().filter(|cr| cr.depth > 0 && cr.rule.final_span.is_some()).collect();
         if finals.is_empty() {
             return;
         }
-        for cr in chain_rules.iter().filter(|cr| cr.depth == 0) {
+        let mut covered_by: BTreeMap<usize, Vec<(&'u str, &ChainRule<'u>)>> = BTreeMap::new();
+        for f in &finals {
+            for (n, _, _) in self.expand(&f.rule.syscalls) {
+                covered_by.entry(f.depth).or_default().push((n, f));
+            }
+        }
+        for cr in chain_rules {
             let action = policy.rules[cr.id].action;
             for (name, r, _) in self.expand(&cr.rule.syscalls) {
-                for f in &finals {
-                    let covered = self.expand(&f.rule.syscalls).iter().any(|(n, _, _)| *n == name);
-                    let f_action: Action = policy.rules[f.id].action;
-                    let same = action == f_action;
-                    if covered && !same {
-                        let help =
-                            format!("a derived policy may name `{name}` only with the final rule's action, `{f_action}`; remove this rule");
-                        self.diags.push(SemaError::FinalOverride {
-                            syscall: name.to_string(),
-                            layer: policy.rules[f.id].layer.clone(),
-                            span: r.span().into(),
-                            final_span: f.span.into(),
-                            help,
-                        });
-                        break;
-                    }
-                }
+                let above = covered_by.range(cr.depth + 1..).flat_map(|(_, v)| v.iter());
+                let Some((_, f)) = above.filter(|(n, _)| *n == name).find(|(_, f)| policy.rules[f.id].action != action) else {
+                    continue;
+                };
+                let f_action: Action = policy.rules[f.id].action;
+                let help = format!("a derived policy may name `{name}` only with the final rule's action, `{f_action}`; remove this rule");
+                self.diags.push(SemaError::FinalOverride {
+                    syscall: name.to_string(),
+                    layer: policy.rules[f.id].layer.clone(),
+                    span: r.span().into(),
+                    final_span: f.span.into(),
+                    help,
+                });
             }
         }
     }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use cranelift_entity::PrimaryMap;
-use scpc_lang::ast::{self, CondKind, StmtKind, SyscallRef};
+use scpc_lang::ast::{self, CmpOp, CondKind, StmtKind, SyscallRef};
 use scpc_lang::source::Span;
 
 use super::lints::Shadowing;
@@ -35,18 +35,22 @@ impl<'u> Checker<'u, '_> {
             self.diags.push(SemaError::NoTarget { name: name.to_string(), span: decl.name.span.into() });
             return None;
         };
+        // action data is evaluated on every target of the policy, whatever `--target` narrows
+        let all_targets = targets.clone();
         if !options.targets.is_empty() {
             targets.retain(|a| options.targets.contains(a));
         }
-        let first_arch = targets.first().copied().unwrap_or(Arch::X86_64);
         let setting_action = |this: &mut Self, pick: fn(&Settings<'u>) -> Option<&'u ast::Action>| {
             let a = settings.iter().find_map(pick)?;
-            let resolved = this.action(a, first_arch)?;
+            let resolved = this.action_on(a, &all_targets)?;
             this.check_action_kernel(resolved, a.span, kernel);
             Some(resolved)
         };
         let default = setting_action(self, |s| s.default);
-        let badarch = setting_action(self, |s| s.badarch).unwrap_or(Action::KillProcess);
+        // 0x80000000 means "kill the thread" before Linux 4.14, so the implicit badarch follows
+        // the kernel: kill_process where the kernel has it, kill_thread before.
+        let implicit_badarch = if kernel >= Action::KillProcess.min_kernel() { Action::KillProcess } else { Action::KillThread };
+        let badarch = setting_action(self, |s| s.badarch).unwrap_or(implicit_badarch);
         let newer = setting_action(self, |s| s.newer);
         let Some(default) = default else {
             if !settings.iter().any(|s| s.default.is_some()) {
@@ -55,20 +59,29 @@ impl<'u> Checker<'u, '_> {
             return None;
         };
 
+        // Every layer of the chain is checked here, not only the policy's own rules: a parent's
+        // rule is part of this policy's filter, under this policy's kernel and targets.
         let mut rules = PrimaryMap::new();
         let mut chain_rules = Vec::new();
         for (depth, layer) in chain.iter().enumerate() {
             for stmt in &layer.stmts {
                 let StmtKind::Rule(rule) = &stmt.kind else { continue };
-                let action = self.action(&rule.action, first_arch).unwrap_or(Action::KillProcess);
-                if depth == 0 {
-                    self.check_action_kernel(action, rule.action.span, kernel);
-                }
+                self.check_rule_archs(rule, &all_targets);
+                let on: Vec<Arch> = if rule.archs.is_empty() {
+                    all_targets.clone()
+                } else {
+                    all_targets.iter().copied().filter(|a| rule.archs.iter().any(|r| Arch::from_name(&r.name) == Some(*a))).collect()
+                };
+                let on = if on.is_empty() { all_targets.clone() } else { on };
+                let action = match self.action_on(&rule.action, &on) {
+                    Some(a) => {
+                        self.check_action_kernel(a, rule.action.span, kernel);
+                        a
+                    }
+                    None => Action::KillProcess,
+                };
                 let id =
                     rules.push(RuleData { action, layer: layer.name.name.clone(), is_final: rule.final_span.is_some(), span: stmt.span });
-                if depth == 0 {
-                    self.check_rule_archs(rule, &targets);
-                }
                 chain_rules.push(ChainRule { id, rule, depth, span: stmt.span });
             }
         }
@@ -220,13 +233,14 @@ impl<'u> Checker<'u, '_> {
             CondKind::Not(a) => CondData::Not(self.lower(a, sys, arch, rule_syscalls, conds)?),
             CondKind::Compare { arg, mask, op, value } => {
                 let (index, param, width) = self.arg(arg, sys, arch, rule_syscalls)?;
-                let mask = self.mask(mask.as_ref(), width, arch)?;
+                let mask = self.mask(mask.as_ref(), width, arg, sys, arch)?;
                 let value = self.operand(value, width, arg, param, sys, arch)?;
+                self.lint_constant(c.span, arg, width, fixed_outcome(mask & width.mask(), *op, value));
                 CondData::Cmp { arg: index, width, mask, op: *op, value }
             }
             CondKind::In { arg, mask, negated, set } => {
                 let (index, param, width) = self.arg(arg, sys, arch, rule_syscalls)?;
-                let mask = self.mask(mask.as_ref(), width, arch)?;
+                let mask = self.mask(mask.as_ref(), width, arg, sys, arch)?;
                 let mut values = Vec::new();
                 for e in set {
                     values.push(self.operand(e, width, arg, param, sys, arch));
@@ -234,17 +248,56 @@ impl<'u> Checker<'u, '_> {
                 let mut values: Vec<u64> = values.into_iter().collect::<Option<_>>()?;
                 values.sort_unstable();
                 values.dedup();
+                let m = mask & width.mask();
+                let fixed = if values.iter().all(|v| v & !m != 0) {
+                    Some(*negated)
+                } else if m == 0 && values.contains(&0) {
+                    Some(!*negated)
+                } else {
+                    None
+                };
+                self.lint_constant(c.span, arg, width, fixed);
                 CondData::In { arg: index, width, mask, negated: *negated, values }
             }
         };
         Some(conds.push(data))
     }
 
-    fn mask(&mut self, mask: Option<&'u ast::Expr>, width: Width, arch: Arch) -> Option<u64> {
-        match mask {
-            Some(m) => Some(self.eval(m, arch)? & width.mask()),
-            None => Some(width.mask()),
+    /// `& MASK`, checked against the argument's width as a comparison's value is: a mask with
+    /// bits the kernel does not read would decide on bits it ignores (`~X` of a small X is a
+    /// negative number, taken at the width).
+    fn mask(&mut self, mask: Option<&'u ast::Expr>, width: Width, arg: &ast::Ident, sys: &Syscall, arch: Arch) -> Option<u64> {
+        let Some(m) = mask else { return Some(width.mask()) };
+        let v = self.eval(m, arch)?;
+        if !fits(v, width) {
+            let bits = width.bits();
+            self.diags.push(SemaError::MaskTooWide {
+                value: v,
+                bits,
+                arg: arg.name.clone(),
+                syscall: sys.name.to_string(),
+                arch: arch.to_string(),
+                span: m.span.into(),
+                help: format!(
+                    "the kernel reads only the low {bits} bits of `{}`, so the bits of the mask above them can never be set: mask with {:#x} or less",
+                    arg.name,
+                    width.mask()
+                ),
+            });
+            return None;
         }
+        Some(v & width.mask())
+    }
+
+    /// Warns about a comparison whose outcome the argument's width fixes.
+    fn lint_constant(&mut self, span: Span, arg: &ast::Ident, width: Width, fixed: Option<bool>) {
+        let Some(holds) = fixed else { return };
+        self.diags.push(SemaError::ConstantCondition {
+            outcome: if holds { "true" } else { "false" },
+            bits: width.bits(),
+            arg: arg.name.clone(),
+            span: span.into(),
+        });
     }
 
     /// A comparison's right side, checked against the argument's width: a value that only
@@ -261,8 +314,7 @@ impl<'u> Checker<'u, '_> {
     ) -> Option<u64> {
         let v = self.eval(e, arch)?;
         let bits = width.bits();
-        let fits = bits == 64 || v <= width.mask() || ((v as i64) < 0 && (v as i64) >= -(1i64 << (bits - 1)));
-        if !fits {
+        if !fits(v, width) {
             let ctype = param.map_or("a register", |p| p.ctype);
             let help = format!(
                 "the kernel reads only the low {bits} bits of `{}` ({ctype}), so this comparison is decided by bits it ignores",
@@ -365,6 +417,30 @@ impl<'u> Checker<'u, '_> {
             });
         }
         Some((index as u8, param, width))
+    }
+}
+
+/// Whether a constant fits an argument's width: at most its bits, or a negative number whose
+/// value the width can hold (`AT_FDCWD` for an `int`, `~O_CLOEXEC` as a mask).
+fn fits(v: u64, width: Width) -> bool {
+    let bits = width.bits();
+    bits == 64 || v <= width.mask() || ((v as i64) < 0 && (v as i64) >= -(1i64 << (bits - 1)))
+}
+
+/// The outcome of `(arg & m) OP value` when it is the same for every value of the argument
+/// (`m` already cut to the width); `None` when it depends on the argument.
+fn fixed_outcome(m: u64, op: CmpOp, value: u64) -> Option<bool> {
+    match op {
+        CmpOp::Eq if value & !m != 0 => Some(false),
+        CmpOp::Eq if m == 0 => Some(value == 0),
+        CmpOp::Ne => fixed_outcome(m, CmpOp::Eq, value).map(|b| !b),
+        CmpOp::Lt if value == 0 => Some(false),
+        CmpOp::Lt if m < value => Some(true),
+        CmpOp::Le if m <= value => Some(true),
+        CmpOp::Gt if m <= value => Some(false),
+        CmpOp::Ge if value == 0 => Some(true),
+        CmpOp::Ge if m < value => Some(false),
+        _ => None,
     }
 }
 
