@@ -46,7 +46,12 @@ use scpc_lang::source::SourceMap;
 
 /// The loader of the command line: files on disk, `std/...` from the bundled library.
 pub fn fs_loader() -> FsLoader {
-    FsLoader { stdlib: scpc_stdlib::get }
+    fs_loader_with(Vec::new())
+}
+
+/// The loader of the command line with `-I` directories.
+pub fn fs_loader_with(include_dirs: Vec<std::path::PathBuf>) -> FsLoader {
+    FsLoader { stdlib: scpc_stdlib::get, include_dirs }
 }
 
 /// Loads a root file and its includes. `Err` when the root itself cannot be read.
@@ -58,7 +63,11 @@ pub fn load(path: &str, loader: &dyn Loader, map: &mut SourceMap, diags: &mut Di
 pub fn check_source(name: &str, text: &str) -> (sema::Checked, Diagnostics, SourceMap) {
     struct Mem(MemLoader, FsLoader);
     impl Loader for Mem {
-        fn load(&self, path: &str, from: Option<&scpc_lang::include::Loaded>) -> Result<scpc_lang::include::Loaded, String> {
+        fn load(
+            &self,
+            path: &str,
+            from: Option<&scpc_lang::include::Loaded>,
+        ) -> Result<scpc_lang::include::Loaded, scpc_lang::include::LoadError> {
             self.0.load(path, from).or_else(|_| self.1.load(path, from))
         }
     }

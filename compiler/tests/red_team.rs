@@ -2,6 +2,8 @@
 //! found it: a policy that compiled to a filter looser than its source, a wrong decision, a
 //! crash or a hang. Each test fails on the code before the fix.
 
+#![allow(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -286,4 +288,100 @@ fn a_long_extends_chain_is_refused_once() {
     let (code, _, err) = scpc(&dir, &["build", "p.scp", "--policy", "p2999", "-o", "out"]);
     assert_eq!(code, 1);
     assert!(err.contains("p2999") && err.contains("extends_too_deep"), "{}", &err[..err.len().min(3000)]);
+}
+
+// ---- 12. includes: regular files only, capped, from the allowed directories ----
+
+/// Runs scpc, killing it if it has not ended within a minute (a FIFO include used to block
+/// forever): `None` if it had to be killed.
+fn scpc_bounded(dir: &Path, args: &[&str]) -> Option<(i32, String, String)> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scpc"))
+        .current_dir(dir)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn scpc");
+    for _ in 0..600 {
+        if child.try_wait().expect("wait").is_some() {
+            let out = child.wait_with_output().expect("output");
+            return Some((
+                out.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stdout).into(),
+                String::from_utf8_lossy(&out.stderr).into(),
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+const POLICY_TAIL: &str = "policy p {\n  target x86_64\n  default allow\n}\n";
+
+#[test]
+fn a_fifo_include_is_refused_without_blocking() {
+    let dir = scratch("fifo");
+    let fifo = dir.join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().expect("utf-8")).expect("path");
+    // SAFETY: mkfifo on a path we own.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    std::fs::write(dir.join("p.scp"), format!("include \"fifo\"\n{POLICY_TAIL}")).expect("write");
+    let (code, out, _) = scpc_bounded(&dir, &["check", "--message-format", "json", "p.scp"]).expect("scpc blocked on the FIFO");
+    assert_eq!(code, 1);
+    assert!(out.contains("scpc::include::not_a_file") && out.contains("not a regular file"), "{out}");
+}
+
+#[test]
+fn devices_and_files_outside_the_tree_are_refused_unread() {
+    let dir = scratch("outside");
+    for (path, code) in [("/dev/zero", "scpc::include::outside"), ("/etc/passwd", "scpc::include::outside")] {
+        std::fs::write(dir.join("p.scp"), format!("include \"{path}\"\n{POLICY_TAIL}")).expect("write");
+        let (status, out, err) = scpc_bounded(&dir, &["check", "--message-format", "json", "p.scp"]).expect("ends");
+        assert_eq!(status, 1, "{path}");
+        assert!(out.contains(code), "{path}: {out}");
+        assert!(!out.contains("root:") && !err.contains("root:"), "{path}: the file's lines were shown");
+    }
+    // -I /dev makes /dev/zero reachable, but it is still not a policy file
+    std::fs::write(dir.join("p.scp"), format!("include \"/dev/zero\"\n{POLICY_TAIL}")).expect("write");
+    let (status, out, _) = scpc_bounded(&dir, &["check", "-I", "/dev", "--message-format", "json", "p.scp"]).expect("ends");
+    assert_eq!(status, 1);
+    assert!(out.contains("scpc::include::not_a_file"), "{out}");
+    // a symbolic link inside the tree that points out of it is judged by its target
+    std::os::unix::fs::symlink("/etc/passwd", dir.join("link.scp")).expect("symlink");
+    std::fs::write(dir.join("p.scp"), format!("include \"link.scp\"\n{POLICY_TAIL}")).expect("write");
+    let (status, out, _) = scpc_bounded(&dir, &["check", "--message-format", "json", "p.scp"]).expect("ends");
+    assert_eq!(status, 1);
+    assert!(out.contains("scpc::include::outside"), "{out}");
+}
+
+#[test]
+fn a_file_larger_than_the_cap_is_refused() {
+    let dir = scratch("large");
+    let big = format!("{}\n", "#".repeat(scpc_lang::include::MAX_FILE_BYTES as usize + 1));
+    std::fs::write(dir.join("big.scp"), big).expect("write");
+    std::fs::write(dir.join("p.scp"), format!("include \"big.scp\"\n{POLICY_TAIL}")).expect("write");
+    let (status, out, _) = scpc_bounded(&dir, &["check", "--message-format", "json", "p.scp"]).expect("ends");
+    assert_eq!(status, 1);
+    assert!(out.contains("scpc::include::not_a_file") && out.contains("larger than"), "{out}");
+}
+
+#[test]
+fn include_dirs_widen_where_includes_come_from() {
+    let dir = scratch("include-dirs");
+    std::fs::create_dir_all(dir.join("services")).expect("mkdir");
+    std::fs::create_dir_all(dir.join("lib")).expect("mkdir");
+    std::fs::write(dir.join("base.scp"), "const BASE_UID = 7\n").expect("write");
+    std::fs::write(dir.join("lib/common.scp"), "const COMMON = 1\n").expect("write");
+    let text = "include \"../base.scp\"\ninclude \"common.scp\"\npolicy p {\n  target x86_64\n  default allow\n  errno(EPERM) setuid if uid == BASE_UID | COMMON\n}\n";
+    std::fs::write(dir.join("services/web.scp"), text).expect("write");
+    // `../base.scp` leaves the root file's directory, and common.scp is in no searched one
+    let (status, out, _) = scpc_bounded(&dir, &["check", "--message-format", "json", "services/web.scp"]).expect("ends");
+    assert_eq!(status, 1);
+    assert!(out.contains("scpc::include::outside") && out.contains("scpc::include::not_found"), "{out}");
+    // with the project's top and lib/ given, both resolve
+    let (status, out, err) = scpc_bounded(&dir, &["check", "-I", ".", "-I", "lib", "services/web.scp"]).expect("ends");
+    assert_eq!(status, 0, "{out}{err}");
 }

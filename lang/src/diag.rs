@@ -209,6 +209,36 @@ pub enum IncludeError {
         #[help]
         help: String,
     },
+    /// The file lies outside the directories includes may come from.
+    #[error("cannot include `{path}`: {reason}")]
+    #[diagnostic(code(scpc::include::outside))]
+    Outside {
+        /// The path as written.
+        path: String,
+        /// Where it resolved to.
+        reason: String,
+        /// The string.
+        #[label("outside the allowed directories")]
+        span: SourceSpan,
+        /// The rule.
+        #[help]
+        help: String,
+    },
+    /// Not a regular file, or too large.
+    #[error("cannot include `{path}`: {reason}")]
+    #[diagnostic(
+        code(scpc::include::not_a_file),
+        help("an include names a policy file: a regular file of at most 4 MiB (a unit holds at most 64 MiB)")
+    )]
+    NotAFile {
+        /// The path as written.
+        path: String,
+        /// Why.
+        reason: String,
+        /// The string.
+        #[label("not a policy file")]
+        span: SourceSpan,
+    },
     /// A file includes itself, directly or through others.
     #[error("include cycle: {cycle}")]
     #[diagnostic(code(scpc::include::cycle), help("move what both files need into a third file that both include"))]

@@ -37,7 +37,7 @@ pub(crate) fn load_policy(
     format: MessageFormat,
 ) -> Result<(scpc::policy::Policy, SourceMap, scpc_lang::include::Unit), u8> {
     let (mut map, mut diags) = (SourceMap::new(), Diagnostics::new());
-    let unit = match scpc::load(file, &scpc::fs_loader(), &mut map, &mut diags) {
+    let unit = match scpc::load(file, &crate::loader(), &mut map, &mut diags) {
         Ok(u) => u,
         Err(reason) => {
             eprintln!("error: {reason}");
@@ -186,7 +186,7 @@ pub(crate) fn test(files: &[String], format: MessageFormat) -> u8 {
     let mut map = SourceMap::new();
     for path in files {
         let mut diags = Diagnostics::new();
-        let unit = match scpc::load(path, &scpc::fs_loader(), &mut map, &mut diags) {
+        let unit = match scpc::load(path, &crate::loader(), &mut map, &mut diags) {
             Ok(u) => u,
             Err(reason) => {
                 eprintln!("error: {reason}");
