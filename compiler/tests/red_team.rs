@@ -385,3 +385,56 @@ fn include_dirs_widen_where_includes_come_from() {
     let (status, out, err) = scpc_bounded(&dir, &["check", "-I", ".", "-I", "lib", "services/web.scp"]).expect("ends");
     assert_eq!(status, 0, "{out}{err}");
 }
+
+// ---- 13. --message-format json holds for back-end errors too ----
+
+#[test]
+fn a_filter_too_large_is_reported_in_json() {
+    let dir = scratch("too-large");
+    let values: Vec<String> = (1..6000).map(|v| v.to_string()).collect();
+    let text = format!("policy p {{\n  target x86_64\n  default allow\n  errno(EPERM) read if count in {{{}}}\n}}\n", values.join(", "));
+    std::fs::write(dir.join("p.scp"), text).expect("write");
+    let (code, out, err) = scpc(&dir, &["build", "p.scp", "--policy", "p", "-o", "out", "--message-format", "json"]);
+    assert_eq!(code, 1, "{err}");
+    let line = out.lines().find(|l| l.contains("scpc::codegen::too_large")).unwrap_or_else(|| panic!("no JSON: {out} {err}"));
+    let d: serde_json::Value = serde_json::from_str(line).expect("JSON");
+    assert_eq!(d["file"], "p.scp");
+    assert_eq!(d["line"], 1);
+    assert!(!err.contains('×'), "human text printed: {err}");
+    assert!(!dir.join("out").exists());
+}
+
+// ---- 7. exec checks the filter against its build manifest ----
+
+#[test]
+fn exec_refuses_a_filter_its_manifest_does_not_list() {
+    let dir = scratch("exec-manifest");
+    let policy = |errno: &str| format!("policy p {{\n  target x86_64\n  default allow\n  errno({errno}) kexec_load\n}}\n");
+    std::fs::write(dir.join("a.scp"), policy("EPERM")).expect("write");
+    std::fs::write(dir.join("b.scp"), policy("EACCES")).expect("write");
+    for (file, out) in [("a.scp", "a"), ("b.scp", "b")] {
+        let (code, _, err) = scpc(&dir, &["build", file, "--policy", "p", "-o", out]);
+        assert_eq!(code, 0, "{err}");
+    }
+    let run = |filter: &str, extra: &[&str]| {
+        let mut args = vec!["exec", filter];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", "/bin/true"]);
+        scpc(&dir, &args)
+    };
+    // as built: the manifest beside it agrees
+    let (code, _, err) = run("a/p.x86_64.bpf", &[]);
+    assert_eq!(code, 0, "{err}");
+    // another build's filter put in its place: refused
+    std::fs::copy(dir.join("b/p.x86_64.bpf"), dir.join("a/p.x86_64.bpf")).expect("copy");
+    let (code, _, err) = run("a/p.x86_64.bpf", &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("sha256") && err.contains("refusing"), "{err}");
+    // the right manifest named explicitly: accepted; a manifest that does not list it: refused
+    let (code, _, err) = run("a/p.x86_64.bpf", &["--manifest", "b/p.manifest.json"]);
+    assert_eq!(code, 0, "{err}");
+    std::fs::copy(dir.join("b/p.x86_64.bpf"), dir.join("b/other.x86_64.bpf")).expect("copy");
+    let (code, _, err) = run("b/other.x86_64.bpf", &["--manifest", "b/p.manifest.json"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("does not list"), "{err}");
+}

@@ -260,3 +260,39 @@ pub enum IncludeError {
         span: SourceSpan,
     },
 }
+
+/// A diagnostic of a later stage that has no place of its own, pinned to one in the source (a
+/// filter too large to load is reported at the name of the policy it was built from), so that
+/// it prints like every other diagnostic, in JSON too.
+#[derive(Debug)]
+pub struct Located {
+    /// The diagnostic.
+    pub inner: BoxedDiagnostic,
+    /// Where it is pinned.
+    pub span: SourceSpan,
+    /// What the place is.
+    pub label: String,
+}
+
+impl std::fmt::Display for Located {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.inner, f)
+    }
+}
+
+impl std::error::Error for Located {}
+
+impl Diagnostic for Located {
+    fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.inner.code()
+    }
+    fn severity(&self) -> Option<Severity> {
+        self.inner.severity()
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.inner.help()
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        Some(Box::new(std::iter::once(miette::LabeledSpan::new_primary_with_span(Some(self.label.clone()), self.span))))
+    }
+}

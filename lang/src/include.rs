@@ -269,7 +269,8 @@ impl State<'_> {
                         path: path.to_string(),
                         reason,
                         span,
-                        help: "include files below the including file's directory or the root file's, or give their directory with -I DIR".into(),
+                        help: "include files below the including file's directory or the root file's, or give their directory with -I DIR"
+                            .into(),
                     },
                     LoadError::NotRegular | LoadError::TooLarge => IncludeError::NotAFile { path: path.to_string(), reason, span },
                     LoadError::Unreadable(_) => {

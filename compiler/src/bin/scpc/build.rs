@@ -99,7 +99,7 @@ pub(crate) fn build(a: &BuildArgs) -> u8 {
         Ok(f) => f,
         Err(e) => {
             let code = if matches!(e, artifact::BuildError::Codegen(scpc::codegen::CodegenError::TooLarge { .. })) { 1 } else { 2 };
-            eprintln!("{:?}", miette::Report::new(e));
+            emit_at_policy(e, &policy.name, &unit, &map, a.format);
             return code;
         }
     };
@@ -126,7 +126,7 @@ pub(crate) fn build(a: &BuildArgs) -> u8 {
         match scpc::oci::export(&policy) {
             Ok(json) => files.push((format!("{}.oci.json", policy.name), json.into_bytes())),
             Err(e) => {
-                eprintln!("{:?}", miette::Report::new(e));
+                emit_at_policy(e, &policy.name, &unit, &map, a.format);
                 return 1;
             }
         }
@@ -166,6 +166,29 @@ pub(crate) fn build(a: &BuildArgs) -> u8 {
         );
     }
     0
+}
+
+/// Prints an error of the back end (which has no place in the source) at the policy's name,
+/// in the format asked for.
+fn emit_at_policy(
+    e: impl miette::Diagnostic + Send + Sync + 'static,
+    name: &str,
+    unit: &scpc_lang::include::Unit,
+    map: &SourceMap,
+    format: MessageFormat,
+) {
+    let span = unit
+        .files
+        .iter()
+        .flat_map(|f| &f.items)
+        .find_map(|i| match i {
+            scpc_lang::ast::Item::Policy(p) if p.name.name == name => Some(p.name.span),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let mut diags = Diagnostics::new();
+    diags.push(scpc_lang::diag::Located { inner: Box::new(e), span: span.into(), label: format!("policy `{name}`") });
+    emit(diags, map, format);
 }
 
 fn unit_sources(map: &SourceMap, unit: &scpc_lang::include::Unit) -> Vec<SourceEntry> {

@@ -126,6 +126,10 @@ enum Command {
         /// Leave speculative store bypass mitigation off (SECCOMP_FILTER_FLAG_SPEC_ALLOW).
         #[arg(long)]
         spec_allow: bool,
+        /// The build manifest whose sha256 the filter must match (default: NAME.manifest.json
+        /// beside the filter, when there is one).
+        #[arg(long)]
+        manifest: Option<String>,
         /// The command and its arguments.
         #[arg(last = true, required = true)]
         command: Vec<String>,
@@ -315,8 +319,8 @@ fn main() -> ExitCode {
         Command::Rollback { inventory, fleet } => deploy::run(fleet.into_args(deploy::Verb::Rollback, inventory, false, None)),
         Command::Generate { traces, name, targets, default, output } => tools::generate(&traces, name, targets, default, output.as_deref()),
         Command::Explain { log, policy_file, name, json } => explain::explain(&explain::ExplainArgs { log, policy_file, name, json }),
-        Command::Exec { filter, tsync, log, spec_allow, command } => {
-            tools::exec(&filter, scpc::install::Flags { tsync, log, spec_allow }, &command)
+        Command::Exec { filter, tsync, log, spec_allow, manifest, command } => {
+            tools::exec(&filter, manifest.as_deref(), scpc::install::Flags { tsync, log, spec_allow }, &command)
         }
     };
     ExitCode::from(code)

@@ -123,7 +123,7 @@ pub(crate) fn host_arch() -> Option<Arch> {
     }
 }
 
-pub(crate) fn exec(filter: &str, flags: scpc::install::Flags, command: &[String]) -> u8 {
+pub(crate) fn exec(filter: &str, manifest: Option<&str>, flags: scpc::install::Flags, command: &[String]) -> u8 {
     let program = match read_filter(filter) {
         Ok(p) => p,
         Err((code, msg)) => {
@@ -131,6 +131,10 @@ pub(crate) fn exec(filter: &str, flags: scpc::install::Flags, command: &[String]
             return code;
         }
     };
+    if let Err((code, msg)) = check_manifest(filter, manifest, &program) {
+        eprintln!("error: {msg}");
+        return code;
+    }
     let Some(arch) = host_arch() else {
         eprintln!("error: scpc does not know this machine's architecture ({})", std::env::consts::ARCH);
         return 2;
@@ -154,6 +158,40 @@ pub(crate) fn exec(filter: &str, flags: scpc::install::Flags, command: &[String]
     };
     eprintln!("error: {what}");
     2
+}
+
+/// The filter must be the one its build manifest lists, byte for byte: the manifest given,
+/// else `NAME.manifest.json` beside `NAME.ARCH.bpf` when there is one. The bytes hashed are the
+/// bytes about to be loaded.
+fn check_manifest(filter: &str, manifest: Option<&str>, program: &Program) -> Result<(), (u8, String)> {
+    let path = std::path::Path::new(filter);
+    let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let manifest = match manifest {
+        Some(m) => std::path::PathBuf::from(m),
+        None => {
+            let stem = file.strip_suffix(".bpf").and_then(|s| s.rsplit_once('.')).map(|(name, _arch)| name);
+            match stem.map(|name| path.with_file_name(format!("{name}.manifest.json"))) {
+                Some(beside) if beside.exists() => beside,
+                _ => return Ok(()),
+            }
+        }
+    };
+    let shown = manifest.display();
+    let text = std::fs::read_to_string(&manifest).map_err(|e| (2, format!("cannot read the manifest `{shown}`: {e}")))?;
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| (1, format!("{shown}: line {}, column {}: not a build manifest: {e}", e.line(), e.column())))?;
+    let listed = json["targets"].as_array().into_iter().flatten().find(|t| t["file"].as_str() == Some(file.as_str()));
+    let Some(expected) = listed.and_then(|t| t["sha256"].as_str()) else {
+        return Err((1, format!("{shown} does not list `{file}`: refusing to load a filter its build did not write")));
+    };
+    let actual = scpc::artifact::sha256(&program.to_bytes());
+    if actual != expected {
+        return Err((
+            1,
+            format!("`{filter}` is not the filter {shown} lists (sha256 {actual}, the manifest says {expected}): refusing to load it\n  help: rebuild it with `scpc build`, or name the right manifest with --manifest"),
+        ));
+    }
+    Ok(())
 }
 
 pub(crate) fn profile(traces: &[String]) -> u8 {
