@@ -106,7 +106,7 @@ fn width_mask(w: Width) -> u64 {
     match w {
         Width::W16 => 0xffff,
         Width::W32 => 0xffff_ffff,
-        Width::W64 | Width::Split => u64::MAX,
+        Width::W64 => u64::MAX,
     }
 }
 

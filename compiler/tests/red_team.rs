@@ -438,3 +438,170 @@ fn exec_refuses_a_filter_its_manifest_does_not_list() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("does not list"), "{err}");
 }
+
+// ---- kernel tests: the probe program makes raw calls under a filter built by scpc ----
+
+/// `tests/red_team/probe.c`, compiled once with the machine's C compiler.
+fn probe() -> PathBuf {
+    static PROBE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PROBE
+        .get_or_init(|| {
+            let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/red_team/probe.c");
+            let out = scratch("probe").join("probe");
+            let status = Command::new("cc").args(["-O1", "-o"]).arg(&out).arg(&src).status().expect("cc (gcc) is needed: install gcc");
+            assert!(status.success(), "cc failed on {}", src.display());
+            out
+        })
+        .clone()
+}
+
+/// Builds `text`'s policy `p` for x86_64 and runs the probe under it: (exit status, the
+/// number it printed, scpc's stderr of the build).
+fn probe_under(tag: &str, text: &str, args: &[&str]) -> (std::process::ExitStatus, Option<i64>, String) {
+    let dir = scratch(tag);
+    std::fs::write(dir.join("p.scp"), text).expect("write");
+    let (code, _, build_err) = scpc(&dir, &["build", "p.scp", "--policy", "p", "-o", "out"]);
+    assert_eq!(code, 0, "{build_err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_scpc"))
+        .current_dir(&dir)
+        .args(["exec", "out/p.x86_64.bpf", "--"])
+        .arg(probe())
+        .args(args)
+        .output()
+        .expect("scpc exec");
+    let value = String::from_utf8_lossy(&out.stdout).trim().parse().ok();
+    (out.status, value, build_err)
+}
+
+// 6. the kernel reads mmap's fd through fget(unsigned int): upper-half garbage no longer
+// dodges an exact-match rule, because the filter compares the 32 bits the kernel acts on.
+#[test]
+fn upper_half_garbage_no_longer_dodges_an_fd_rule() {
+    let mmap = Arch::X86_64.table().syscall("mmap").expect("mmap");
+    let fd = mmap.params.iter().find(|p| p.name == "fd").expect("fd");
+    assert_eq!(fd.width, scpc::abi::Width::W32);
+    assert!(fd.narrowed.contains("fget"), "{}", fd.narrowed);
+    let clone = Arch::Aarch64.table().syscall("clone").expect("clone");
+    assert_eq!(clone.params[0].width, scpc::abi::Width::W32, "clone_flags: lower_32_bits");
+    let text = "policy p {\n  target x86_64\n  default allow\n  errno(EACCES) mmap if fd == 1000\n}\n";
+    for how in ["low", "high"] {
+        let (status, value, _) = probe_under(&format!("mmap-{how}"), text, &["mmap-fd", how]);
+        assert!(status.success(), "{status:?}");
+        assert_eq!(value, Some(-(libc::EACCES as i64)), "mmap with fd {how}: the rule must hold");
+    }
+}
+
+// 5. i386's socketcall reaches socket without passing socket's argument rules: the bypass is
+// real on this kernel, and the checker names the multiplexer.
+#[test]
+fn socketcall_bypass_is_shown_and_linted() {
+    let text = "policy p {\n  target x86_64, i386\n  default allow\n  errno(EPERM) socket if family == AF_UNIX\n}\n";
+    let lints: Vec<String> = codes(text).into_iter().filter(|c| c == "scpc::lint::multiplexer").collect();
+    assert_eq!(lints.len(), 1, "{:?}", codes(text));
+    let (_, diags, _) = scpc::check_source("t.scp", text);
+    let msg = diags.iter().map(|d| d.to_string()).find(|m| m.contains("socketcall")).expect("names socketcall");
+    assert!(msg.contains("i386"), "{msg}");
+    let (_, direct, _) = probe_under("socket-i386", text, &["socket-i386"]);
+    assert_eq!(direct, Some(-(libc::EPERM as i64)), "the rule holds for the direct call");
+    let (_, through, _) = probe_under("socketcall-i386", text, &["socketcall-i386"]);
+    assert!(through.is_some_and(|fd| fd >= 0), "socketcall gets a socket past the rule: {through:?}");
+    // closing the multiplexer, as the help says, closes the bypass and silences the lint
+    let closed = text.replace("}\n", "  errno(ENOSYS) socketcall on i386\n}\n");
+    assert!(!codes(&closed).iter().any(|c| c == "scpc::lint::multiplexer"), "{:?}", codes(&closed));
+    let (_, through, _) = probe_under("socketcall-closed", &closed, &["socketcall-i386"]);
+    assert_eq!(through, Some(-(libc::ENOSYS as i64)));
+}
+
+// 15. uretprobe and uprobe never reach the filter on x86_64 (Linux 6.14 / 6.18 on): the tables
+// say so, the checker warns, and sim says so beside the filter's decision.
+#[test]
+fn syscalls_the_kernel_never_filters_are_recorded() {
+    let table = Arch::X86_64.table();
+    let uprobe = table.syscall("uprobe").expect("uprobe");
+    assert_eq!(uprobe.nr, 336);
+    assert!(uprobe.unfiltered_since.is_some());
+    assert!(table.syscall("uretprobe").is_some_and(|s| s.unfiltered_since.is_some()));
+    assert!(Arch::X32.table().syscall("uretprobe").is_none_or(|s| s.unfiltered_since.is_none()), "native calls only");
+    let text = "policy p {\n  target x86_64\n  default allow\n  kill_process uprobe\n}\n";
+    assert_eq!(codes(text), ["scpc::lint::unfiltered"]);
+    let dir = scratch("sim-unfiltered");
+    std::fs::write(dir.join("p.scp"), text).expect("write");
+    assert_eq!(scpc(&dir, &["build", "p.scp", "--policy", "p", "-o", "out"]).0, 0);
+    let (code, out, _) = scpc(&dir, &["sim", "out/p.x86_64.bpf", "--arch", "x86_64", "uprobe"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("kill_process") && out.contains("without running the filter"), "{out}");
+    // on this kernel: when it passes uprobe through (6.18 on), the process lives
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("osrelease");
+    let mut parts = release.trim().split(|c: char| !c.is_ascii_digit()).filter_map(|p| p.parse::<u16>().ok());
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    let (status, value, _) = probe_under("uprobe", text, &["nr", "336"]);
+    if (major, minor) >= (6, 18) {
+        assert!(status.success(), "the filter's kill_process was applied: {status:?}");
+        assert!(value.is_some_and(|v| v < 0), "{value:?}");
+    } else {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGSYS), "before 6.18 the filter decides: {status:?}");
+    }
+}
+
+// ---- 14. a 64-bit value in a register pair (arm EABI, i386) is compared as one value ----
+
+#[test]
+fn a_register_pair_is_compared_as_one_value() {
+    let values = [0u64, 1, 0xffff_ffff, 0x1_0000_0000, 0x1_0000_0001, 0x7_ffff_fffe, 0xffff_ffff_ffff_ffff];
+    for op in ["==", "!=", "<", "<=", ">", ">="] {
+        for &v in &values {
+            for mask in [None, Some(0xffff_0000_ffff_u64)] {
+                let m = mask.map_or(String::new(), |m| format!(" & {m:#x}"));
+                let text = format!("policy p {{\n  target arm\n  default allow\n  errno(EPERM) pread64 if pos{m} {op} {v:#x}\n}}\n");
+                let (checked, diags, _) = scpc::check_source("t.scp", &text);
+                assert!(!diags.has_errors(), "{text}: {diags:?}");
+                let p = &checked.policies["p"];
+                let nr = Arch::Arm.table().syscall("pread64").expect("pread64").nr;
+                scpc::artifact::compile(p, &scpc::profile::Profile::uniform()).expect("compiles and validates");
+                for &pos in &values {
+                    let x = pos & mask.unwrap_or(u64::MAX);
+                    let expect = match op {
+                        "==" => x == v,
+                        "!=" => x != v,
+                        "<" => x < v,
+                        "<=" => x <= v,
+                        ">" => x > v,
+                        _ => x >= v,
+                    };
+                    // EABI: r3 is padding, pos in r4 (low) and r5 (high); garbage in the padding
+                    let args = [3, 0x1000, 64, 0xdead_beef, pos & 0xffff_ffff, pos >> 32];
+                    let d = scpc::eval::decide(p, Arch::Arm.table().audit_arch, nr, &args);
+                    let got = d.action == Action::Errno(libc::EPERM as u16);
+                    assert_eq!(got, expect, "pos{m} {op} {v:#x} with pos = {pos:#x}");
+                }
+            }
+        }
+    }
+    // sets too
+    let text = "policy p {\n  target arm\n  default allow\n  errno(EPERM) pread64 if pos in {0x100000000, 7}\n}\n";
+    let (checked, diags, _) = scpc::check_source("t.scp", text);
+    assert!(!diags.has_errors(), "{diags:?}");
+    let nr = Arch::Arm.table().syscall("pread64").expect("pread64").nr;
+    let decide =
+        |lo: u64, hi: u64| scpc::eval::decide(&checked.policies["p"], Arch::Arm.table().audit_arch, nr, &[0, 0, 0, 0, lo, hi]).action;
+    assert_eq!(decide(0, 1), Action::Errno(libc::EPERM as u16));
+    assert_eq!(decide(7, 0), Action::Errno(libc::EPERM as u16));
+    assert_eq!(decide(7, 1), Action::Allow);
+    assert_eq!(decide(0, 0), Action::Allow);
+}
+
+#[test]
+fn registers_of_a_pair_are_named_as_the_calling_convention_places_them() {
+    let at = |cond: &str| codes(&format!("policy p {{\n  target arm\n  default allow\n  errno(EPERM) {cond}\n}}\n"));
+    // arg4 holds the low half of pread64's pos: no warning; arg3 is the padding before the pair
+    assert!(at("pread64 if arg4 == 1").is_empty(), "{:?}", at("pread64 if arg4 == 1"));
+    assert_eq!(at("pread64 if arg3 == 1"), ["scpc::typeck::arg_unused"]);
+    let (_, diags, _) = scpc::check_source("t.scp", "policy p {\n  target arm\n  default allow\n  errno(EPERM) pread64 if arg3 == 1\n}\n");
+    let help = diags.iter().find_map(|d| d.help().map(|h| h.to_string())).expect("help");
+    assert!(help.contains("padding") && help.contains("`pos`"), "{help}");
+    // fanotify_mark: mask in r2/r3, dfd in r4, named or as arg4
+    assert!(at("fanotify_mark if dfd == 3").is_empty());
+    assert!(at("fanotify_mark if arg4 == 3").is_empty());
+    assert!(at("fanotify_mark if mask & 0x100000000 != 0").is_empty());
+}

@@ -288,23 +288,6 @@ pub enum SemaError {
         #[help]
         help: String,
     },
-    /// A parameter at or after a 64-bit value split over two registers on a 32-bit architecture.
-    #[error("`{arg}` of `{syscall}` has no single register on {arch}")]
-    #[diagnostic(code(scpc::typeck::split_arg))]
-    SplitArg {
-        /// The argument.
-        arg: String,
-        /// The syscall.
-        syscall: String,
-        /// The architecture.
-        arch: String,
-        /// Where.
-        #[label("at or after a 64-bit parameter passed in a register pair")]
-        span: SourceSpan,
-        /// What to do.
-        #[help]
-        help: String,
-    },
     /// A constant that does not fit the argument's width: the comparison would be decided by
     /// bits the kernel ignores.
     #[error("{value:#x} does not fit the {bits}-bit argument `{arg}` of `{syscall}` on {arch}")]
@@ -505,6 +488,47 @@ pub enum SemaError {
         /// The rule that always wins.
         #[label("always decides `{syscall}` first")]
         earlier: SourceSpan,
+    },
+    /// A rule on a syscall that a multiplexer the policy lets through also reaches.
+    #[error(
+        "on {arch}, `{syscall}` is also reached through `{multiplexer}`, which this policy lets through: this rule does not hold there"
+    )]
+    #[diagnostic(code(scpc::lint::multiplexer), severity(Warning))]
+    Multiplexer {
+        /// The multiplexed syscall.
+        syscall: String,
+        /// socketcall or ipc.
+        multiplexer: &'static str,
+        /// The architecture.
+        arch: String,
+        /// The rule's reference.
+        #[label("bypassed through `{multiplexer}` on {arch}")]
+        span: SourceSpan,
+        /// What to do.
+        #[help]
+        help: String,
+    },
+    /// A rule on a syscall the kernel lets through before running the filter.
+    #[error(
+        "from Linux {since}, the kernel lets `{syscall}` through on {arch} without running the filter: this rule does not decide it there"
+    )]
+    #[diagnostic(
+        code(scpc::lint::unfiltered),
+        severity(Warning),
+        help(
+            "seccomp cannot deny it on those kernels; if it must not run, keep uprobes away from the process (it is harmless without one)"
+        )
+    )]
+    Unfiltered {
+        /// The syscall.
+        syscall: String,
+        /// The architecture.
+        arch: String,
+        /// The first kernel that passes it through.
+        since: String,
+        /// The reference.
+        #[label("never reaches the filter on Linux {since}+")]
+        span: SourceSpan,
     },
     /// Letting through a syscall known to widen the kernel attack surface.
     #[error("`{action}` lets `{syscall}` through: {why}")]

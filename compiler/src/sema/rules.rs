@@ -93,6 +93,8 @@ impl<'u> Checker<'u, '_> {
         let policy = Policy { name: name.to_string(), kernel, default, newer, badarch, rules, targets: arch_policies };
         shadowing.report(self.diags);
         self.lint_own_rules(&policy, &chain_rules);
+        self.lint_multiplexers(&policy, &chain_rules);
+        self.lint_unfiltered(&policy, &chain_rules);
         self.check_finals(&policy, &chain_rules);
         Some(policy)
     }
@@ -232,14 +234,17 @@ impl<'u> Checker<'u, '_> {
             }
             CondKind::Not(a) => CondData::Not(self.lower(a, sys, arch, rule_syscalls, conds)?),
             CondKind::Compare { arg, mask, op, value } => {
-                let (index, param, width) = self.arg(arg, sys, arch, rule_syscalls)?;
+                let Operand { reg, reg_hi, param, width } = self.arg(arg, sys, arch, rule_syscalls)?;
                 let mask = self.mask(mask.as_ref(), width, arg, sys, arch)?;
                 let value = self.operand(value, width, arg, param, sys, arch)?;
                 self.lint_constant(c.span, arg, width, fixed_outcome(mask & width.mask(), *op, value));
-                CondData::Cmp { arg: index, width, mask, op: *op, value }
+                match reg_hi {
+                    Some(hi) => return Some(pair_compare(conds, reg, hi, mask, *op, value)),
+                    None => CondData::Cmp { arg: reg, width, mask, op: *op, value },
+                }
             }
             CondKind::In { arg, mask, negated, set } => {
-                let (index, param, width) = self.arg(arg, sys, arch, rule_syscalls)?;
+                let Operand { reg, reg_hi, param, width } = self.arg(arg, sys, arch, rule_syscalls)?;
                 let mask = self.mask(mask.as_ref(), width, arg, sys, arch)?;
                 let mut values = Vec::new();
                 for e in set {
@@ -257,7 +262,14 @@ impl<'u> Checker<'u, '_> {
                     None
                 };
                 self.lint_constant(c.span, arg, width, fixed);
-                CondData::In { arg: index, width, mask, negated: *negated, values }
+                match reg_hi {
+                    Some(hi) => {
+                        let equal: Vec<CondId> = values.iter().map(|&v| pair_compare(conds, reg, hi, mask, CmpOp::Eq, v)).collect();
+                        let any = balanced(conds, &equal, CondData::Or);
+                        return Some(if *negated { conds.push(CondData::Not(any)) } else { any });
+                    }
+                    None => CondData::In { arg: reg, width, mask, negated: *negated, values },
+                }
             }
         };
         Some(conds.push(data))
@@ -334,36 +346,49 @@ impl<'u> Checker<'u, '_> {
         Some(v & width.mask())
     }
 
-    /// An argument by name or `argN`: its register index, parameter and width on this
-    /// architecture. The kernel's parameter names win over `argN` (prctl names its second
-    /// parameter `arg2`, as its manual page does).
-    fn arg(
-        &mut self,
-        arg: &ast::Ident,
-        sys: &'static Syscall,
-        arch: Arch,
-        rule_syscalls: &[&str],
-    ) -> Option<(u8, Option<&'static Param>, Width)> {
+    /// An argument by name or `argN`: its register (two for a 64-bit value in a register pair
+    /// on a 32-bit architecture), parameter and width on this architecture. The kernel's
+    /// parameter names win over `argN` (prctl names its second parameter `arg2`, as its manual
+    /// page does). `argN` names register N: on arm, N may be half of a pair (then 32 bits of
+    /// it) or the padding before one (a warning, as for a register past the parameters).
+    fn arg(&mut self, arg: &ast::Ident, sys: &'static Syscall, arch: Arch, rule_syscalls: &[&str]) -> Option<Operand> {
         let params = sys.params;
         let default_width = if arch.is_32bit() { Width::W32 } else { Width::W64 };
-        let (index, param) = if let Some(i) = params.iter().position(|p| p.name == arg.name) {
-            (i, Some(&params[i]))
-        } else if let Some(n) = arg.name.strip_prefix("arg").and_then(|n| n.parse::<usize>().ok()).filter(|n| format!("arg{n}") == arg.name)
-        {
+        let operand = if let Some(p) = params.iter().find(|p| p.name == arg.name) {
+            Operand { reg: p.reg, reg_hi: p.reg_hi, param: Some(p), width: p.width }
+        } else if let Some(n) = arg.name.strip_prefix("arg").and_then(|n| n.parse::<u8>().ok()).filter(|n| format!("arg{n}") == arg.name) {
             if n > 5 {
                 self.diags.push(SemaError::ArgIndex { arg: arg.name.clone(), span: arg.span.into() });
                 return None;
             }
-            if !params.is_empty() && n >= params.len() {
-                self.diags.push(SemaError::ArgUnused {
-                    arg: arg.name.clone(),
-                    syscall: sys.name.to_string(),
-                    count: params.len(),
-                    span: arg.span.into(),
-                    help: param_list(sys),
-                });
+            let holder = params.iter().find(|p| p.reg == n || p.reg_hi == Some(n));
+            match holder {
+                // one register of a pair: 32 bits of the value
+                Some(p) if p.reg_hi.is_some() => Operand { reg: n, reg_hi: None, param: Some(p), width: Width::W32 },
+                Some(p) => Operand { reg: n, reg_hi: None, param: Some(p), width: p.width },
+                None => {
+                    if !params.is_empty() {
+                        let help = match params.iter().find(|p| p.reg_hi.is_some() && p.reg == n + 1) {
+                            Some(pair) => format!(
+                                "on {arch}, `{}` is the padding register before the pair that holds `{}` (a 64-bit value starts in an even register): compare `{}` itself; {}",
+                                arg.name,
+                                pair.name,
+                                pair.name,
+                                param_list(sys)
+                            ),
+                            None => param_list(sys),
+                        };
+                        self.diags.push(SemaError::ArgUnused {
+                            arg: arg.name.clone(),
+                            syscall: sys.name.to_string(),
+                            count: params.len(),
+                            span: arg.span.into(),
+                            help,
+                        });
+                    }
+                    Operand { reg: n, reg_hi: None, param: None, width: default_width }
+                }
             }
-            (n, params.get(n))
         } else {
             let others: Vec<&str> = rule_syscalls
                 .iter()
@@ -396,19 +421,7 @@ impl<'u> Checker<'u, '_> {
             });
             return None;
         };
-        let width = param.map_or(default_width, |p| p.width);
-        if width == Width::Split {
-            let help = format!("on {arch}, a 64-bit parameter of `{}` takes two registers, so later parameters shift; compare registers with argN after checking the {arch} calling convention", sys.name);
-            self.diags.push(SemaError::SplitArg {
-                arg: arg.name.clone(),
-                syscall: sys.name.to_string(),
-                arch: arch.to_string(),
-                span: arg.span.into(),
-                help,
-            });
-            return None;
-        }
-        if let Some(p) = param.filter(|p| p.pointer) {
+        if let Some(p) = operand.param.filter(|p| p.pointer) {
             self.diags.push(SemaError::PointerCompare {
                 arg: arg.name.clone(),
                 syscall: sys.name.to_string(),
@@ -416,7 +429,64 @@ impl<'u> Checker<'u, '_> {
                 span: arg.span.into(),
             });
         }
-        Some((index as u8, param, width))
+        Some(operand)
+    }
+}
+
+/// What a condition compares: one register, or a register pair holding a 64-bit value.
+struct Operand {
+    /// The register (the low half's, for a pair).
+    reg: u8,
+    /// The high half's register, for a pair.
+    reg_hi: Option<u8>,
+    /// The parameter, where the register holds one.
+    param: Option<&'static Param>,
+    /// The bits compared.
+    width: Width,
+}
+
+/// `(pair & mask) OP value` for a 64-bit value split over two 32-bit registers, as
+/// comparisons of the halves: equal when both halves are; ordered by the high half, then, when
+/// the high halves are equal, by the low half.
+fn pair_compare(conds: &mut PrimaryMap<CondId, CondData>, lo: u8, hi: u8, mask: u64, op: CmpOp, value: u64) -> CondId {
+    let mut half = |reg: u8, shift: u32, op: CmpOp| {
+        conds.push(CondData::Cmp {
+            arg: reg,
+            width: Width::W32,
+            mask: (mask >> shift) & 0xffff_ffff,
+            op,
+            value: (value >> shift) & 0xffff_ffff,
+        })
+    };
+    let hi_eq = half(hi, 32, CmpOp::Eq);
+    let (strict, low_op) = match op {
+        CmpOp::Eq | CmpOp::Ne => {
+            let lo_eq = half(lo, 0, CmpOp::Eq);
+            let both = conds.push(CondData::And(hi_eq, lo_eq));
+            return if op == CmpOp::Eq { both } else { conds.push(CondData::Not(both)) };
+        }
+        CmpOp::Lt => (CmpOp::Lt, CmpOp::Lt),
+        CmpOp::Le => (CmpOp::Lt, CmpOp::Le),
+        CmpOp::Gt => (CmpOp::Gt, CmpOp::Gt),
+        CmpOp::Ge => (CmpOp::Gt, CmpOp::Ge),
+    };
+    let hi_strict = half(hi, 32, strict);
+    let lo_cmp = half(lo, 0, low_op);
+    let tie = conds.push(CondData::And(hi_eq, lo_cmp));
+    conds.push(CondData::Or(hi_strict, tie))
+}
+
+/// The conditions joined by `join` as a balanced tree, so that its depth grows with the
+/// logarithm of their number (a set of a thousand values stays ten levels deep).
+fn balanced(conds: &mut PrimaryMap<CondId, CondData>, items: &[CondId], join: fn(CondId, CondId) -> CondData) -> CondId {
+    match items {
+        [] => conds.push(CondData::In { arg: 0, width: Width::W32, mask: 0, negated: false, values: Vec::new() }),
+        [one] => *one,
+        _ => {
+            let (a, b) = items.split_at(items.len() / 2);
+            let (a, b) = (balanced(conds, a, join), balanced(conds, b, join));
+            conds.push(join(a, b))
+        }
     }
 }
 
@@ -444,16 +514,28 @@ fn fixed_outcome(m: u64, op: CmpOp, value: u64) -> Option<bool> {
     }
 }
 
-/// "openat(dfd, filename, flags, mode) on x86_64; or arg0..arg5".
+/// "its parameters are openat(dfd, filename, flags, mode), or arg0..arg3", with the registers
+/// of the parameters that are not at their position (a register pair on a 32-bit
+/// architecture).
 fn param_list(sys: &Syscall) -> String {
     if sys.params.is_empty() {
         return format!("`{}` takes no arguments (or its signature is unknown); registers are arg0..arg5", sys.name);
     }
     let names: Vec<&str> = sys.params.iter().map(|p| p.name).collect();
-    match sys.params.len().saturating_sub(1).min(5) {
-        0 => format!("its parameters are {}({}), or arg0", sys.name, names.join(", ")),
-        last => format!("its parameters are {}({}), or arg0..arg{last}", sys.name, names.join(", ")),
-    }
+    let moved: Vec<String> = sys
+        .params
+        .iter()
+        .enumerate()
+        .filter(|(i, p)| p.reg as usize != *i || p.reg_hi.is_some())
+        .map(|(_, p)| match p.reg_hi {
+            Some(hi) => format!("`{}` in arg{} (low half) and arg{hi} (high half)", p.name, p.reg),
+            None => format!("`{}` in arg{}", p.name, p.reg),
+        })
+        .collect();
+    let last = sys.params.iter().map(|p| p.reg_hi.unwrap_or(p.reg)).max().unwrap_or(0);
+    let regs = if last == 0 { "or arg0".to_string() } else { format!("or arg0..arg{last}") };
+    let moved = if moved.is_empty() { String::new() } else { format!(" ({})", moved.join(", ")) };
+    format!("its parameters are {}({}){moved}, {regs}", sys.name, names.join(", "))
 }
 
 /// Names a reference for messages.

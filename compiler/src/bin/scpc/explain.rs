@@ -151,6 +151,19 @@ pub(crate) fn explain(a: &ExplainArgs) -> u8 {
         if mismatches > 0 {
             println!("{mismatches} record(s) disagree with the policy");
         }
+        if let Some((policy, _)) = &loaded {
+            for target in &policy.targets {
+                for s in target.arch.table().syscalls.iter().filter(|s| s.unfiltered_since.is_some()) {
+                    let decision = scpc::eval::decide(policy, target.arch.table().audit_arch, s.nr, &[0; 6]).action;
+                    if let (false, Some(since)) = (decision.lets_through(), s.unfiltered_since) {
+                        println!(
+                            "note: the policy decides {decision} for `{}` ({}) on {}, but from Linux {since} the kernel lets it through without running the filter (no record is ever logged for it)",
+                            s.name, s.nr, target.arch
+                        );
+                    }
+                }
+            }
+        }
     }
     u8::from(!parsed.unreadable.is_empty())
 }

@@ -80,6 +80,12 @@ pub(crate) fn sim(filter: &str, arch: Arch, syscall: &str, args: &[String]) -> u
                 o.taken,
                 if o.read_args { ", arguments read" } else { "" }
             );
+            if let Some((sys, since)) = table.by_nr(nr).and_then(|s| Some((s, s.unfiltered_since?))) {
+                println!(
+                    "note: from Linux {since}, the kernel lets `{}` ({nr}) of {arch} through without running the filter: on those kernels this decision is never applied",
+                    sys.name
+                );
+            }
             0
         }
         Err(e) => {
