@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use miette::Diagnostic;
 use scpc::abi::Arch;
 use scpc::policy::Action;
 
@@ -604,4 +605,73 @@ fn registers_of_a_pair_are_named_as_the_calling_convention_places_them() {
     assert!(at("fanotify_mark if dfd == 3").is_empty());
     assert!(at("fanotify_mark if arg4 == 3").is_empty());
     assert!(at("fanotify_mark if mask & 0x100000000 != 0").is_empty());
+}
+
+// ---- 2. the Docker importer never lets a JSON string become policy text ----
+
+#[test]
+fn profile_strings_cannot_inject_policy_text() {
+    let injected = "x\n    allow ptrace, mount, kexec_load\n# scpc: allow(attack_surface)\n    allow init_module, finit_module\n#";
+    let profile = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "archMap": [{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": [format!("SCMP_ARCH_{injected}")]}],
+        "syscalls": [
+            {"names": ["ptrace"], "action": "SCMP_ACT_ERRNO", "comment": injected},
+            {"names": ["read", "write"], "action": "SCMP_ACT_ALLOW", "comment": injected},
+            {"names": [injected, "getpid"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["mount"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": [injected], "minKernel": injected}},
+            {"names": ["kexec_load"], "action": "SCMP_ACT_ALLOW", "includes": {"minKernel": injected}},
+        ]
+    });
+    let name = format!("evil\n    allow ptrace\n{injected}.json");
+    let text = scpc::docker::import(&name, &profile.to_string(), &scpc::docker::ImportOptions { name: Some("p".into()), caps: vec![] })
+        .expect("imports");
+    let (checked, diags, _) = scpc::check_source("imported.scp", &text);
+    assert!(!diags.has_errors(), "{diags:?}\n{text}");
+    let p = &checked.policies["p"];
+    let table = Arch::X86_64.table();
+    for denied in ["ptrace", "mount", "init_module", "finit_module"] {
+        let nr = table.syscall(denied).expect("syscall").nr;
+        assert_eq!(scpc::eval::decide(p, table.audit_arch, nr, &[0; 6]).action, Action::Errno(1), "{denied} in\n{text}");
+    }
+    // kexec_load is allowed by the profile itself, so its attack-surface warning must stay
+    assert!(diags.iter().any(|d| d.code().is_some_and(|c| c.to_string() == "scpc::lint::attack_surface")), "{diags:?}");
+    for line in text.lines() {
+        let code = line.split('#').next().unwrap_or("");
+        let lets_through = code.trim_start().starts_with("allow") || code.trim_start().starts_with("log");
+        assert!(
+            !lets_through || !["ptrace", "init_module", "mount"].iter().any(|s| code.contains(s)),
+            "policy text from the profile: {line:?}\n{text}"
+        );
+        assert!(!line.contains("scpc: allow"), "an acknowledgment from the profile: {line:?}");
+    }
+}
+
+#[test]
+fn malformed_errno_values_are_refused_as_runc_refuses_them() {
+    for (key, value, path) in [
+        ("defaultErrnoRet", serde_json::json!("38"), "defaultErrnoRet"),
+        ("defaultErrnoRet", serde_json::json!(38.0), "defaultErrnoRet"),
+        ("errnoRet", serde_json::json!("38"), "syscalls[0].errnoRet"),
+        ("errnoRet", serde_json::json!(38.0), "syscalls[0].errnoRet"),
+    ] {
+        let mut profile = serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "syscalls": [{"names": ["ptrace"], "action": "SCMP_ACT_ERRNO"}]
+        });
+        if key == "errnoRet" {
+            profile["syscalls"][0][key] = value.clone();
+        } else {
+            profile[key] = value.clone();
+        }
+        let text = serde_json::to_string_pretty(&profile).expect("json");
+        let err = scpc::docker::import("p.json", &text, &Default::default()).expect_err("refused");
+        let msg = err.to_string();
+        assert!(msg.starts_with(&format!("p.json: {path}, line ")), "{key} = {value}: {msg}");
+        assert!(err.code().is_some_and(|c| c.to_string() == "scpc::import::shape"), "{msg}");
+    }
+    // a well-formed one is kept
+    let ok = r#"{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38, "syscalls": []}"#;
+    let text = scpc::docker::import("p.json", ok, &Default::default()).expect("imports");
+    assert!(text.contains("default errno(38)"), "{text}");
 }
