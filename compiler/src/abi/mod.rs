@@ -241,16 +241,17 @@ impl AbiTable {
             Arch::Riscv64 => (riscv64::AUDIT_ARCH, riscv64::NR_OFFSET, riscv64::SYSCALLS),
         };
         let by_name = syscalls.iter().enumerate().map(|(i, s)| (s.name, i)).collect();
-        let mut constants: HashMap<&'static str, i64> = constants::COMMON.iter().copied().collect();
-        let extra: &[(&str, i64)] = match arch {
-            Arch::Arm | Arch::Aarch64 => constants::ARM_FAMILY,
-            Arch::X86_64 | Arch::X32 | Arch::I386 => constants::X86_ONLY,
-            Arch::Riscv64 => &[],
-        };
-        constants.extend(extra.iter().copied());
-        if arch == Arch::Aarch64 {
-            constants.extend(constants::AARCH64_ONLY.iter().copied());
+        let constants: HashMap<&'static str, i64> = match arch {
+            Arch::X86_64 => constants::X86_64,
+            Arch::X32 => constants::X32,
+            Arch::I386 => constants::I386,
+            Arch::Aarch64 => constants::AARCH64,
+            Arch::Arm => constants::ARM,
+            Arch::Riscv64 => constants::RISCV64,
         }
+        .iter()
+        .copied()
+        .collect();
         AbiTable { arch, audit_arch, nr_offset, syscalls, by_name, constants }
     }
 
