@@ -23,11 +23,20 @@
 //!   calling thread), which `--emit oci` also takes as the format's.
 //! - Each entry's names become a group (members an architecture lacks are skipped there);
 //!   names no supported architecture has are listed in a comment.
+//!
+//! The profile is read into typed structs (unknown keys are ignored, as runc ignores them), so
+//! a value of the wrong type is an error located by its JSON path and line and column: an
+//! `errnoRet` of `"38"` or `38.0` is refused, as runc refuses it, never read as EPERM. No
+//! string of the profile becomes policy text: names become syscalls only when the ABI tables
+//! know them, and everything written into a `#` comment (comments, unknown names,
+//! architectures, capabilities, the file name) has its control characters escaped, so a newline
+//! cannot end the comment, and `scpc:` is defused, so an imported comment cannot acknowledge a
+//! warning.
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
-use serde_json::Value;
+use serde::Deserialize;
 
 use crate::abi::Arch;
 
@@ -40,20 +49,126 @@ pub struct ImportOptions {
     pub caps: Vec<String>,
 }
 
-/// A profile that cannot be read, with where in it.
+/// A profile that cannot be imported, with where in it: each kind has its own code.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
-#[error("{source_name}: {location}: {message}")]
-#[diagnostic(code(scpc::import::docker))]
-pub struct ImportError {
-    /// The file.
-    pub source_name: String,
-    /// `line L, column C` for JSON syntax, or the JSON path of the offending value.
-    pub location: String,
-    /// What is wrong.
-    pub message: String,
-    /// What to do.
-    #[help]
-    pub help: Option<String>,
+pub enum ImportError {
+    /// Not JSON at all.
+    #[error("{source_name}: {location}: not JSON: {message}")]
+    #[diagnostic(code(scpc::import::json), help("a Docker seccomp profile is one JSON object with `defaultAction` and `syscalls`"))]
+    Json {
+        /// The file.
+        source_name: String,
+        /// `line L, column C`.
+        location: String,
+        /// The parser's complaint.
+        message: String,
+    },
+    /// JSON of the wrong shape: a missing key, or a value of the wrong type.
+    #[error("{source_name}: {location}: {message}")]
+    #[diagnostic(
+        code(scpc::import::shape),
+        help(
+            "compare with Docker's default profile (moby/profiles/seccomp/default.json); numbers are unsigned integers, as runc reads them"
+        )
+    )]
+    Shape {
+        /// The file.
+        source_name: String,
+        /// The JSON path of the value, then `line L, column C`.
+        location: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value the format does not have (an unknown action or comparison, a number out of
+    /// range, a bad name).
+    #[error("{source_name}: {location}: {message}")]
+    #[diagnostic(code(scpc::import::value))]
+    Value {
+        /// The file.
+        source_name: String,
+        /// The JSON path of the value.
+        location: String,
+        /// What is wrong.
+        message: String,
+        /// What to do.
+        #[help]
+        help: String,
+    },
+    /// The translation does not pass scpc's checker.
+    #[error("{source_name}: syscalls: the translation does not check: {message}")]
+    #[diagnostic(code(scpc::import::check))]
+    Check {
+        /// The file.
+        source_name: String,
+        /// The checker's first complaint.
+        message: String,
+        /// Its help.
+        #[help]
+        help: String,
+    },
+}
+
+/// A Docker/OCI seccomp profile, as runc reads it (keys scpc does not use are ignored).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Profile {
+    default_action: String,
+    #[serde(default)]
+    default_errno_ret: Option<u64>,
+    #[serde(default)]
+    arch_map: Option<Vec<ArchMapEntry>>,
+    #[serde(default)]
+    architectures: Option<Vec<String>>,
+    syscalls: Vec<Entry>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ArchMapEntry {
+    architecture: String,
+    #[serde(default)]
+    sub_architectures: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Entry {
+    #[serde(default)]
+    names: Option<Vec<String>>,
+    #[serde(default)]
+    name: Option<String>,
+    action: String,
+    #[serde(default)]
+    errno_ret: Option<u64>,
+    #[serde(default)]
+    args: Option<Vec<Arg>>,
+    #[serde(default)]
+    comment: Option<String>,
+    #[serde(default)]
+    includes: Option<Filter>,
+    #[serde(default)]
+    excludes: Option<Filter>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Filter {
+    #[serde(default)]
+    caps: Option<Vec<String>>,
+    #[serde(default)]
+    arches: Option<Vec<String>>,
+    #[serde(default)]
+    min_kernel: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Arg {
+    index: u64,
+    value: u64,
+    #[serde(default)]
+    value_two: Option<u64>,
+    op: String,
 }
 
 /// Hosts scpc supports: Docker's native architecture name and the calls its kernel takes.
@@ -84,23 +199,58 @@ struct Host {
     archs: BTreeSet<Arch>,
 }
 
-fn action(v: &str, errno: Option<u64>, path: &str, err: &dyn Fn(&str, String) -> ImportError) -> Result<String, ImportError> {
-    let data = errno.unwrap_or(1);
-    let limit = if v == "SCMP_ACT_TRACE" { 0xffff } else { 4095 };
-    if matches!(v, "SCMP_ACT_ERRNO" | "SCMP_ACT_TRACE") && errno.is_some_and(|e| e > limit) {
-        return Err(err(path, format!("errnoRet {data} is out of range 0..={limit} for {v} (the kernel would not return it as written)")));
+/// Text from the profile made safe to put in a `#` comment: control characters (a newline
+/// would end the comment and start policy text) and the Unicode line separators escaped, and
+/// `scpc:` defused so that the text cannot acknowledge a warning.
+pub fn comment_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{85}') {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
     }
-    Ok(match v {
-        "SCMP_ACT_ALLOW" => "allow".into(),
-        "SCMP_ACT_LOG" => "log".into(),
-        "SCMP_ACT_ERRNO" => format!("errno({data})"),
-        "SCMP_ACT_TRAP" => "trap".into(),
-        "SCMP_ACT_TRACE" => format!("trace({})", errno.unwrap_or(0)),
-        "SCMP_ACT_NOTIFY" => "notify".into(),
-        "SCMP_ACT_KILL" | "SCMP_ACT_KILL_THREAD" => "kill_thread".into(),
-        "SCMP_ACT_KILL_PROCESS" => "kill_process".into(),
-        other => return Err(err(path, format!("unknown action `{other}`"))),
-    })
+    out.replace("scpc:", "scpc -")
+}
+
+struct Ctx<'a> {
+    source_name: &'a str,
+}
+
+impl Ctx<'_> {
+    fn value(&self, path: &str, message: String, help: &str) -> ImportError {
+        ImportError::Value { source_name: self.source_name.into(), location: path.into(), message, help: help.into() }
+    }
+
+    fn action(&self, v: &str, errno: Option<u64>, path: &str) -> Result<String, ImportError> {
+        let data = errno.unwrap_or(1);
+        let limit = if v == "SCMP_ACT_TRACE" { 0xffff } else { 4095 };
+        if matches!(v, "SCMP_ACT_ERRNO" | "SCMP_ACT_TRACE") && errno.is_some_and(|e| e > limit) {
+            return Err(self.value(
+                path,
+                format!("errnoRet {data} is out of range 0..={limit} for {v} (the kernel would not return it as written)"),
+                "errno values are 0..4095, trace data 0..65535",
+            ));
+        }
+        Ok(match v {
+            "SCMP_ACT_ALLOW" => "allow".into(),
+            "SCMP_ACT_LOG" => "log".into(),
+            "SCMP_ACT_ERRNO" => format!("errno({data})"),
+            "SCMP_ACT_TRAP" => "trap".into(),
+            "SCMP_ACT_TRACE" => format!("trace({})", errno.unwrap_or(0)),
+            "SCMP_ACT_NOTIFY" => "notify".into(),
+            "SCMP_ACT_KILL" | "SCMP_ACT_KILL_THREAD" => "kill_thread".into(),
+            "SCMP_ACT_KILL_PROCESS" => "kill_process".into(),
+            other => {
+                return Err(self.value(
+                    path,
+                    format!("unknown action `{}`", comment_text(other)),
+                    "actions are SCMP_ACT_ALLOW, _LOG, _ERRNO, _TRAP, _TRACE, _NOTIFY, _KILL, _KILL_THREAD and _KILL_PROCESS",
+                ))
+            }
+        })
+    }
 }
 
 fn number(n: u64) -> String {
@@ -111,6 +261,11 @@ fn number(n: u64) -> String {
     }
 }
 
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// Reads a Docker profile and writes the policy. The policy written always checks: a
 /// profile whose translation scpc's checker rejects (a comparison with a value wider than the
 /// argument the kernel reads, say) is an import error carrying the checker's first complaint.
@@ -119,36 +274,59 @@ pub fn import(source_name: &str, text: &str, opts: &ImportOptions) -> Result<Str
     let (_, diags, _) = crate::check_source("imported.scp", &policy);
     if diags.has_errors() {
         let first = diags.into_sorted().into_iter().find(|d| d.severity().is_none_or(|s| s == miette::Severity::Error));
-        return Err(ImportError {
+        return Err(ImportError::Check {
             source_name: source_name.into(),
-            location: "syscalls".into(),
-            message: first
-                .as_ref()
-                .map_or_else(|| "the translation does not check".into(), |d| format!("the translation does not check: {d}")),
-            help: first.and_then(|d| d.help().map(|h| h.to_string())),
+            message: first.as_ref().map_or_else(|| "no diagnostic".into(), |d| d.to_string()),
+            help: first.and_then(|d| d.help().map(|h| h.to_string())).unwrap_or_else(|| "report the profile".into()),
         });
     }
     Ok(policy)
 }
 
-fn translate(source_name: &str, text: &str, opts: &ImportOptions) -> Result<String, ImportError> {
-    let err = |path: &str, message: String| ImportError { source_name: source_name.into(), location: path.into(), message, help: None };
-    let json: Value = serde_json::from_str(text).map_err(|e| ImportError {
-        source_name: source_name.into(),
-        location: format!("line {}, column {}", e.line(), e.column()),
-        message: format!("not JSON: {e}"),
-        help: Some("a Docker seccomp profile is one JSON object with `defaultAction` and `syscalls`".into()),
-    })?;
-    let obj = json.as_object().ok_or_else(|| err("(top)", "a profile is a JSON object".into()))?;
-    let default_errno = obj.get("defaultErrnoRet").and_then(Value::as_u64);
-    let default = match obj.get("defaultAction").and_then(Value::as_str) {
-        Some(a) => action(a, default_errno, "defaultAction", &err)?,
-        None => return Err(err("defaultAction", "missing or not a string".into())),
+/// Parses the profile: a syntax error is located by line and column, a value of the wrong
+/// type or a missing key by its JSON path too.
+fn parse(source_name: &str, text: &str) -> Result<Profile, ImportError> {
+    let json_error = |inner: &serde_json::Error| {
+        let at = format!("line {}, column {}", inner.line(), inner.column());
+        let message = inner.to_string().replace(&format!(" at line {} column {}", inner.line(), inner.column()), "");
+        (comment_text(&message), at)
     };
+    if let Some(first) = text.trim_start().chars().next().filter(|c| *c != '{') {
+        // (serde would read a struct from an array too)
+        let kind = if first == '[' { "an array" } else { "not an object" };
+        return Err(ImportError::Shape {
+            source_name: source_name.into(),
+            location: "(top), line 1, column 1".into(),
+            message: format!("a profile is a JSON object, this is {kind}"),
+        });
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let profile: Profile = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let (message, at) = json_error(&inner);
+        if inner.is_syntax() || inner.is_eof() {
+            ImportError::Json { source_name: source_name.into(), location: at, message }
+        } else {
+            let path = if path == "." { "(top)".to_string() } else { path };
+            ImportError::Shape { source_name: source_name.into(), location: format!("{path}, {at}"), message }
+        }
+    })?;
+    de.end().map_err(|inner| {
+        let (message, location) = json_error(&inner);
+        ImportError::Json { source_name: source_name.into(), location, message }
+    })?;
+    Ok(profile)
+}
+
+fn translate(source_name: &str, text: &str, opts: &ImportOptions) -> Result<String, ImportError> {
+    let ctx = Ctx { source_name };
+    let profile = parse(source_name, text)?;
+    let default = ctx.action(&profile.default_action, profile.default_errno_ret, "defaultAction")?;
     // hosts from archMap (or the older `architectures` list)
     let mut hosts: Vec<Host> = Vec::new();
     let mut unsupported: Vec<String> = Vec::new();
-    let add_host = |native: &str, subs: Vec<&str>, hosts: &mut Vec<Host>, unsupported: &mut Vec<String>| match HOSTS
+    let add_host = |native: &str, subs: &[String], hosts: &mut Vec<Host>, unsupported: &mut Vec<String>| match HOSTS
         .iter()
         .find(|(scmp, _, _)| *scmp == native)
     {
@@ -157,53 +335,52 @@ fn translate(source_name: &str, text: &str, opts: &ImportOptions) -> Result<Stri
             for s in subs {
                 match scmp_arch(s) {
                     Some(a) => drop(archs.insert(a)),
-                    None => unsupported.push(s.to_string()),
+                    None => unsupported.push(comment_text(s)),
                 }
             }
             hosts.push(Host { docker, archs });
         }
-        None => unsupported.push(native.to_string()),
+        None => unsupported.push(comment_text(native)),
     };
-    for key in ["archMap", "architectures"] {
-        if obj.get(key).is_some_and(|v| !v.is_array() && !v.is_null()) {
-            return Err(err(key, "not a list".into()));
+    if let Some(map) = &profile.arch_map {
+        for m in map {
+            add_host(&m.architecture, m.sub_architectures.as_deref().unwrap_or_default(), &mut hosts, &mut unsupported);
         }
-    }
-    if let Some(map) = obj.get("archMap").and_then(Value::as_array) {
-        for (i, m) in map.iter().enumerate() {
-            let native = m
-                .get("architecture")
-                .and_then(Value::as_str)
-                .ok_or_else(|| err(&format!("archMap[{i}].architecture"), "missing".into()))?;
-            let subs = m
-                .get("subArchitectures")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
-            add_host(native, subs, &mut hosts, &mut unsupported);
-        }
-    } else if let Some(list) = obj.get("architectures").and_then(Value::as_array) {
-        for a in list.iter().filter_map(Value::as_str) {
-            add_host(a, vec![], &mut hosts, &mut unsupported);
+    } else if let Some(list) = &profile.architectures {
+        for a in list {
+            add_host(a, &[], &mut hosts, &mut unsupported);
         }
     } else {
-        add_host("SCMP_ARCH_X86_64", vec!["SCMP_ARCH_X86", "SCMP_ARCH_X32"], &mut hosts, &mut unsupported);
-        add_host("SCMP_ARCH_AARCH64", vec!["SCMP_ARCH_ARM"], &mut hosts, &mut unsupported);
+        add_host("SCMP_ARCH_X86_64", &["SCMP_ARCH_X86".into(), "SCMP_ARCH_X32".into()], &mut hosts, &mut unsupported);
+        add_host("SCMP_ARCH_AARCH64", &["SCMP_ARCH_ARM".into()], &mut hosts, &mut unsupported);
     }
-    // a sub-architecture that is also a native host of its own is served by its own filter
     let targets: BTreeSet<Arch> = hosts.iter().flat_map(|h| h.archs.iter().copied()).collect();
     if targets.is_empty() {
-        return Err(err("archMap", format!("no architecture scpc supports (the profile names {})", unsupported.join(", "))));
+        return Err(ctx.value(
+            "archMap",
+            format!("no architecture scpc supports (the profile names {})", unsupported.join(", ")),
+            "scpc supports SCMP_ARCH_X86_64, _X86, _X32, _AARCH64, _ARM and _RISCV64",
+        ));
     }
-    let name = opts.name.clone().unwrap_or_else(|| {
-        let stem = std::path::Path::new(source_name).file_stem().map_or("imported".into(), |s| s.to_string_lossy().into_owned());
-        let id: String = stem.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
-        if id.starts_with(|c: char| c.is_ascii_digit()) {
-            format!("p_{id}")
-        } else {
-            id
+    let name = match &opts.name {
+        Some(n) if is_identifier(n) => n.clone(),
+        Some(n) => {
+            return Err(ctx.value(
+                "--name",
+                format!("`{}` is not a policy name", comment_text(n)),
+                "a policy name is a letter or `_` followed by letters, digits and `_`",
+            ))
         }
-    });
+        None => {
+            let stem = std::path::Path::new(source_name).file_stem().map_or("imported".into(), |s| s.to_string_lossy().into_owned());
+            let id: String = stem.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+            match id.chars().next() {
+                None => "imported".to_string(),
+                Some(c) if c.is_ascii_digit() => format!("p_{id}"),
+                _ => id,
+            }
+        }
+    };
     // the stdlib's groups, by the names they hold on the targets
     let mut std_groups: Vec<(String, BTreeSet<&'static str>)> =
         crate::generate::stdlib_groups(&targets.iter().copied().collect::<Vec<_>>())
@@ -215,35 +392,30 @@ fn translate(source_name: &str, text: &str, opts: &ImportOptions) -> Result<Stri
     let mut groups = String::new();
     let mut rules = String::new();
     let mut skipped = Vec::new();
-    let syscalls = obj.get("syscalls").and_then(Value::as_array).ok_or_else(|| err("syscalls", "missing or not a list".into()))?;
-    for (i, s) in syscalls.iter().enumerate() {
+    for (i, s) in profile.syscalls.iter().enumerate() {
         let path = format!("syscalls[{i}]");
-        let names: Vec<&str> = match (s.get("names").and_then(Value::as_array), s.get("name").and_then(Value::as_str)) {
-            (Some(list), _) => list
-                .iter()
-                .map(|n| n.as_str().ok_or_else(|| err(&format!("{path}.names"), "a name is not a string".into())))
-                .collect::<Result<_, _>>()?,
-            (None, Some(one)) => vec![one],
-            (None, None) => return Err(err(&format!("{path}.names"), "missing".into())),
+        let names: Vec<&str> = match (&s.names, &s.name) {
+            (Some(list), _) => list.iter().map(String::as_str).collect(),
+            (None, Some(one)) => vec![one.as_str()],
+            (None, None) => return Err(ctx.value(&format!("{path}.names"), "missing".into(), "an entry names its syscalls with `names`")),
         };
-        let act =
-            s.get("action").and_then(Value::as_str).ok_or_else(|| err(&format!("{path}.action"), "missing or not a string".into()))?;
-        let act = action(act, s.get("errnoRet").and_then(Value::as_u64), &format!("{path}.action"), &err)?;
-        let strs = |v: Option<&Value>| -> Vec<String> {
-            v.and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect()).unwrap_or_default()
+        let act = ctx.action(&s.action, s.errno_ret, &format!("{path}.action"))?;
+        let (inc, exc) = (s.includes.as_ref(), s.excludes.as_ref());
+        let list = |f: Option<&Filter>, pick: fn(&Filter) -> &Option<Vec<String>>| -> Vec<String> {
+            f.and_then(|f| pick(f).clone()).unwrap_or_default()
         };
-        let inc_caps = strs(s.pointer("/includes/caps"));
-        let exc_caps = strs(s.pointer("/excludes/caps"));
-        let inc_arches = strs(s.pointer("/includes/arches"));
-        let exc_arches = strs(s.pointer("/excludes/arches"));
-        let comment = s.get("comment").and_then(Value::as_str).filter(|c| !c.is_empty());
-        let shown = names.join(", ");
+        let inc_caps = list(inc, |f| &f.caps);
+        let exc_caps = list(exc, |f| &f.caps);
+        let inc_arches = list(inc, |f| &f.arches);
+        let exc_arches = list(exc, |f| &f.arches);
+        let comment = s.comment.as_deref().filter(|c| !c.is_empty()).map(comment_text);
+        let shown = comment_text(&names.join(", "));
         if let Some(missing) = inc_caps.iter().find(|c| !opts.caps.contains(c)) {
-            skipped.push(format!("{shown}: {act} only with {missing}"));
+            skipped.push(format!("{shown}: {act} only with {}", comment_text(missing)));
             continue;
         }
         if let Some(present) = exc_caps.iter().find(|c| opts.caps.contains(c)) {
-            skipped.push(format!("{shown}: {act} except with {present}"));
+            skipped.push(format!("{shown}: {act} except with {}", comment_text(present)));
             continue;
         }
         let on: BTreeSet<Arch> = hosts
@@ -253,15 +425,17 @@ fn translate(source_name: &str, text: &str, opts: &ImportOptions) -> Result<Stri
             .flat_map(|h| h.archs.iter().copied())
             .collect();
         if on.is_empty() {
-            skipped.push(format!("{shown}: {act} only on {}", inc_arches.join(", ")));
+            skipped.push(format!("{shown}: {act} only on {}", comment_text(&inc_arches.join(", "))));
             continue;
         }
+        // a name becomes a syscall only when the tables know it: no profile string becomes
+        // policy text
         let known: Vec<&str> = names.iter().copied().filter(|n| targets.iter().any(|a| a.table().syscall(n).is_some())).collect();
         let unknown: Vec<&str> = names.iter().copied().filter(|n| !known.contains(n)).collect();
         if !unknown.is_empty() {
             skipped.push(format!(
                 "{}: not a syscall of {}",
-                unknown.join(", "),
+                comment_text(&unknown.join(", ")),
                 targets.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
             ));
         }
@@ -269,40 +443,35 @@ fn translate(source_name: &str, text: &str, opts: &ImportOptions) -> Result<Stri
             continue;
         }
         // conditions: ANDed, or ORed when an index repeats (Docker's rule)
-        let args = match s.get("args") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(a)) => a.clone(),
-            Some(_) => return Err(err(&format!("{path}.args"), "not a list of argument conditions".into())),
-        };
         let mut atoms = Vec::new();
-        for (j, a) in args.iter().enumerate() {
+        for (j, a) in s.args.iter().flatten().enumerate() {
             let p = format!("{path}.args[{j}]");
-            let index = a
-                .get("index")
-                .and_then(Value::as_u64)
-                .filter(|i| *i < 6)
-                .ok_or_else(|| err(&format!("{p}.index"), "missing or not 0..5".into()))?;
-            let value = a
-                .get("value")
-                .and_then(Value::as_u64)
-                .ok_or_else(|| err(&format!("{p}.value"), "missing or not an unsigned number".into()))?;
-            let two = match a.get("valueTwo") {
-                None | Some(Value::Null) => 0,
-                Some(v) => v.as_u64().ok_or_else(|| err(&format!("{p}.valueTwo"), "not an unsigned number".into()))?,
-            };
-            let op = a.get("op").and_then(Value::as_str).ok_or_else(|| err(&format!("{p}.op"), "missing".into()))?;
-            let param = param_name(&known, index as usize, &on);
-            let atom = match op {
+            if a.index > 5 {
+                return Err(ctx.value(
+                    &format!("{p}.index"),
+                    format!("index {} is not 0..5", a.index),
+                    "seccomp sees six argument registers",
+                ));
+            }
+            let value = a.value;
+            let param = param_name(&known, a.index as usize, &on);
+            let atom = match a.op.as_str() {
                 "SCMP_CMP_EQ" => format!("{param} == {}", number(value)),
                 "SCMP_CMP_NE" => format!("{param} != {}", number(value)),
                 "SCMP_CMP_LT" => format!("{param} < {}", number(value)),
                 "SCMP_CMP_LE" => format!("{param} <= {}", number(value)),
                 "SCMP_CMP_GT" => format!("{param} > {}", number(value)),
                 "SCMP_CMP_GE" => format!("{param} >= {}", number(value)),
-                "SCMP_CMP_MASKED_EQ" => format!("{param} & {} == {}", number(value), number(two)),
-                other => return Err(err(&format!("{p}.op"), format!("unknown comparison `{other}`"))),
+                "SCMP_CMP_MASKED_EQ" => format!("{param} & {} == {}", number(value), number(a.value_two.unwrap_or(0))),
+                other => {
+                    return Err(ctx.value(
+                        &format!("{p}.op"),
+                        format!("unknown comparison `{}`", comment_text(other)),
+                        "comparisons are SCMP_CMP_EQ, _NE, _LT, _LE, _GT, _GE and _MASKED_EQ",
+                    ))
+                }
             };
-            atoms.push((index, atom));
+            atoms.push((a.index, atom));
         }
         let repeats = atoms.iter().map(|(i, _)| i).collect::<BTreeSet<_>>().len() < atoms.len();
         let conds: Vec<String> = if atoms.is_empty() {
@@ -331,14 +500,14 @@ fn translate(source_name: &str, text: &str, opts: &ImportOptions) -> Result<Stri
             uses_std |= !members.is_empty();
             members.extend(known.iter().filter(|n| rest.contains(*n)).map(|n| n.to_string()));
             let g = format!("docker-{i}");
-            let _ = writeln!(groups, "\n# syscalls[{i}]{}", comment.map(|c| format!(": {c}")).unwrap_or_default());
+            let _ = writeln!(groups, "\n# syscalls[{i}]{}", comment.as_ref().map(|c| format!(": {c}")).unwrap_or_default());
             let _ = writeln!(groups, "group {g} = {}", members.join(", "));
             format!("@{g}")
         };
-        if let Some(v) = s.pointer("/includes/minKernel").and_then(Value::as_str) {
-            let _ = writeln!(rules, "    # Docker adds this rule on kernels from {v} on");
+        if let Some(v) = inc.and_then(|f| f.min_kernel.as_deref()) {
+            let _ = writeln!(rules, "    # Docker adds this rule on kernels from {} on", comment_text(v));
         } else if known.len() == 1 {
-            if let Some(c) = comment {
+            if let Some(c) = &comment {
                 let _ = writeln!(rules, "    # {c}");
             }
         }
@@ -347,8 +516,8 @@ fn translate(source_name: &str, text: &str, opts: &ImportOptions) -> Result<Stri
         }
     }
     let mut out = String::new();
-    let _ = writeln!(out, "# Imported by `scpc import docker` from {source_name}.");
-    let caps = if opts.caps.is_empty() { "no added capabilities".to_string() } else { opts.caps.join(", ") };
+    let _ = writeln!(out, "# Imported by `scpc import docker` from {}.", comment_text(source_name));
+    let caps = if opts.caps.is_empty() { "no added capabilities".to_string() } else { comment_text(&opts.caps.join(", ")) };
     let _ = writeln!(
         out,
         "# The profile as a container with {caps} sees it, on the hosts {}.",
@@ -376,11 +545,12 @@ fn translate(source_name: &str, text: &str, opts: &ImportOptions) -> Result<Stri
 }
 
 /// The kernel's name of argument `index`, when every named syscall has the same one on every
-/// architecture it applies on; else `argN`.
+/// architecture it applies on, at that position and register; else `argN`.
 fn param_name(names: &[&str], index: usize, on: &BTreeSet<Arch>) -> String {
     let found: BTreeSet<Option<&str>> = names
         .iter()
-        .flat_map(|n| on.iter().filter_map(move |a| a.table().syscall(n)).map(move |s| s.params.get(index).map(|p| p.name)))
+        .flat_map(|n| on.iter().filter_map(move |a| a.table().syscall(n)))
+        .map(|s| s.params.iter().find(|p| p.reg as usize == index && p.reg_hi.is_none()).map(|p| p.name))
         .collect();
     match found.into_iter().collect::<Vec<_>>().as_slice() {
         [Some(one)] => one.to_string(),

@@ -56,4 +56,4 @@ pub use analysis::generate;
 #[doc(hidden)]
 pub use ir::{eval, policy};
 
-pub use session::{check_source, compile, fs_loader, load, BuildOptions, Bundle, CompileError};
+pub use session::{check_source, compile, fs_loader, fs_loader_with, load, BuildOptions, Bundle, CompileError};

@@ -22,7 +22,12 @@ use crate::sema;
 
 /// The loader of the command line: files on disk, `std/...` from the bundled library.
 pub fn fs_loader() -> FsLoader {
-    FsLoader { stdlib: scpc_stdlib::get }
+    fs_loader_with(Vec::new())
+}
+
+/// The loader of the command line with `-I` directories (includes may also come from them).
+pub fn fs_loader_with(include_dirs: Vec<std::path::PathBuf>) -> FsLoader {
+    FsLoader { stdlib: scpc_stdlib::get, include_dirs }
 }
 
 /// The root file of a unit cannot be read.
@@ -39,7 +44,7 @@ pub struct LoadError {
 /// Loads a root file and its includes (problems with includes go to `diags`). `Err` when the
 /// root itself cannot be read.
 pub fn load(path: &str, loader: &dyn Loader, map: &mut SourceMap, diags: &mut Diagnostics) -> Result<Unit, LoadError> {
-    load_unit(path, loader, map, diags).map_err(|reason| LoadError { path: path.to_string(), reason })
+    load_unit(path, loader, map, diags).map_err(|reason| LoadError { path: path.to_string(), reason: reason.to_string() })
 }
 
 /// Checks one file held in memory (its includes may name `std/...` or files on disk): what
@@ -47,7 +52,7 @@ pub fn load(path: &str, loader: &dyn Loader, map: &mut SourceMap, diags: &mut Di
 pub fn check_source(name: &str, text: &str) -> (sema::Checked, Diagnostics, SourceMap) {
     struct Mem(MemLoader, FsLoader);
     impl Loader for Mem {
-        fn load(&self, path: &str, from: Option<&Loaded>) -> Result<Loaded, String> {
+        fn load(&self, path: &str, from: Option<&Loaded>) -> Result<Loaded, scpc_lang::include::LoadError> {
             self.0.load(path, from).or_else(|_| self.1.load(path, from))
         }
     }

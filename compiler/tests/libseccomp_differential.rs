@@ -56,7 +56,8 @@ impl Act {
 }
 
 fn act() -> impl Strategy<Value = Act> {
-    prop_oneof![Just(Act::Allow), (1u16..4096).prop_map(Act::Errno), Just(Act::Trap), Just(Act::Log), Just(Act::Kill)]
+    // (libseccomp refuses errno 4095, its MAX_ERRNO, and the rule would silently be missing)
+    prop_oneof![Just(Act::Allow), (1u16..4095).prop_map(Act::Errno), Just(Act::Trap), Just(Act::Log), Just(Act::Kill)]
 }
 
 #[derive(Clone, Debug)]
@@ -107,7 +108,7 @@ fn width_mask(w: Width) -> u64 {
     match w {
         Width::W16 => 0xffff,
         Width::W32 => 0xffff_ffff,
-        Width::W64 | Width::Split => u64::MAX,
+        Width::W64 => u64::MAX,
     }
 }
 

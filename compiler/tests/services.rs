@@ -39,7 +39,9 @@ fn workdir(name: &str) -> PathBuf {
 fn prepare(dir: &Path, file: &str, policy: &str) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../stdlib-policies/services").join(file);
     let out = Command::new(SCPC)
-        .args(["build", &src.to_string_lossy(), "--policy", policy, "--target", "x86_64", "-o", &dir.to_string_lossy()])
+        // (services/*.scp include ../edge-baseline.scp: the library's top is an include directory)
+        .args(["build", "-I", concat!(env!("CARGO_MANIFEST_DIR"), "/../stdlib-policies")])
+        .args([&*src.to_string_lossy(), "--policy", policy, "--target", "x86_64", "-o", &dir.to_string_lossy()])
         .output()
         .expect("scpc build");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

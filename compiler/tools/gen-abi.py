@@ -13,9 +13,14 @@ C type in the sources fails the generator instead of being guessed:
   `umode_t` and the old 16-bit uid types on the low 16 bits (SYSCALL_DEFINE casts each
   register to the declared type, so the kernel itself ignores the rest).
 * 32-bit architectures (i386, arm): registers are 32 bits, so everything is at most 32 bits,
-  and a 64-bit parameter (`loff_t`, `u64`) is split over two registers: it and every
-  parameter after it get the width `Split`, because their register index is not their
-  position in the signature.
+  and a 64-bit parameter (`loff_t`, `u64`) is split over two registers, low half first (all
+  targets are little-endian): on i386 the next two; on arm (EABI) the next even-odd pair, so
+  an odd register before it is left as padding. The pair is recorded (`reg`, `reg_hi`) and
+  compared as one 64-bit value; the parameters after it get the registers they really use.
+* `narrowing.tsv`: parameters the kernel reads narrower than declared on 64-bit architectures
+  (clone's flags through lower_32_bits, an fd through fget(unsigned int)...) get the width
+  the kernel acts on, and the reason.
+* `unfiltered.tsv`: syscall numbers the kernel lets through before running the filter.
 
 With --check, nothing is written; exit status 1 if a committed file differs.
 """
@@ -37,18 +42,6 @@ W32_TYPES = {"int", "unsigned int", "unsigned", "u32", "__u32", "s32", "__s32", 
              "rwf_t", "qid_t", "compat_size_t", "compat_ulong_t", "compat_long_t",
              "compat_pid_t", "compat_aio_context_t"}
 W16_TYPES = {"umode_t", "old_uid_t", "old_gid_t"}
-
-# Facts from the header of constants.tsv that are not rows of it (values from the uapi headers
-# it names: asm-generic vs arm/arm64 fcntl.h, asm/prctl.h, arm64 mman.h).
-ARM_FCNTL = {"O_DIRECTORY": 0o40000, "O_NOFOLLOW": 0o100000, "O_DIRECT": 0o200000,
-             "O_LARGEFILE": 0o400000}
-X86_ONLY = {"MAP_32BIT": None, "ARCH_SET_GS": 0x1001, "ARCH_SET_FS": 0x1002,
-            "ARCH_GET_FS": 0x1003, "ARCH_GET_GS": 0x1004, "ARCH_GET_CPUID": 0x1011,
-            "ARCH_SET_CPUID": 0x1012}
-AARCH64_ONLY = {"PROT_BTI": 0x10, "PROT_MTE": 0x20}
-HEADER_FACTS = ["O_DIRECTORY=040000 O_NOFOLLOW=0100000 O_DIRECT=0200000 O_LARGEFILE=0400000",
-                "MAP_32BIT=0x40", "ARCH_*", "PROT_BTI=0x10 and PROT_MTE=0x20"]
-
 
 def die(msg):
     sys.stderr.write("gen-abi: " + msg + "\n")
@@ -100,6 +93,20 @@ def sha(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
+def read_tsv(path, columns):
+    with open(path) as f:
+        lines = [l for l in f.read().splitlines() if not l.startswith("#")]
+    if lines[0].split("\t") != columns:
+        die(f"{path}: unexpected column header")
+    rows = []
+    for ln, l in enumerate(lines[1:], start=2):
+        cols = l.split("\t")
+        if len(cols) != len(columns):
+            die(f"{path}: row {ln}: expected {len(columns)} columns")
+        rows.append(dict(zip(columns, cols)))
+    return rows
+
+
 def gen_arch(abi_dir, arch):
     path = os.path.join(abi_dir, arch + ".tsv")
     with open(path) as f:
@@ -109,6 +116,13 @@ def gen_arch(abi_dir, arch):
         die(f"{path}: header names arch {meta.get('arch')!r}")
     if lines[1].split("\t") != ["nr", "name", "since", "signature", "kconfig", "note"]:
         die(f"{path}: unexpected column header")
+    narrowing = {}
+    if arch not in BITS32:
+        for r in read_tsv(os.path.join(abi_dir, "narrowing.tsv"), ["syscall", "param", "bits", "why"]):
+            narrowing[(r["syscall"], r["param"])] = ({"16": "W16", "32": "W32"}[r["bits"]], r["why"])
+    unfiltered = {r["name"]: r["since"] for r in read_tsv(os.path.join(abi_dir, "unfiltered.tsv"), ["arch", "name", "since", "why"])
+                  if r["arch"] == arch}
+    used_narrowing = set()
     rows = []
     seen = set()
     for ln, line in enumerate(lines[2:], start=3):
@@ -120,31 +134,53 @@ def gen_arch(abi_dir, arch):
             die(f"{path}:{ln}: duplicate syscall {name}")
         seen.add(name)
         params = []
-        split = False
+        reg = 0
         for item in filter(None, sig.split(";")):
             m = re.fullmatch(r"(.*?)\s*\b([A-Za-z_][A-Za-z0-9_]*)", item.strip())
             if not m:
                 die(f"{path}:{ln}: cannot read parameter {item!r}")
             ctype, pname = m.group(1).strip(), m.group(2)
             width, pointer = width_of(ctype, arch)
-            split = split or width == "Split"
-            if split:
-                width = "Split"
-            params.append("Param { name: %s, ctype: %s, width: Width::%s, pointer: %s }"
-                          % (rust_str(pname), rust_str(ctype), width, "true" if pointer else "false"))
+            reg_hi = "None"
+            if width == "Split":
+                if arch == "arm" and reg % 2 == 1:
+                    reg += 1  # EABI: a 64-bit value starts in an even register
+                width, lo, reg_hi = "W64", reg, "Some(%d)" % (reg + 1)
+                reg += 2
+            else:
+                lo = reg
+                reg += 1
+            if reg > 6:
+                die(f"{path}:{ln}: {name}'s {pname} does not fit in six registers")
+            narrowed = ""
+            if (name, pname) in narrowing:
+                width, narrowed = narrowing[(name, pname)]
+                used_narrowing.add((name, pname))
+            params.append("Param { name: %s, ctype: %s, width: Width::%s, pointer: %s, reg: %d, reg_hi: %s, narrowed: %s }"
+                          % (rust_str(pname), rust_str(ctype), width, "true" if pointer else "false", lo, reg_hi,
+                             rust_str(narrowed)))
         removed = "None"
         m = re.fullmatch(r"not in tables after (v\d+\.\d+)", note)
         if m:
             removed = "Some(KernelVersion::new(%d, %d))" % parse_version(m.group(1))
         elif note not in ("", "no implementation in the tables' kernel builds"):
             die(f"{path}:{ln}: unknown note {note!r}")
+        unfiltered_since = "None"
+        if name in unfiltered:
+            unfiltered_since = "Some(KernelVersion::new(%d, %d))" % parse_version(unfiltered.pop(name))
         rows.append("    Syscall {\n        nr: %d,\n        name: %s,\n        since: %s,\n"
-                    "        kconfig: %s,\n        removed_after: %s,\n        params: &[%s],\n    },"
+                    "        kconfig: %s,\n        removed_after: %s,\n        unfiltered_since: %s,\n"
+                    "        params: &[%s],\n    },"
                     % (int(nr), rust_str(name), since_expr(since), rust_str(kconfig), removed,
-                       ", ".join(params)))
+                       unfiltered_since, ", ".join(params)))
+    if unfiltered:
+        die(f"unfiltered.tsv names {sorted(unfiltered)} that {arch} does not have")
+    if arch not in BITS32 and set(narrowing) - used_narrowing:
+        die(f"narrowing.tsv names {sorted(set(narrowing) - used_narrowing)} that {arch} does not have")
     out = [
         f"// generated by compiler/tools/gen-abi.py from compiler/abi-sources/{arch}.tsv; do not edit.",
-        f"// source sha256 {sha(path)}",
+        f"// source sha256 {sha(path)}; narrowing.tsv {sha(os.path.join(abi_dir, 'narrowing.tsv'))[:16]};"
+        f" unfiltered.tsv {sha(os.path.join(abi_dir, 'unfiltered.tsv'))[:16]}",
         f"// provenance: {lines[0].lstrip('# ')} (mebeim/linux-syscalls tables and libseccomp's",
         "// syscalls.csv, as compiler/abi-sources/README.md says)",
         "",
@@ -162,38 +198,32 @@ def gen_arch(abi_dir, arch):
 
 
 def gen_constants(abi_dir):
-    path = os.path.join(abi_dir, "constants.tsv")
-    with open(path) as f:
-        lines = f.read().splitlines()
-    header = " ".join(l for l in lines if l.startswith("#"))
-    for fact in HEADER_FACTS:
-        if fact not in header:
-            die(f"{path}: header no longer says {fact!r}; review the per-arch overrides")
-    body = [l for l in lines if not l.startswith("#")]
-    if body[0] != "name\tvalue":
-        die(f"{path}: unexpected column header")
-    common = {}
-    for l in body[1:]:
-        name, value = l.split("\t")
-        common[name] = int(value)
-    x86 = {k: (common.pop(k) if v is None else v) for k, v in X86_ONLY.items()}
-    items = lambda d: "\n".join("    (%s, %d)," % (rust_str(k), v) for k, v in sorted(d.items()))
-    return "\n".join([
-        "// generated by compiler/tools/gen-abi.py from compiler/abi-sources/constants.tsv; do not edit.",
-        f"// source sha256 {sha(path)}",
-        "// provenance: Linux 6.1 uapi headers (Debian linux-libc-dev 6.1) and glibc <sys/socket.h>;",
-        "// per-arch differences from the header of constants.tsv and asm/prctl.h.",
-        "",
-        "/// Constants with the same value on every architecture (x86_64, x32, i386, riscv64 layouts).",
-        "pub static COMMON: &[(&str, i64)] = &[", items(common), "];",
-        "/// Values that differ on arm and aarch64 (asm/fcntl.h of those architectures).",
-        "pub static ARM_FAMILY: &[(&str, i64)] = &[", items(ARM_FCNTL), "];",
-        "/// Constants that exist only on x86 (x86_64, x32, i386).",
-        "pub static X86_ONLY: &[(&str, i64)] = &[", items(x86), "];",
-        "/// Constants that exist only on aarch64.",
-        "pub static AARCH64_ONLY: &[(&str, i64)] = &[", items(AARCH64_ONLY), "];",
-        "",
-    ])
+    """One table per architecture, from constants-ARCH.tsv (each read from that architecture's
+    own headers by extract-constants.py)."""
+    out = [
+        "// generated by compiler/tools/gen-abi.py from compiler/abi-sources/constants-*.tsv; do not edit.",
+    ]
+    tables = []
+    for arch in ARCHES:
+        path = os.path.join(abi_dir, f"constants-{arch}.tsv")
+        with open(path) as f:
+            lines = f.read().splitlines()
+        out.append(f"// constants-{arch}.tsv sha256 {sha(path)}")
+        body = [l for l in lines if not l.startswith("#")]
+        if body[0] != "name\tvalue":
+            die(f"{path}: unexpected column header")
+        rows = []
+        for l in body[1:]:
+            name, value = l.split("\t")
+            rows.append("    (%s, %d)," % (rust_str(name), int(value)))
+        tables.append(f"/// The uapi constants of {arch}, read from its own headers.")
+        tables.append(f"pub static {arch.upper()}: &[(&str, i64)] = &[")
+        tables += rows
+        tables.append("];")
+    out.append("// provenance: each architecture's uapi and C library headers (Debian linux-libc-dev*-cross,")
+    out.append("// libc6-dev*-cross), as compiler/abi-sources/README.md says.")
+    out.append("")
+    return "\n".join(out + tables + [""])
 
 
 def main():

@@ -176,6 +176,19 @@ pub enum SyntaxError {
         #[label("too deep here")]
         span: SourceSpan,
     },
+    /// An expression or condition with more operators along one path than the cap.
+    #[error("expression deeper than {max} operators")]
+    #[diagnostic(
+        code(scpc::syntax::too_long),
+        help("write a long `||` of equalities as a set (`arg in {{A, B, C}}`), or name parts of it with `const`")
+    )]
+    TooLong {
+        /// The cap.
+        max: usize,
+        /// Where the expression starts.
+        #[label("too deep from here")]
+        span: SourceSpan,
+    },
 }
 
 /// Errors of include resolution.
@@ -195,6 +208,36 @@ pub enum IncludeError {
         /// Where paths are looked up.
         #[help]
         help: String,
+    },
+    /// The file lies outside the directories includes may come from.
+    #[error("cannot include `{path}`: {reason}")]
+    #[diagnostic(code(scpc::include::outside))]
+    Outside {
+        /// The path as written.
+        path: String,
+        /// Where it resolved to.
+        reason: String,
+        /// The string.
+        #[label("outside the allowed directories")]
+        span: SourceSpan,
+        /// The rule.
+        #[help]
+        help: String,
+    },
+    /// Not a regular file, or too large.
+    #[error("cannot include `{path}`: {reason}")]
+    #[diagnostic(
+        code(scpc::include::not_a_file),
+        help("an include names a policy file: a regular file of at most 4 MiB (a unit holds at most 64 MiB)")
+    )]
+    NotAFile {
+        /// The path as written.
+        path: String,
+        /// Why.
+        reason: String,
+        /// The string.
+        #[label("not a policy file")]
+        span: SourceSpan,
     },
     /// A file includes itself, directly or through others.
     #[error("include cycle: {cycle}")]
@@ -216,4 +259,40 @@ pub enum IncludeError {
         #[label("too deep")]
         span: SourceSpan,
     },
+}
+
+/// A diagnostic of a later stage that has no place of its own, pinned to one in the source (a
+/// filter too large to load is reported at the name of the policy it was built from), so that
+/// it prints like every other diagnostic, in JSON too.
+#[derive(Debug)]
+pub struct Located {
+    /// The diagnostic.
+    pub inner: BoxedDiagnostic,
+    /// Where it is pinned.
+    pub span: SourceSpan,
+    /// What the place is.
+    pub label: String,
+}
+
+impl std::fmt::Display for Located {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.inner, f)
+    }
+}
+
+impl std::error::Error for Located {}
+
+impl Diagnostic for Located {
+    fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.inner.code()
+    }
+    fn severity(&self) -> Option<Severity> {
+        self.inner.severity()
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.inner.help()
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        Some(Box::new(std::iter::once(miette::LabeledSpan::new_primary_with_span(Some(self.label.clone()), self.span))))
+    }
 }

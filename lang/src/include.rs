@@ -2,10 +2,21 @@
 //! each once, into one [`Unit`]. Paths are relative to the including file; `std/...` names the
 //! bundled stdlib-policies. A cycle is an error that names it.
 //!
+//! What may be included ([`FsLoader`]): only regular files (never a FIFO, a device or a
+//! directory), of at most [`MAX_FILE_BYTES`] each and [`MAX_UNIT_BYTES`] together, that lie —
+//! symbolic links resolved — below the including file's directory, below the root file's
+//! directory, or below a directory given with `-I`; and the files of the bundled library.
+//! A relative path is looked up beside the including file first, then in each `-I`
+//! directory in order. Anything else is refused before it is opened, so that a policy cannot
+//! make scpc block on a FIFO, read `/dev/zero` until memory runs out, or print the lines of
+//! `/etc/passwd` in a diagnostic.
+//!
 //! Every file of a unit shares one scope: a policy sees the consts, groups and policies of
 //! every file the unit holds.
 
 use std::collections::HashMap;
+use std::fmt;
+use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
 use crate::ast;
@@ -15,6 +26,12 @@ use crate::syntax::parse_file;
 
 /// How deep includes may nest.
 pub const MAX_INCLUDE_DEPTH: usize = 32;
+
+/// The largest file that may be loaded (root or included), in bytes.
+pub const MAX_FILE_BYTES: u64 = 4 << 20;
+
+/// The most text a unit (a root file and everything it includes) may hold, in bytes.
+pub const MAX_UNIT_BYTES: usize = 64 << 20;
 
 /// A file a [`Loader`] found.
 #[derive(Clone, Debug)]
@@ -26,19 +43,54 @@ pub struct Loaded {
     pub name: String,
     /// The text.
     pub text: String,
+    /// The root file's directory (canonical), below which every file of the unit may include;
+    /// `None` for files that do not come from disk.
+    pub tree: Option<PathBuf>,
+}
+
+/// Why a file cannot be loaded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LoadError {
+    /// It does not exist or cannot be read (the reason, in a few words).
+    Unreadable(String),
+    /// It lies outside every directory includes may come from.
+    Outside {
+        /// Where it resolved to.
+        resolved: String,
+    },
+    /// It is not a regular file (a FIFO, a device, a directory...).
+    NotRegular,
+    /// It is larger than [`MAX_FILE_BYTES`].
+    TooLarge,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Unreadable(reason) => f.write_str(reason),
+            LoadError::Outside { resolved } => {
+                write!(f, "`{resolved}` is outside the including file's directory, the root file's and every -I directory")
+            }
+            LoadError::NotRegular => f.write_str("not a regular file"),
+            LoadError::TooLarge => write!(f, "larger than {} MiB", MAX_FILE_BYTES >> 20),
+        }
+    }
 }
 
 /// Where included files come from.
 pub trait Loader {
     /// Finds `path` as written in the file whose key is `from` (`None` for a root file given
-    /// on the command line). The error says why, in a few words.
-    fn load(&self, path: &str, from: Option<&Loaded>) -> Result<Loaded, String>;
+    /// on the command line).
+    fn load(&self, path: &str, from: Option<&Loaded>) -> Result<Loaded, LoadError>;
 }
 
 /// Files on disk, with `std/...` answered from the bundled library.
 pub struct FsLoader {
     /// Looks a stdlib file up by its path below `std/`.
     pub stdlib: fn(&str) -> Option<&'static str>,
+    /// Directories given with `-I`: searched after the including file's directory, and
+    /// allowed to be included from.
+    pub include_dirs: Vec<PathBuf>,
 }
 
 fn normalize(path: &Path) -> PathBuf {
@@ -56,7 +108,7 @@ fn normalize(path: &Path) -> PathBuf {
 }
 
 impl Loader for FsLoader {
-    fn load(&self, path: &str, from: Option<&Loaded>) -> Result<Loaded, String> {
+    fn load(&self, path: &str, from: Option<&Loaded>) -> Result<Loaded, LoadError> {
         let std_path = match from {
             _ if path.starts_with("std/") => Some(normalize(Path::new(path))),
             Some(f) if f.key.starts_with("std/") => Some(normalize(&Path::new(&f.key).parent().unwrap_or(Path::new("std")).join(path))),
@@ -64,30 +116,77 @@ impl Loader for FsLoader {
         };
         if let Some(p) = std_path {
             let key = p.to_string_lossy().replace('\\', "/");
-            let rest = key.strip_prefix("std/").ok_or("it leaves the bundled std/ library")?;
-            let text = (self.stdlib)(rest).ok_or("the bundled library has no such file")?;
-            return Ok(Loaded { name: key.clone(), key, text: text.to_string() });
+            let rest = key.strip_prefix("std/").ok_or(LoadError::Unreadable("it leaves the bundled std/ library".into()))?;
+            let text = (self.stdlib)(rest).ok_or(LoadError::Unreadable("the bundled library has no such file".into()))?;
+            return Ok(Loaded { name: key.clone(), key, text: text.to_string(), tree: None });
         }
-        let name = match from {
-            Some(f) => Path::new(&f.name).parent().unwrap_or(Path::new("")).join(path),
-            None => PathBuf::from(path),
+        let Some(from) = from else {
+            // the root file, as given on the command line
+            let key = std::fs::canonicalize(path).map_err(|e| io_reason(&e))?;
+            let text = read_regular(&key)?;
+            let tree = key.parent().map(Path::to_path_buf);
+            return Ok(Loaded { key: key.to_string_lossy().into_owned(), name: path.to_string(), text, tree });
         };
-        let on_disk = match from {
-            Some(f) => Path::new(&f.key).parent().unwrap_or(Path::new("/")).join(path),
-            None => PathBuf::from(path),
-        };
-        let key = std::fs::canonicalize(&on_disk).map_err(|e| io_reason(&e))?;
-        let text = std::fs::read_to_string(&key).map_err(|e| io_reason(&e))?;
-        Ok(Loaded { key: key.to_string_lossy().into_owned(), name: normalize(&name).to_string_lossy().into_owned(), text })
+        // (a file held in memory is named by a relative path: its directory is the working one)
+        let parent = Path::new(&from.key).parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let from_dir = std::fs::canonicalize(parent).map_err(|e| io_reason(&e))?;
+        let mut allowed: Vec<PathBuf> = vec![from_dir.clone()];
+        allowed.extend(from.tree.clone());
+        allowed.extend(self.include_dirs.iter().filter_map(|d| std::fs::canonicalize(d).ok()));
+        let mut candidates = vec![(from_dir.join(path), Path::new(&from.name).parent().unwrap_or(Path::new("")).join(path))];
+        if Path::new(path).is_relative() {
+            candidates.extend(self.include_dirs.iter().map(|d| (d.join(path), d.join(path))));
+        }
+        let mut refusal = None;
+        for (on_disk, name) in candidates {
+            let key = match std::fs::canonicalize(&on_disk) {
+                Ok(k) => k,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_reason(&e)),
+            };
+            if !allowed.iter().any(|dir| key.starts_with(dir)) {
+                refusal.get_or_insert(LoadError::Outside { resolved: key.to_string_lossy().into_owned() });
+                continue;
+            }
+            let text = read_regular(&key)?;
+            return Ok(Loaded {
+                key: key.to_string_lossy().into_owned(),
+                name: normalize(&name).to_string_lossy().into_owned(),
+                text,
+                tree: from.tree.clone(),
+            });
+        }
+        Err(refusal.unwrap_or(LoadError::Unreadable("no such file".into())))
     }
 }
 
-fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
+/// Reads a regular file of at most [`MAX_FILE_BYTES`]. It is opened without blocking (a FIFO
+/// would wait for a writer) and checked on the open descriptor, so that a file swapped after
+/// the path was resolved is judged as what is actually read.
+fn read_regular(path: &Path) -> Result<String, LoadError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(|e| io_reason(&e))?;
+    let meta = file.metadata().map_err(|e| io_reason(&e))?;
+    if !meta.is_file() {
+        return Err(LoadError::NotRegular);
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(LoadError::TooLarge);
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| io_reason(&e))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(LoadError::TooLarge);
+    }
+    String::from_utf8(bytes).map_err(|_| LoadError::Unreadable("it is not UTF-8 text".into()))
+}
+
+fn io_reason(e: &std::io::Error) -> LoadError {
+    LoadError::Unreadable(match e.kind() {
         std::io::ErrorKind::NotFound => "no such file".into(),
         std::io::ErrorKind::InvalidData => "it is not UTF-8 text".into(),
         _ => e.to_string(),
-    }
+    })
 }
 
 /// Files held in memory, by name; for tests and fuzzing.
@@ -98,14 +197,14 @@ pub struct MemLoader {
 }
 
 impl Loader for MemLoader {
-    fn load(&self, path: &str, from: Option<&Loaded>) -> Result<Loaded, String> {
+    fn load(&self, path: &str, from: Option<&Loaded>) -> Result<Loaded, LoadError> {
         let full = match from {
             Some(f) => normalize(&Path::new(&f.key).parent().unwrap_or(Path::new("")).join(path)),
             None => PathBuf::from(path),
         };
         let key = full.to_string_lossy().into_owned();
-        let text = self.files.get(&key).ok_or("no such file")?;
-        Ok(Loaded { key: key.clone(), name: key, text: text.clone() })
+        let text = self.files.get(&key).ok_or(LoadError::Unreadable("no such file".into()))?;
+        Ok(Loaded { key: key.clone(), name: key, text: text.clone(), tree: None })
     }
 }
 
@@ -119,9 +218,9 @@ pub struct Unit {
 /// Loads and parses `root` and its includes into `map`, reporting problems to `diags`. Returns
 /// `Err` with a reason when the root itself cannot be read (an I/O failure, not bad input).
 /// Files that fail to parse are left out of the unit; their errors are in `diags`.
-pub fn load_unit(root: &str, loader: &dyn Loader, map: &mut SourceMap, diags: &mut Diagnostics) -> Result<Unit, String> {
+pub fn load_unit(root: &str, loader: &dyn Loader, map: &mut SourceMap, diags: &mut Diagnostics) -> Result<Unit, LoadError> {
     let loaded = loader.load(root, None)?;
-    let mut state = State { loader, map, diags, done: HashMap::new(), stack: Vec::new(), files: Vec::new() };
+    let mut state = State { loader, map, diags, done: HashMap::new(), stack: Vec::new(), files: Vec::new(), bytes: loaded.text.len() };
     state.visit(loaded);
     Ok(Unit { files: state.files })
 }
@@ -133,6 +232,8 @@ struct State<'a> {
     done: HashMap<String, ()>,
     stack: Vec<Loaded>,
     files: Vec<ast::File>,
+    /// Text loaded so far.
+    bytes: usize,
 }
 
 impl State<'_> {
@@ -160,16 +261,40 @@ impl State<'_> {
         let from = self.stack.last();
         let loaded = match self.loader.load(path, from) {
             Ok(l) => l,
-            Err(reason) => {
-                let help = if path.starts_with("std/") {
-                    "`std/...` names a file of the bundled stdlib-policies, for example `std/groups.scp`".to_string()
-                } else {
-                    "paths are relative to the including file; `std/...` names the bundled library".to_string()
+            Err(e) => {
+                let reason = e.to_string();
+                let span = span.into();
+                let error = match e {
+                    LoadError::Outside { .. } => IncludeError::Outside {
+                        path: path.to_string(),
+                        reason,
+                        span,
+                        help: "include files below the including file's directory or the root file's, or give their directory with -I DIR"
+                            .into(),
+                    },
+                    LoadError::NotRegular | LoadError::TooLarge => IncludeError::NotAFile { path: path.to_string(), reason, span },
+                    LoadError::Unreadable(_) => {
+                        let help = if path.starts_with("std/") {
+                            "`std/...` names a file of the bundled stdlib-policies, for example `std/groups.scp`".to_string()
+                        } else {
+                            "paths are relative to the including file, then to each -I directory; `std/...` names the bundled library"
+                                .to_string()
+                        };
+                        IncludeError::NotFound { path: path.to_string(), reason, span, help }
+                    }
                 };
-                self.diags.push(IncludeError::NotFound { path: path.to_string(), reason, span: span.into(), help });
+                self.diags.push(error);
                 return;
             }
         };
+        if self.bytes + loaded.text.len() > MAX_UNIT_BYTES {
+            self.diags.push(IncludeError::NotAFile {
+                path: path.to_string(),
+                reason: format!("the files of this unit would hold more than {} MiB", MAX_UNIT_BYTES >> 20),
+                span: span.into(),
+            });
+            return;
+        }
         if let Some(pos) = self.stack.iter().position(|f| f.key == loaded.key) {
             let mut names: Vec<&str> = self.stack[pos..].iter().map(|f| f.name.as_str()).collect();
             names.push(&loaded.name);
@@ -183,6 +308,7 @@ impl State<'_> {
             self.diags.push(IncludeError::TooDeep { max: MAX_INCLUDE_DEPTH, span: span.into() });
             return;
         }
+        self.bytes += loaded.text.len();
         self.visit(loaded);
     }
 }

@@ -141,26 +141,24 @@ impl fmt::Display for Since {
     }
 }
 
-/// How many bits of an argument register the kernel reads.
+/// How many bits of an argument the kernel reads.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Width {
     /// `umode_t` and the old 16-bit uid types: the low 16 bits.
     W16,
     /// `int`, `u32`, `pid_t`...: the low 32 bits.
     W32,
-    /// `long`, `size_t`, pointers on 64-bit architectures: all 64 bits.
+    /// `long`, `size_t`, pointers on 64-bit architectures: all 64 bits; on 32-bit
+    /// architectures, a 64-bit value passed in a register pair (see [`Param::reg_hi`]).
     W64,
-    /// A 64-bit value split over two registers on a 32-bit architecture, or a parameter after
-    /// one: its register index is not its position in the signature.
-    Split,
 }
 
 impl Width {
-    /// The mask of the bits the kernel reads (`Split` reads 32 per register).
+    /// The mask of the bits the kernel reads.
     pub fn mask(self) -> u64 {
         match self {
             Width::W16 => 0xffff,
-            Width::W32 | Width::Split => 0xffff_ffff,
+            Width::W32 => 0xffff_ffff,
             Width::W64 => u64::MAX,
         }
     }
@@ -168,7 +166,7 @@ impl Width {
     pub fn bits(self) -> u32 {
         match self {
             Width::W16 => 16,
-            Width::W32 | Width::Split => 32,
+            Width::W32 => 32,
             Width::W64 => 64,
         }
     }
@@ -181,10 +179,20 @@ pub struct Param {
     pub name: &'static str,
     /// Its C type.
     pub ctype: &'static str,
-    /// How much of the register the kernel reads.
+    /// How much of it the kernel reads (narrower than the C type where [`Param::narrowed`]
+    /// says so).
     pub width: Width,
     /// Whether it is a pointer (the filter sees the address, not the memory).
     pub pointer: bool,
+    /// The register (`seccomp_data.args` index) that holds it, or the low half of it. On
+    /// 32-bit architectures this is not always its position: a 64-bit parameter before it
+    /// takes two registers, and on arm an odd register before such a pair is padding.
+    pub reg: u8,
+    /// For a 64-bit value split over two registers on a 32-bit architecture: the register
+    /// of its high half.
+    pub reg_hi: Option<u8>,
+    /// Why the kernel reads fewer bits than the C type holds ("" when it reads them all).
+    pub narrowed: &'static str,
 }
 
 /// A syscall of one architecture.
@@ -200,6 +208,9 @@ pub struct Syscall {
     pub kconfig: &'static str,
     /// The last version whose tables have it, if it was removed.
     pub removed_after: Option<KernelVersion>,
+    /// From this kernel on, the kernel lets the call through without running the filter
+    /// (uretprobe and uprobe on x86_64): no filter decides it.
+    pub unfiltered_since: Option<KernelVersion>,
     /// Its parameters; empty where the signature is unknown or it takes none.
     pub params: &'static [Param],
 }
@@ -230,16 +241,17 @@ impl AbiTable {
             Arch::Riscv64 => (riscv64::AUDIT_ARCH, riscv64::NR_OFFSET, riscv64::SYSCALLS),
         };
         let by_name = syscalls.iter().enumerate().map(|(i, s)| (s.name, i)).collect();
-        let mut constants: HashMap<&'static str, i64> = constants::COMMON.iter().copied().collect();
-        let extra: &[(&str, i64)] = match arch {
-            Arch::Arm | Arch::Aarch64 => constants::ARM_FAMILY,
-            Arch::X86_64 | Arch::X32 | Arch::I386 => constants::X86_ONLY,
-            Arch::Riscv64 => &[],
-        };
-        constants.extend(extra.iter().copied());
-        if arch == Arch::Aarch64 {
-            constants.extend(constants::AARCH64_ONLY.iter().copied());
+        let constants: HashMap<&'static str, i64> = match arch {
+            Arch::X86_64 => constants::X86_64,
+            Arch::X32 => constants::X32,
+            Arch::I386 => constants::I386,
+            Arch::Aarch64 => constants::AARCH64,
+            Arch::Arm => constants::ARM,
+            Arch::Riscv64 => constants::RISCV64,
         }
+        .iter()
+        .copied()
+        .collect();
         AbiTable { arch, audit_arch, nr_offset, syscalls, by_name, constants }
     }
 

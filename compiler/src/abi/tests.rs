@@ -37,9 +37,20 @@ fn widths_follow_the_declared_types() {
     );
     let mmap = Arch::Arm.table().syscall("mprotect").expect("mprotect");
     assert!(mmap.params.iter().all(|p| p.width == Width::W32), "32-bit arm reads 32-bit registers");
-    // arm passes pread64's loff_t in a register pair: it cannot be named.
+    // arm (EABI) passes pread64's loff_t in the register pair r4/r5, r3 left as padding
     let pread = Arch::Arm.table().syscall("pread64").expect("pread64");
-    assert_eq!(pread.params.last().map(|p| p.width), Some(Width::Split));
+    let pos = pread.params.last().expect("pos");
+    assert_eq!((pos.name, pos.width, pos.reg, pos.reg_hi), ("pos", Width::W64, 4, Some(5)));
+    // fanotify_mark's u64 mask is already at an even register: r2/r3, dfd in r4, pathname in r5
+    let mark = Arch::Arm.table().syscall("fanotify_mark").expect("fanotify_mark");
+    let regs: Vec<_> = mark.params.iter().map(|p| (p.name, p.reg, p.reg_hi)).collect();
+    assert_eq!(regs, [("fanotify_fd", 0, None), ("flags", 1, None), ("mask", 2, Some(3)), ("dfd", 4, None), ("pathname", 5, None)]);
+    // arm_fadvise64_64 exists so that both pairs fit: fd, advice, offset r2/r3, len r4/r5
+    let fadvise = Arch::Arm.table().syscall("arm_fadvise64_64").expect("arm_fadvise64_64");
+    assert_eq!(fadvise.params.iter().map(|p| (p.reg, p.reg_hi)).collect::<Vec<_>>(), [(0, None), (1, None), (2, Some(3)), (4, Some(5))]);
+    // i386 takes pairs in consecutive registers (lookup_dcookie's cookie in ebx/ecx)
+    let dcookie = Arch::I386.table().syscall("lookup_dcookie").expect("lookup_dcookie");
+    assert_eq!(dcookie.params.iter().map(|p| (p.reg, p.reg_hi)).collect::<Vec<_>>(), [(0, Some(1)), (2, None), (3, None)]);
 }
 
 #[test]

@@ -15,7 +15,6 @@ fn width(w: Width) -> &'static str {
         Width::W16 => "16",
         Width::W32 => "32",
         Width::W64 => "64",
-        Width::Split => "split",
     }
 }
 

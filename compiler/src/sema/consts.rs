@@ -1,10 +1,12 @@
 //! Names to numbers and syscall sets: const expressions per architecture (uapi constants
 //! differ between architectures), group expansion, and actions with their data.
 
+use std::collections::{BTreeSet, HashSet};
+
 use scpc_lang::ast::{self, BinaryOp, ExprKind, SyscallRef, UnaryOp};
 use scpc_lang::source::Span;
 
-use super::{Checker, SemaError};
+use super::{Checker, Scope, SemaError};
 use crate::abi::{all_constant_names, all_syscall_names, Arch};
 use crate::policy::Action;
 use crate::suggest::did_you_mean;
@@ -18,26 +20,89 @@ impl<'u> Checker<'u, '_> {
         names.sort_unstable();
         for name in names {
             let decl = self.scope.consts[name];
+            if all_constant_names().binary_search(&name).is_ok() {
+                // a const named like a uapi constant, errno or signal would silently change
+                // the meaning of every rule that uses the name (`const PROT_EXEC = 0`)
+                let archs: Vec<&str> = Arch::ALL.iter().filter(|a| a.table().constant(name).is_some()).map(|a| a.name()).collect();
+                self.diags.push(SemaError::ShadowsUapi {
+                    name: name.to_string(),
+                    span: decl.name.span.into(),
+                    help: format!(
+                        "`{name}` is the kernel's constant (on {}); give your const another name, or use the kernel's directly",
+                        archs.join(", ")
+                    ),
+                });
+            }
             self.const_value(name, decl.name.span, Arch::X86_64, false);
         }
     }
 
+    /// The value of a const on an architecture. The consts it is defined through are
+    /// evaluated first, in an explicit depth-first order, so that a chain of consts however long
+    /// never recurses deeper than one const's own expression.
     fn const_value(&mut self, name: &'u str, use_span: Span, arch: Arch, report_gaps: bool) -> Option<u64> {
-        if let Some(v) = self.const_memo.get(&(name, arch)) {
+        if let Some(v) = self.const_memo.get(&(name, arch, true)).or_else(|| self.const_memo.get(&(name, arch, report_gaps))) {
             return *v;
         }
-        if self.const_stack.contains(&name) {
-            self.diags.push(SemaError::ConstCycle { name: name.to_string(), span: use_span.into() });
-            return None;
+        for dep in self.const_order(name, use_span, arch, report_gaps) {
+            let decl = self.scope.consts[dep];
+            let v = self.eval_inner(&decl.value, arch, report_gaps);
+            self.const_memo.insert((dep, arch, report_gaps), v);
         }
-        let decl = self.scope.consts[name];
-        self.const_stack.push(name);
-        let v = self.eval_inner(&decl.value, arch, report_gaps);
-        self.const_stack.pop();
-        if report_gaps || v.is_some() {
-            self.const_memo.insert((name, arch), v);
+        self.const_memo.get(&(name, arch, report_gaps)).copied().flatten()
+    }
+
+    /// The consts `name` is defined through that have no value yet on `arch`, dependencies
+    /// before the consts that use them, `name` last. A const reached again while its own
+    /// definition is being followed closes a cycle: reported where it is used, and its value is
+    /// fixed as unknown.
+    fn const_order(&mut self, name: &'u str, use_span: Span, arch: Arch, report_gaps: bool) -> Vec<&'u str> {
+        let memo =
+            |ck: &Self, n: &'u str| ck.const_memo.contains_key(&(n, arch, true)) || ck.const_memo.contains_key(&(n, arch, report_gaps));
+        let mut order = Vec::new();
+        let mut on_path: HashSet<&'u str> = HashSet::new();
+        let mut done: HashSet<&'u str> = HashSet::new();
+        // (const, the span it was reached by, its references not yet followed)
+        type Frame<'u> = (&'u str, Span, Vec<(&'u str, Span)>);
+        let mut stack: Vec<Frame<'u>> = Vec::new();
+        let enter = |ck: &mut Self, n: &'u str, span: Span, stack: &mut Vec<Frame<'u>>, on_path: &mut HashSet<&'u str>| {
+            if on_path.contains(n) {
+                // every const of the cycle is reported where the previous one uses it
+                let from = stack.iter().position(|f| f.0 == n).unwrap_or(0);
+                let mut members: Vec<(&'u str, Span)> = stack[from + 1..].iter().map(|f| (f.0, f.1)).collect();
+                members.push((n, span));
+                for (m, at) in members {
+                    ck.diags.push(SemaError::ConstCycle { name: m.to_string(), span: at.into() });
+                    ck.const_memo.insert((m, arch, true), None);
+                }
+                return;
+            }
+            let mut refs = Vec::new();
+            const_refs(&ck.scope.consts[n].value, &ck.scope, &mut refs);
+            refs.reverse();
+            on_path.insert(n);
+            stack.push((n, span, refs));
+        };
+        enter(self, name, use_span, &mut stack, &mut on_path);
+        while let Some((n, _, refs)) = stack.last_mut() {
+            let n = *n;
+            match refs.pop() {
+                Some((dep, span)) => {
+                    if !done.contains(dep) && !memo(self, dep) {
+                        enter(self, dep, span, &mut stack, &mut on_path);
+                    }
+                }
+                None => {
+                    stack.pop();
+                    on_path.remove(n);
+                    done.insert(n);
+                    if !memo(self, n) {
+                        order.push(n);
+                    }
+                }
+            }
         }
-        v
+        order
     }
 
     /// The value of an expression on an architecture; `None` when it has an error (reported).
@@ -102,38 +167,78 @@ impl<'u> Checker<'u, '_> {
     }
 
     /// The syscall names of a group, nested groups expanded, sorted. `None` if unknown or in a
-    /// cycle (reported).
+    /// cycle (reported). Nested groups are expanded first, in an explicit depth-first order, so
+    /// that a chain of groups however long never recurses; each expansion is kept as a set of
+    /// indices into the syscall names, so a long chain costs little memory.
     pub fn group(&mut self, name: &'u str, use_span: Span) -> Option<Vec<&'u str>> {
-        if let Some(v) = self.group_memo.get(name) {
-            return v.clone();
+        if !self.group_memo.contains_key(name) {
+            self.expand_groups(name, use_span);
         }
-        let Some(&decl) = self.scope.groups.get(name) else {
-            let help =
-                did_you_mean(name, self.scope.groups.keys().copied(), "define it with `group NAME = ...`, or include \"std/groups.scp\"");
-            self.diags.push(SemaError::UnknownGroup { name: name.to_string(), span: use_span.into(), help });
-            return None;
+        let set = self.group_memo.get(name)?.as_ref()?;
+        let names = all_syscall_names();
+        Some(set.iter().map(|&i| names[i as usize]).collect())
+    }
+
+    fn expand_groups(&mut self, name: &'u str, use_span: Span) {
+        let mut on_path: HashSet<&'u str> = HashSet::new();
+        // (group, its member groups not yet followed)
+        let mut stack: Vec<(&'u str, Vec<&'u ast::Ident>)> = Vec::new();
+        let enter = |ck: &mut Self,
+                     n: &'u str,
+                     span: Span,
+                     stack: &mut Vec<(&'u str, Vec<&'u ast::Ident>)>,
+                     on_path: &mut HashSet<&'u str>| {
+            let Some(&decl) = ck.scope.groups.get(n) else {
+                let help =
+                    did_you_mean(n, ck.scope.groups.keys().copied(), "define it with `group NAME = ...`, or include \"std/groups.scp\"");
+                ck.diags.push(SemaError::UnknownGroup { name: n.to_string(), span: span.into(), help });
+                return;
+            };
+            if on_path.contains(n) {
+                ck.diags.push(SemaError::GroupCycle { name: n.to_string(), span: span.into() });
+                return;
+            }
+            let mut subs: Vec<&'u ast::Ident> = decl
+                .members
+                .iter()
+                .filter_map(|m| match m {
+                    SyscallRef::Group(id) => Some(id),
+                    SyscallRef::Syscall(_) => None,
+                })
+                .collect();
+            subs.reverse();
+            on_path.insert(n);
+            stack.push((n, subs));
         };
-        if self.group_stack.contains(&name) {
-            self.diags.push(SemaError::GroupCycle { name: name.to_string(), span: use_span.into() });
-            return None;
-        }
-        self.group_stack.push(name);
-        let mut out = Vec::new();
-        for m in &decl.members {
-            match m {
-                SyscallRef::Syscall(id) => {
-                    if self.known_syscall(id) {
-                        out.push(id.name.as_str());
+        enter(self, name, use_span, &mut stack, &mut on_path);
+        while let Some((n, subs)) = stack.last_mut() {
+            let n = *n;
+            if let Some(id) = subs.pop() {
+                if !self.group_memo.contains_key(id.name.as_str()) {
+                    enter(self, &id.name, id.span, &mut stack, &mut on_path);
+                }
+                continue;
+            }
+            stack.pop();
+            on_path.remove(n);
+            let decl = self.scope.groups[n];
+            let mut set: BTreeSet<u32> = BTreeSet::new();
+            for m in &decl.members {
+                match m {
+                    SyscallRef::Syscall(id) => {
+                        if let (true, Ok(i)) = (self.known_syscall(id), all_syscall_names().binary_search(&id.name.as_str())) {
+                            set.insert(i as u32);
+                        }
+                    }
+                    SyscallRef::Group(id) => {
+                        if let Some(Some(sub)) = self.group_memo.get(id.name.as_str()) {
+                            set.extend(sub.iter().copied());
+                        }
                     }
                 }
-                SyscallRef::Group(id) => out.extend(self.group(&id.name, id.span).unwrap_or_default()),
             }
+            self.group_memo.insert(n, Some(set.into_iter().collect()));
         }
-        self.group_stack.pop();
-        out.sort_unstable();
-        out.dedup();
-        self.group_memo.insert(name, Some(out.clone()));
-        Some(out)
     }
 
     /// Whether a syscall name exists on some architecture; reports it if not.
@@ -168,6 +273,25 @@ impl<'u> Checker<'u, '_> {
             }
         }
         out
+    }
+
+    /// An action evaluated on each architecture it applies to: its data may use constants
+    /// whose values differ between architectures, and one rule has one action, so data that
+    /// differs between them is an error.
+    pub fn action_on(&mut self, a: &'u ast::Action, archs: &[Arch]) -> Option<Action> {
+        let archs = if archs.is_empty() { &[Arch::X86_64][..] } else { archs };
+        let mut values: Vec<(Arch, Action)> = Vec::new();
+        for &arch in archs {
+            values.push((arch, self.action(a, arch)?));
+        }
+        let first = values[0].1;
+        if values.iter().any(|(_, v)| *v != first) {
+            let per_arch: Vec<String> = values.iter().map(|(arch, v)| format!("{v} on {arch}")).collect();
+            let span = a.data.as_ref().map_or(a.span, |e| e.span);
+            self.diags.push(SemaError::ActionDiffersByArch { values: per_arch.join(", "), span: span.into() });
+            return None;
+        }
+        Some(first)
     }
 
     /// An action with its data checked (errno names and range, 16-bit trap/trace data).
@@ -218,5 +342,22 @@ impl<'u> Checker<'u, '_> {
             }
         }
         self.eval(e, arch)
+    }
+}
+
+/// The consts of the unit an expression names, with the span of each use, in source order.
+fn const_refs<'u>(e: &'u ast::Expr, scope: &Scope<'u>, out: &mut Vec<(&'u str, Span)>) {
+    match &e.kind {
+        ExprKind::Number(_) => {}
+        ExprKind::Name(id) => {
+            if let Some((&name, _)) = scope.consts.get_key_value(id.name.as_str()) {
+                out.push((name, id.span));
+            }
+        }
+        ExprKind::Unary(_, x) => const_refs(x, scope, out),
+        ExprKind::Binary(_, a, b) => {
+            const_refs(a, scope, out);
+            const_refs(b, scope, out);
+        }
     }
 }

@@ -49,6 +49,19 @@ pub enum SemaError {
         #[help]
         help: String,
     },
+    /// A const named like a uapi constant, errno or signal of some architecture.
+    #[error("const `{name}` redefines a kernel constant")]
+    #[diagnostic(code(scpc::resolve::shadows_uapi))]
+    ShadowsUapi {
+        /// The name.
+        name: String,
+        /// The const's name.
+        #[label("already a uapi constant")]
+        span: SourceSpan,
+        /// Where the kernel defines it.
+        #[help]
+        help: String,
+    },
     /// A const defined in terms of itself.
     #[error("const `{name}` depends on itself")]
     #[diagnostic(code(scpc::resolve::const_cycle), help("a const may use other consts, but not in a cycle"))]
@@ -143,6 +156,23 @@ pub enum SemaError {
         chain: String,
         /// The `extends`.
         #[label("closes the cycle")]
+        span: SourceSpan,
+    },
+    /// An `extends` chain longer than the cap.
+    #[error("policy `{name}` is more than {max} layers deep")]
+    #[diagnostic(
+        code(scpc::resolve::extends_too_deep),
+        help(
+            "a chain of `extends` may hold {max} policies; merge some layers (a layer per service on a fleet baseline needs two or three)"
+        )
+    )]
+    ExtendsTooDeep {
+        /// The policy.
+        name: String,
+        /// The cap.
+        max: usize,
+        /// Its `extends`.
+        #[label("the chain passes {max} policies here")]
         span: SourceSpan,
     },
     /// An architecture name scpc does not know.
@@ -258,23 +288,6 @@ pub enum SemaError {
         #[help]
         help: String,
     },
-    /// A parameter at or after a 64-bit value split over two registers on a 32-bit architecture.
-    #[error("`{arg}` of `{syscall}` has no single register on {arch}")]
-    #[diagnostic(code(scpc::typeck::split_arg))]
-    SplitArg {
-        /// The argument.
-        arg: String,
-        /// The syscall.
-        syscall: String,
-        /// The architecture.
-        arch: String,
-        /// Where.
-        #[label("at or after a 64-bit parameter passed in a register pair")]
-        span: SourceSpan,
-        /// What to do.
-        #[help]
-        help: String,
-    },
     /// A constant that does not fit the argument's width: the comparison would be decided by
     /// bits the kernel ignores.
     #[error("{value:#x} does not fit the {bits}-bit argument `{arg}` of `{syscall}` on {arch}")]
@@ -296,6 +309,45 @@ pub enum SemaError {
         /// Why it matters.
         #[help]
         help: String,
+    },
+    /// A mask with bits above the argument's width.
+    #[error("mask {value:#x} is wider than the {bits}-bit argument `{arg}` of `{syscall}` on {arch}")]
+    #[diagnostic(code(scpc::typeck::mask_too_wide))]
+    MaskTooWide {
+        /// The mask.
+        value: u64,
+        /// Bits the kernel reads.
+        bits: u32,
+        /// The argument.
+        arg: String,
+        /// The syscall.
+        syscall: String,
+        /// The architecture.
+        arch: String,
+        /// Where.
+        #[label("wider than {bits} bits")]
+        span: SourceSpan,
+        /// Why it matters.
+        #[help]
+        help: String,
+    },
+    /// A comparison whose outcome is the same for every value the kernel can see.
+    #[error("this comparison is always {outcome}: the kernel reads {bits} bits of `{arg}`")]
+    #[diagnostic(
+        code(scpc::lint::constant_condition),
+        severity(Warning),
+        help("check the constant and the mask (comparisons are unsigned); drop the condition if it is meant")
+    )]
+    ConstantCondition {
+        /// `true` or `false`.
+        outcome: &'static str,
+        /// The width.
+        bits: u32,
+        /// The argument.
+        arg: String,
+        /// The comparison.
+        #[label("always {outcome}")]
+        span: SourceSpan,
     },
     /// Comparing the address a pointer argument holds.
     #[error("`{arg}` of `{syscall}` is a pointer (`{ctype}`): the filter compares the address, not the memory")]
@@ -351,6 +403,19 @@ pub enum SemaError {
         value: u64,
         /// Where.
         #[label("not 0..=65535")]
+        span: SourceSpan,
+    },
+    /// Action data whose value differs between the architectures the rule applies to.
+    #[error("this action's data has a different value on each architecture: {values}")]
+    #[diagnostic(
+        code(scpc::typeck::action_differs_by_arch),
+        help("write the number, or split the rule with `on ARCH` so that each rule has one value")
+    )]
+    ActionDiffersByArch {
+        /// `errno(64) on arm, errno(256) on x86_64`.
+        values: String,
+        /// The data.
+        #[label("differs by architecture")]
         span: SourceSpan,
     },
     /// An action the policy's oldest kernel does not have.
@@ -423,6 +488,47 @@ pub enum SemaError {
         /// The rule that always wins.
         #[label("always decides `{syscall}` first")]
         earlier: SourceSpan,
+    },
+    /// A rule on a syscall that a multiplexer the policy lets through also reaches.
+    #[error(
+        "on {arch}, `{syscall}` is also reached through `{multiplexer}`, which this policy lets through: this rule does not hold there"
+    )]
+    #[diagnostic(code(scpc::lint::multiplexer), severity(Warning))]
+    Multiplexer {
+        /// The multiplexed syscall.
+        syscall: String,
+        /// socketcall or ipc.
+        multiplexer: &'static str,
+        /// The architecture.
+        arch: String,
+        /// The rule's reference.
+        #[label("bypassed through `{multiplexer}` on {arch}")]
+        span: SourceSpan,
+        /// What to do.
+        #[help]
+        help: String,
+    },
+    /// A rule on a syscall the kernel lets through before running the filter.
+    #[error(
+        "from Linux {since}, the kernel lets `{syscall}` through on {arch} without running the filter: this rule does not decide it there"
+    )]
+    #[diagnostic(
+        code(scpc::lint::unfiltered),
+        severity(Warning),
+        help(
+            "seccomp cannot deny it on those kernels; if it must not run, keep uprobes away from the process (it is harmless without one)"
+        )
+    )]
+    Unfiltered {
+        /// The syscall.
+        syscall: String,
+        /// The architecture.
+        arch: String,
+        /// The first kernel that passes it through.
+        since: String,
+        /// The reference.
+        #[label("never reaches the filter on Linux {since}+")]
+        span: SourceSpan,
     },
     /// Letting through a syscall known to widen the kernel attack surface.
     #[error("`{action}` lets `{syscall}` through: {why}")]

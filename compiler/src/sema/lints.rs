@@ -83,7 +83,110 @@ fn surface_help(syscall: &str) -> String {
     }
 }
 
+/// Syscalls that a multiplexer also reaches, by the architectures that have it: the multiplexer
+/// takes the call's number and arguments in memory the filter cannot read, so a rule on the
+/// direct syscall does not hold there.
+const MULTIPLEXERS: &[(&str, &[&str])] = &[
+    (
+        "socketcall",
+        &[
+            "socket",
+            "bind",
+            "connect",
+            "listen",
+            "accept",
+            "getsockname",
+            "getpeername",
+            "socketpair",
+            "send",
+            "recv",
+            "sendto",
+            "recvfrom",
+            "shutdown",
+            "setsockopt",
+            "getsockopt",
+            "sendmsg",
+            "recvmsg",
+            "accept4",
+            "recvmmsg",
+            "sendmmsg",
+        ],
+    ),
+    ("ipc", &["semop", "semget", "semctl", "semtimedop", "msgsnd", "msgrcv", "msgget", "msgctl", "shmat", "shmdt", "shmget", "shmctl"]),
+];
+
 impl<'u> Checker<'u, '_> {
+    /// Warns about a rule that restricts a multiplexed syscall (with a condition, or with an
+    /// action that does not let it through) on a target where its multiplexer exists and the
+    /// policy lets the multiplexer through: there the restriction is bypassed.
+    pub(super) fn lint_multiplexers(&mut self, policy: &Policy, chain_rules: &[ChainRule<'u>]) {
+        for target in &policy.targets {
+            let table = target.arch.table();
+            for &(mux, reached) in MULTIPLEXERS {
+                let Some(mux_sys) = table.syscall(mux) else { continue };
+                let entries = target.syscalls.get(&mux_sys.nr).map_or(&[][..], |v| v.as_slice());
+                let mut open = false;
+                let mut decided = false;
+                for e in entries {
+                    open |= policy.rules[e.rule].action.lets_through();
+                    if e.cond.is_none() {
+                        decided = true;
+                        break;
+                    }
+                }
+                if !decided {
+                    open |= policy.default.lets_through();
+                }
+                if !open {
+                    continue;
+                }
+                for cr in chain_rules.iter().filter(|cr| cr.depth == 0) {
+                    let restricts = cr.rule.cond.is_some() || !policy.rules[cr.id].action.lets_through();
+                    if !restricts || !cr.rule.archs.is_empty() && !cr.rule.archs.iter().any(|a| a.name == target.arch.name()) {
+                        continue;
+                    }
+                    for (name, r, _) in self.expand(&cr.rule.syscalls) {
+                        if !reached.contains(&name) || table.syscall(name).is_none() {
+                            continue;
+                        }
+                        self.diags.push(SemaError::Multiplexer {
+                            syscall: name.to_string(),
+                            multiplexer: mux,
+                            arch: target.arch.to_string(),
+                            span: r.span().into(),
+                            help: format!(
+                                "deny `{mux}` on {} (`errno(ENOSYS) {mux} on {}` makes the C library use the direct calls), or restrict it the same way",
+                                target.arch,
+                                target.arch
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Warns about a rule that would deny a syscall the kernel never lets reach the filter
+    /// (uretprobe and uprobe on x86_64): the rule decides nothing on kernels that pass it through.
+    pub(super) fn lint_unfiltered(&mut self, policy: &Policy, chain_rules: &[ChainRule<'u>]) {
+        for cr in chain_rules.iter().filter(|cr| cr.depth == 0) {
+            if policy.rules[cr.id].action.lets_through() {
+                continue;
+            }
+            for (name, r, _) in self.expand(&cr.rule.syscalls) {
+                for target in &policy.targets {
+                    let Some(since) = target.arch.table().syscall(name).and_then(|s| s.unfiltered_since) else { continue };
+                    self.diags.push(SemaError::Unfiltered {
+                        syscall: name.to_string(),
+                        arch: target.arch.to_string(),
+                        since: since.to_string(),
+                        span: r.span().into(),
+                    });
+                }
+            }
+        }
+    }
+
     /// Lints the policy's own rules: syscalls that widen the attack surface.
     pub(super) fn lint_own_rules(&mut self, policy: &Policy, chain_rules: &[ChainRule<'u>]) {
         for cr in chain_rules.iter().filter(|cr| cr.depth == 0) {
@@ -113,32 +216,36 @@ impl<'u> Checker<'u, '_> {
     /// A policy may not name a syscall that a `final` rule of an ancestor covers, except with
     /// the same action. (Any condition is fine then: where the derived rule holds it decides as
     /// the final rule would, and where it does not the final rule still decides; so a derived
-    /// policy can narrow a guard rail further but never loosen it.)
+    /// policy can narrow a guard rail further but never loosen it.) Every layer of the chain is
+    /// held to the finals above it, so a middle layer cannot loosen its parent's guard rail for
+    /// the layers below it either.
     pub(super) fn check_finals(&mut self, policy: &Policy, chain_rules: &[ChainRule<'u>]) {
         let finals: Vec<&ChainRule<'u>> = chain_rules.iter().filter(|cr| cr.depth > 0 && cr.rule.final_span.is_some()).collect();
         if finals.is_empty() {
             return;
         }
-        for cr in chain_rules.iter().filter(|cr| cr.depth == 0) {
+        let mut covered_by: BTreeMap<usize, Vec<(&'u str, &ChainRule<'u>)>> = BTreeMap::new();
+        for f in &finals {
+            for (n, _, _) in self.expand(&f.rule.syscalls) {
+                covered_by.entry(f.depth).or_default().push((n, f));
+            }
+        }
+        for cr in chain_rules {
             let action = policy.rules[cr.id].action;
             for (name, r, _) in self.expand(&cr.rule.syscalls) {
-                for f in &finals {
-                    let covered = self.expand(&f.rule.syscalls).iter().any(|(n, _, _)| *n == name);
-                    let f_action: Action = policy.rules[f.id].action;
-                    let same = action == f_action;
-                    if covered && !same {
-                        let help =
-                            format!("a derived policy may name `{name}` only with the final rule's action, `{f_action}`; remove this rule");
-                        self.diags.push(SemaError::FinalOverride {
-                            syscall: name.to_string(),
-                            layer: policy.rules[f.id].layer.clone(),
-                            span: r.span().into(),
-                            final_span: f.span.into(),
-                            help,
-                        });
-                        break;
-                    }
-                }
+                let above = covered_by.range(cr.depth + 1..).flat_map(|(_, v)| v.iter());
+                let Some((_, f)) = above.filter(|(n, _)| *n == name).find(|(_, f)| policy.rules[f.id].action != action) else {
+                    continue;
+                };
+                let f_action: Action = policy.rules[f.id].action;
+                let help = format!("a derived policy may name `{name}` only with the final rule's action, `{f_action}`; remove this rule");
+                self.diags.push(SemaError::FinalOverride {
+                    syscall: name.to_string(),
+                    layer: policy.rules[f.id].layer.clone(),
+                    span: r.span().into(),
+                    final_span: f.span.into(),
+                    help,
+                });
             }
         }
     }

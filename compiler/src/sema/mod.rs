@@ -29,6 +29,9 @@ pub use testblocks::{FilterJudge, Judge, TestOutcome};
 /// KILL_PROCESS and LOG, and the oldest long-term kernel still common on edge fleets).
 pub const DEFAULT_KERNEL: KernelVersion = KernelVersion::new(4, 14);
 
+/// How many policies an `extends` chain may hold, the policy itself included.
+pub const MAX_EXTENDS_DEPTH: usize = 64;
+
 /// Options that narrow what is checked.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
@@ -83,10 +86,13 @@ impl<'u> Scope<'u> {
 pub(crate) struct Checker<'u, 'd> {
     pub scope: Scope<'u>,
     pub diags: &'d mut Diagnostics,
-    pub const_memo: HashMap<(&'u str, Arch), Option<u64>>,
-    pub const_stack: Vec<&'u str>,
-    pub group_memo: HashMap<&'u str, Option<Vec<&'u str>>>,
-    pub group_stack: Vec<&'u str>,
+    /// (const, architecture, whether gaps were reported when it was evaluated) -> value.
+    pub const_memo: HashMap<(&'u str, Arch, bool), Option<u64>>,
+    /// group -> its syscalls as indices into [`crate::abi::all_syscall_names`], sorted.
+    pub group_memo: HashMap<&'u str, Option<Vec<u32>>>,
+    /// Report every policy whose chain is too long, not only the first of a chain (for
+    /// resolving one policy, whose failure must always be explained).
+    pub report_every_deep_chain: bool,
 }
 
 /// The result of checking a unit.
@@ -125,6 +131,7 @@ pub fn analyze(unit: &Unit, options: &Options, diags: &mut Diagnostics) -> Check
 /// policy. Returns `None` if the policy does not exist (reported).
 pub fn resolve(unit: &Unit, name: &str, options: &Options, diags: &mut Diagnostics) -> Option<Policy> {
     let mut ck = Checker::new(unit, diags);
+    ck.report_every_deep_chain = true;
     ck.check_consts();
     ck.check_groups();
     if !ck.scope.policies.contains_key(name) {
@@ -132,6 +139,13 @@ pub fn resolve(unit: &Unit, name: &str, options: &Options, diags: &mut Diagnosti
         let span = unit.files.first().map_or(Span::default(), |f| Span::new(f.span.lo, f.span.lo));
         ck.diags.push(SemaError::UnknownPolicy { name: name.to_string(), span: span.into(), help });
         return None;
+    }
+    // every layer of the chain is checked as `scpc check` checks it, not only the policy built
+    let decl = ck.scope.policies[name];
+    if let Some(chain) = ck.chain(decl) {
+        for ancestor in chain.iter().skip(1).rev() {
+            ck.policy(&ancestor.name.name, options);
+        }
     }
     ck.policy(name, options)
 }
@@ -153,11 +167,12 @@ pub fn run_tests(unit: &Unit, checked: &Checked, judge: Judge<'_>, diags: &mut D
 impl<'u, 'd> Checker<'u, 'd> {
     fn new(unit: &'u Unit, diags: &'d mut Diagnostics) -> Checker<'u, 'd> {
         let scope = Scope::collect(unit, diags);
-        Checker { scope, diags, const_memo: HashMap::new(), const_stack: Vec::new(), group_memo: HashMap::new(), group_stack: Vec::new() }
+        Checker { scope, diags, const_memo: HashMap::new(), group_memo: HashMap::new(), report_every_deep_chain: false }
     }
 
-    /// The policy and its parents, nearest first. `None` (reported) if a parent is unknown
-    /// or the chain loops.
+    /// The policy and its parents, nearest first. `None` (reported) if a parent is unknown,
+    /// the chain loops, or it is longer than [`MAX_EXTENDS_DEPTH`] policies. Checking a policy
+    /// costs its chain's length, so the cap keeps a unit of n policies linear in n.
     pub fn chain(&mut self, p: &'u ast::PolicyDecl) -> Option<Vec<&'u ast::PolicyDecl>> {
         let mut chain = vec![p];
         let mut cur = p;
@@ -175,6 +190,17 @@ impl<'u, 'd> Checker<'u, 'd> {
             }
             chain.push(next);
             cur = next;
+            if chain.len() > MAX_EXTENDS_DEPTH {
+                // Reported once per chain: by the first policy past the cap. A policy whose
+                // parent is past it too stays silent (its parent reports), which one more
+                // step up tells.
+                let parent_too_deep = cur.extends.is_some();
+                if !parent_too_deep || self.report_every_deep_chain {
+                    let extends = p.extends.as_ref().map_or(p.name.span, |e| e.span);
+                    self.diags.push(SemaError::ExtendsTooDeep { name: p.name.name.clone(), max: MAX_EXTENDS_DEPTH, span: extends.into() });
+                }
+                return None;
+            }
         }
         Some(chain)
     }

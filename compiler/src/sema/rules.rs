@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use cranelift_entity::PrimaryMap;
-use scpc_lang::ast::{self, CondKind, StmtKind, SyscallRef};
+use scpc_lang::ast::{self, CmpOp, CondKind, StmtKind, SyscallRef};
 use scpc_lang::source::Span;
 
 use super::lints::Shadowing;
@@ -35,18 +35,22 @@ impl<'u> Checker<'u, '_> {
             self.diags.push(SemaError::NoTarget { name: name.to_string(), span: decl.name.span.into() });
             return None;
         };
+        // action data is evaluated on every target of the policy, whatever `--target` narrows
+        let all_targets = targets.clone();
         if !options.targets.is_empty() {
             targets.retain(|a| options.targets.contains(a));
         }
-        let first_arch = targets.first().copied().unwrap_or(Arch::X86_64);
         let setting_action = |this: &mut Self, pick: fn(&Settings<'u>) -> Option<&'u ast::Action>| {
             let a = settings.iter().find_map(pick)?;
-            let resolved = this.action(a, first_arch)?;
+            let resolved = this.action_on(a, &all_targets)?;
             this.check_action_kernel(resolved, a.span, kernel);
             Some(resolved)
         };
         let default = setting_action(self, |s| s.default);
-        let badarch = setting_action(self, |s| s.badarch).unwrap_or(Action::KillProcess);
+        // 0x80000000 means "kill the thread" before Linux 4.14, so the implicit badarch follows
+        // the kernel: kill_process where the kernel has it, kill_thread before.
+        let implicit_badarch = if kernel >= Action::KillProcess.min_kernel() { Action::KillProcess } else { Action::KillThread };
+        let badarch = setting_action(self, |s| s.badarch).unwrap_or(implicit_badarch);
         let newer = setting_action(self, |s| s.newer);
         let Some(default) = default else {
             if !settings.iter().any(|s| s.default.is_some()) {
@@ -55,20 +59,29 @@ impl<'u> Checker<'u, '_> {
             return None;
         };
 
+        // Every layer of the chain is checked here, not only the policy's own rules: a parent's
+        // rule is part of this policy's filter, under this policy's kernel and targets.
         let mut rules = PrimaryMap::new();
         let mut chain_rules = Vec::new();
         for (depth, layer) in chain.iter().enumerate() {
             for stmt in &layer.stmts {
                 let StmtKind::Rule(rule) = &stmt.kind else { continue };
-                let action = self.action(&rule.action, first_arch).unwrap_or(Action::KillProcess);
-                if depth == 0 {
-                    self.check_action_kernel(action, rule.action.span, kernel);
-                }
+                self.check_rule_archs(rule, &all_targets);
+                let on: Vec<Arch> = if rule.archs.is_empty() {
+                    all_targets.clone()
+                } else {
+                    all_targets.iter().copied().filter(|a| rule.archs.iter().any(|r| Arch::from_name(&r.name) == Some(*a))).collect()
+                };
+                let on = if on.is_empty() { all_targets.clone() } else { on };
+                let action = match self.action_on(&rule.action, &on) {
+                    Some(a) => {
+                        self.check_action_kernel(a, rule.action.span, kernel);
+                        a
+                    }
+                    None => Action::KillProcess,
+                };
                 let id =
                     rules.push(RuleData { action, layer: layer.name.name.clone(), is_final: rule.final_span.is_some(), span: stmt.span });
-                if depth == 0 {
-                    self.check_rule_archs(rule, &targets);
-                }
                 chain_rules.push(ChainRule { id, rule, depth, span: stmt.span });
             }
         }
@@ -80,6 +93,8 @@ impl<'u> Checker<'u, '_> {
         let policy = Policy { name: name.to_string(), kernel, default, newer, badarch, rules, targets: arch_policies };
         shadowing.report(self.diags);
         self.lint_own_rules(&policy, &chain_rules);
+        self.lint_multiplexers(&policy, &chain_rules);
+        self.lint_unfiltered(&policy, &chain_rules);
         self.check_finals(&policy, &chain_rules);
         Some(policy)
     }
@@ -219,14 +234,18 @@ impl<'u> Checker<'u, '_> {
             }
             CondKind::Not(a) => CondData::Not(self.lower(a, sys, arch, rule_syscalls, conds)?),
             CondKind::Compare { arg, mask, op, value } => {
-                let (index, param, width) = self.arg(arg, sys, arch, rule_syscalls)?;
-                let mask = self.mask(mask.as_ref(), width, arch)?;
+                let Operand { reg, reg_hi, param, width } = self.arg(arg, sys, arch, rule_syscalls)?;
+                let mask = self.mask(mask.as_ref(), width, arg, sys, arch)?;
                 let value = self.operand(value, width, arg, param, sys, arch)?;
-                CondData::Cmp { arg: index, width, mask, op: *op, value }
+                self.lint_constant(c.span, arg, width, fixed_outcome(mask & width.mask(), *op, value));
+                match reg_hi {
+                    Some(hi) => return Some(pair_compare(conds, reg, hi, mask, *op, value)),
+                    None => CondData::Cmp { arg: reg, width, mask, op: *op, value },
+                }
             }
             CondKind::In { arg, mask, negated, set } => {
-                let (index, param, width) = self.arg(arg, sys, arch, rule_syscalls)?;
-                let mask = self.mask(mask.as_ref(), width, arch)?;
+                let Operand { reg, reg_hi, param, width } = self.arg(arg, sys, arch, rule_syscalls)?;
+                let mask = self.mask(mask.as_ref(), width, arg, sys, arch)?;
                 let mut values = Vec::new();
                 for e in set {
                     values.push(self.operand(e, width, arg, param, sys, arch));
@@ -234,17 +253,63 @@ impl<'u> Checker<'u, '_> {
                 let mut values: Vec<u64> = values.into_iter().collect::<Option<_>>()?;
                 values.sort_unstable();
                 values.dedup();
-                CondData::In { arg: index, width, mask, negated: *negated, values }
+                let m = mask & width.mask();
+                let fixed = if values.iter().all(|v| v & !m != 0) {
+                    Some(*negated)
+                } else if m == 0 && values.contains(&0) {
+                    Some(!*negated)
+                } else {
+                    None
+                };
+                self.lint_constant(c.span, arg, width, fixed);
+                match reg_hi {
+                    Some(hi) => {
+                        let equal: Vec<CondId> = values.iter().map(|&v| pair_compare(conds, reg, hi, mask, CmpOp::Eq, v)).collect();
+                        let any = balanced(conds, &equal, CondData::Or);
+                        return Some(if *negated { conds.push(CondData::Not(any)) } else { any });
+                    }
+                    None => CondData::In { arg: reg, width, mask, negated: *negated, values },
+                }
             }
         };
         Some(conds.push(data))
     }
 
-    fn mask(&mut self, mask: Option<&'u ast::Expr>, width: Width, arch: Arch) -> Option<u64> {
-        match mask {
-            Some(m) => Some(self.eval(m, arch)? & width.mask()),
-            None => Some(width.mask()),
+    /// `& MASK`, checked against the argument's width as a comparison's value is: a mask with
+    /// bits the kernel does not read would decide on bits it ignores (`~X` of a small X is a
+    /// negative number, taken at the width).
+    fn mask(&mut self, mask: Option<&'u ast::Expr>, width: Width, arg: &ast::Ident, sys: &Syscall, arch: Arch) -> Option<u64> {
+        let Some(m) = mask else { return Some(width.mask()) };
+        let v = self.eval(m, arch)?;
+        if !fits(v, width) {
+            let bits = width.bits();
+            self.diags.push(SemaError::MaskTooWide {
+                value: v,
+                bits,
+                arg: arg.name.clone(),
+                syscall: sys.name.to_string(),
+                arch: arch.to_string(),
+                span: m.span.into(),
+                help: format!(
+                    "the kernel reads only the low {bits} bits of `{}`, so the bits of the mask above them can never be set: mask with {:#x} or less",
+                    arg.name,
+                    width.mask()
+                ),
+            });
+            return None;
         }
+        Some(v & width.mask())
+    }
+
+    /// Warns about a comparison whose outcome the argument's width fixes.
+    fn lint_constant(&mut self, span: Span, arg: &ast::Ident, width: Width, fixed: Option<bool>) {
+        let Some(holds) = fixed else { return };
+        self.diags.push(SemaError::ConstantCondition {
+            outcome: if holds { "true" } else { "false" },
+            bits: width.bits(),
+            arg: arg.name.clone(),
+            span: span.into(),
+        });
     }
 
     /// A comparison's right side, checked against the argument's width: a value that only
@@ -261,8 +326,7 @@ impl<'u> Checker<'u, '_> {
     ) -> Option<u64> {
         let v = self.eval(e, arch)?;
         let bits = width.bits();
-        let fits = bits == 64 || v <= width.mask() || ((v as i64) < 0 && (v as i64) >= -(1i64 << (bits - 1)));
-        if !fits {
+        if !fits(v, width) {
             let ctype = param.map_or("a register", |p| p.ctype);
             let help = format!(
                 "the kernel reads only the low {bits} bits of `{}` ({ctype}), so this comparison is decided by bits it ignores",
@@ -282,36 +346,49 @@ impl<'u> Checker<'u, '_> {
         Some(v & width.mask())
     }
 
-    /// An argument by name or `argN`: its register index, parameter and width on this
-    /// architecture. The kernel's parameter names win over `argN` (prctl names its second
-    /// parameter `arg2`, as its manual page does).
-    fn arg(
-        &mut self,
-        arg: &ast::Ident,
-        sys: &'static Syscall,
-        arch: Arch,
-        rule_syscalls: &[&str],
-    ) -> Option<(u8, Option<&'static Param>, Width)> {
+    /// An argument by name or `argN`: its register (two for a 64-bit value in a register pair
+    /// on a 32-bit architecture), parameter and width on this architecture. The kernel's
+    /// parameter names win over `argN` (prctl names its second parameter `arg2`, as its manual
+    /// page does). `argN` names register N: on arm, N may be half of a pair (then 32 bits of
+    /// it) or the padding before one (a warning, as for a register past the parameters).
+    fn arg(&mut self, arg: &ast::Ident, sys: &'static Syscall, arch: Arch, rule_syscalls: &[&str]) -> Option<Operand> {
         let params = sys.params;
         let default_width = if arch.is_32bit() { Width::W32 } else { Width::W64 };
-        let (index, param) = if let Some(i) = params.iter().position(|p| p.name == arg.name) {
-            (i, Some(&params[i]))
-        } else if let Some(n) = arg.name.strip_prefix("arg").and_then(|n| n.parse::<usize>().ok()).filter(|n| format!("arg{n}") == arg.name)
-        {
+        let operand = if let Some(p) = params.iter().find(|p| p.name == arg.name) {
+            Operand { reg: p.reg, reg_hi: p.reg_hi, param: Some(p), width: p.width }
+        } else if let Some(n) = arg.name.strip_prefix("arg").and_then(|n| n.parse::<u8>().ok()).filter(|n| format!("arg{n}") == arg.name) {
             if n > 5 {
                 self.diags.push(SemaError::ArgIndex { arg: arg.name.clone(), span: arg.span.into() });
                 return None;
             }
-            if !params.is_empty() && n >= params.len() {
-                self.diags.push(SemaError::ArgUnused {
-                    arg: arg.name.clone(),
-                    syscall: sys.name.to_string(),
-                    count: params.len(),
-                    span: arg.span.into(),
-                    help: param_list(sys),
-                });
+            let holder = params.iter().find(|p| p.reg == n || p.reg_hi == Some(n));
+            match holder {
+                // one register of a pair: 32 bits of the value
+                Some(p) if p.reg_hi.is_some() => Operand { reg: n, reg_hi: None, param: Some(p), width: Width::W32 },
+                Some(p) => Operand { reg: n, reg_hi: None, param: Some(p), width: p.width },
+                None => {
+                    if !params.is_empty() {
+                        let help = match params.iter().find(|p| p.reg_hi.is_some() && p.reg == n + 1) {
+                            Some(pair) => format!(
+                                "on {arch}, `{}` is the padding register before the pair that holds `{}` (a 64-bit value starts in an even register): compare `{}` itself; {}",
+                                arg.name,
+                                pair.name,
+                                pair.name,
+                                param_list(sys)
+                            ),
+                            None => param_list(sys),
+                        };
+                        self.diags.push(SemaError::ArgUnused {
+                            arg: arg.name.clone(),
+                            syscall: sys.name.to_string(),
+                            count: params.len(),
+                            span: arg.span.into(),
+                            help,
+                        });
+                    }
+                    Operand { reg: n, reg_hi: None, param: None, width: default_width }
+                }
             }
-            (n, params.get(n))
         } else {
             let others: Vec<&str> = rule_syscalls
                 .iter()
@@ -344,19 +421,7 @@ impl<'u> Checker<'u, '_> {
             });
             return None;
         };
-        let width = param.map_or(default_width, |p| p.width);
-        if width == Width::Split {
-            let help = format!("on {arch}, a 64-bit parameter of `{}` takes two registers, so later parameters shift; compare registers with argN after checking the {arch} calling convention", sys.name);
-            self.diags.push(SemaError::SplitArg {
-                arg: arg.name.clone(),
-                syscall: sys.name.to_string(),
-                arch: arch.to_string(),
-                span: arg.span.into(),
-                help,
-            });
-            return None;
-        }
-        if let Some(p) = param.filter(|p| p.pointer) {
+        if let Some(p) = operand.param.filter(|p| p.pointer) {
             self.diags.push(SemaError::PointerCompare {
                 arg: arg.name.clone(),
                 syscall: sys.name.to_string(),
@@ -364,20 +429,113 @@ impl<'u> Checker<'u, '_> {
                 span: arg.span.into(),
             });
         }
-        Some((index as u8, param, width))
+        Some(operand)
     }
 }
 
-/// "openat(dfd, filename, flags, mode) on x86_64; or arg0..arg5".
+/// What a condition compares: one register, or a register pair holding a 64-bit value.
+struct Operand {
+    /// The register (the low half's, for a pair).
+    reg: u8,
+    /// The high half's register, for a pair.
+    reg_hi: Option<u8>,
+    /// The parameter, where the register holds one.
+    param: Option<&'static Param>,
+    /// The bits compared.
+    width: Width,
+}
+
+/// `(pair & mask) OP value` for a 64-bit value split over two 32-bit registers, as
+/// comparisons of the halves: equal when both halves are; ordered by the high half, then, when
+/// the high halves are equal, by the low half.
+fn pair_compare(conds: &mut PrimaryMap<CondId, CondData>, lo: u8, hi: u8, mask: u64, op: CmpOp, value: u64) -> CondId {
+    let mut half = |reg: u8, shift: u32, op: CmpOp| {
+        conds.push(CondData::Cmp {
+            arg: reg,
+            width: Width::W32,
+            mask: (mask >> shift) & 0xffff_ffff,
+            op,
+            value: (value >> shift) & 0xffff_ffff,
+        })
+    };
+    let hi_eq = half(hi, 32, CmpOp::Eq);
+    let (strict, low_op) = match op {
+        CmpOp::Eq | CmpOp::Ne => {
+            let lo_eq = half(lo, 0, CmpOp::Eq);
+            let both = conds.push(CondData::And(hi_eq, lo_eq));
+            return if op == CmpOp::Eq { both } else { conds.push(CondData::Not(both)) };
+        }
+        CmpOp::Lt => (CmpOp::Lt, CmpOp::Lt),
+        CmpOp::Le => (CmpOp::Lt, CmpOp::Le),
+        CmpOp::Gt => (CmpOp::Gt, CmpOp::Gt),
+        CmpOp::Ge => (CmpOp::Gt, CmpOp::Ge),
+    };
+    let hi_strict = half(hi, 32, strict);
+    let lo_cmp = half(lo, 0, low_op);
+    let tie = conds.push(CondData::And(hi_eq, lo_cmp));
+    conds.push(CondData::Or(hi_strict, tie))
+}
+
+/// The conditions joined by `join` as a balanced tree, so that its depth grows with the
+/// logarithm of their number (a set of a thousand values stays ten levels deep).
+fn balanced(conds: &mut PrimaryMap<CondId, CondData>, items: &[CondId], join: fn(CondId, CondId) -> CondData) -> CondId {
+    match items {
+        [] => conds.push(CondData::In { arg: 0, width: Width::W32, mask: 0, negated: false, values: Vec::new() }),
+        [one] => *one,
+        _ => {
+            let (a, b) = items.split_at(items.len() / 2);
+            let (a, b) = (balanced(conds, a, join), balanced(conds, b, join));
+            conds.push(join(a, b))
+        }
+    }
+}
+
+/// Whether a constant fits an argument's width: at most its bits, or a negative number whose
+/// value the width can hold (`AT_FDCWD` for an `int`, `~O_CLOEXEC` as a mask).
+fn fits(v: u64, width: Width) -> bool {
+    let bits = width.bits();
+    bits == 64 || v <= width.mask() || ((v as i64) < 0 && (v as i64) >= -(1i64 << (bits - 1)))
+}
+
+/// The outcome of `(arg & m) OP value` when it is the same for every value of the argument
+/// (`m` already cut to the width); `None` when it depends on the argument.
+fn fixed_outcome(m: u64, op: CmpOp, value: u64) -> Option<bool> {
+    match op {
+        CmpOp::Eq if value & !m != 0 => Some(false),
+        CmpOp::Eq if m == 0 => Some(value == 0),
+        CmpOp::Ne => fixed_outcome(m, CmpOp::Eq, value).map(|b| !b),
+        CmpOp::Lt if value == 0 => Some(false),
+        CmpOp::Lt if m < value => Some(true),
+        CmpOp::Le if m <= value => Some(true),
+        CmpOp::Gt if m <= value => Some(false),
+        CmpOp::Ge if value == 0 => Some(true),
+        CmpOp::Ge if m < value => Some(false),
+        _ => None,
+    }
+}
+
+/// "its parameters are openat(dfd, filename, flags, mode), or arg0..arg3", with the registers
+/// of the parameters that are not at their position (a register pair on a 32-bit
+/// architecture).
 fn param_list(sys: &Syscall) -> String {
     if sys.params.is_empty() {
         return format!("`{}` takes no arguments (or its signature is unknown); registers are arg0..arg5", sys.name);
     }
     let names: Vec<&str> = sys.params.iter().map(|p| p.name).collect();
-    match sys.params.len().saturating_sub(1).min(5) {
-        0 => format!("its parameters are {}({}), or arg0", sys.name, names.join(", ")),
-        last => format!("its parameters are {}({}), or arg0..arg{last}", sys.name, names.join(", ")),
-    }
+    let moved: Vec<String> = sys
+        .params
+        .iter()
+        .enumerate()
+        .filter(|(i, p)| p.reg as usize != *i || p.reg_hi.is_some())
+        .map(|(_, p)| match p.reg_hi {
+            Some(hi) => format!("`{}` in arg{} (low half) and arg{hi} (high half)", p.name, p.reg),
+            None => format!("`{}` in arg{}", p.name, p.reg),
+        })
+        .collect();
+    let last = sys.params.iter().map(|p| p.reg_hi.unwrap_or(p.reg)).max().unwrap_or(0);
+    let regs = if last == 0 { "or arg0".to_string() } else { format!("or arg0..arg{last}") };
+    let moved = if moved.is_empty() { String::new() } else { format!(" ({})", moved.join(", ")) };
+    format!("its parameters are {}({}){moved}, {regs}", sys.name, names.join(", "))
 }
 
 /// Names a reference for messages.

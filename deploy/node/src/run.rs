@@ -94,6 +94,20 @@ pub enum RunError {
         /// This machine's.
         arch: &'static str,
     },
+    /// The build manifest cannot be read or is not one.
+    Manifest {
+        /// The manifest.
+        path: PathBuf,
+        /// Why.
+        error: String,
+    },
+    /// The manifest does not list the filter file.
+    NotListed {
+        /// The filter.
+        path: PathBuf,
+        /// The manifest.
+        manifest: PathBuf,
+    },
     /// The command could not be run (or the kernel refused the filter as it was installed).
     Exec {
         /// The program.
@@ -112,6 +126,8 @@ impl RunError {
             RunError::Digest { .. } => "scpc::node::run::digest",
             RunError::UnknownHost { .. } => "scpc::node::run::unknown_host",
             RunError::OtherArch { .. } => "scpc::node::run::other_arch",
+            RunError::Manifest { .. } => "scpc::node::run::manifest",
+            RunError::NotListed { .. } => "scpc::node::run::not_listed",
             RunError::Exec { .. } => "scpc::node::run::exec",
         }
     }
@@ -121,7 +137,11 @@ impl RunError {
     /// not be done.
     pub fn exit_status(&self) -> u8 {
         match self {
-            RunError::Filter { .. } | RunError::Digest { .. } | RunError::OtherArch { .. } => 1,
+            RunError::Filter { .. }
+            | RunError::Digest { .. }
+            | RunError::OtherArch { .. }
+            | RunError::Manifest { .. }
+            | RunError::NotListed { .. } => 1,
             RunError::Read { .. } | RunError::UnknownHost { .. } | RunError::Exec { .. } => 2,
         }
     }
@@ -139,6 +159,13 @@ impl fmt::Display for RunError {
             RunError::OtherArch { path, arch } => {
                 write!(f, "`{}` has no code for {arch}, the architecture of this machine: build it with `--target {arch}`", path.display())
             }
+            RunError::Manifest { path, error } => write!(f, "{}: not a build manifest: {error}", path.display()),
+            RunError::NotListed { path, manifest } => write!(
+                f,
+                "{} does not list `{}`: refusing to load a filter its build did not write\n  help: name the right manifest with --manifest",
+                manifest.display(),
+                path.display()
+            ),
             RunError::Exec { program, error } => match error.raw_os_error() {
                 Some(libc::EINVAL) => f.write_str(
                     "the kernel refused the filter or a flag (EINVAL): check that this kernel supports the actions and flags used",
@@ -152,6 +179,29 @@ impl fmt::Display for RunError {
 }
 
 impl std::error::Error for RunError {}
+
+/// The sha256 the build manifest gives the filter at `filter`: from `manifest` when given,
+/// else from `NAME.manifest.json` beside `NAME.ARCH.bpf` when there is one (`None` when there
+/// is none: a filter may be used without its build).
+pub fn manifest_digest(filter: &Path, manifest: Option<&Path>) -> Result<Option<Sha256>, RunError> {
+    let file = filter.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let path = match manifest {
+        Some(m) => m.to_path_buf(),
+        None => {
+            let policy = file.strip_suffix(".bpf").and_then(|s| s.rsplit_once('.')).map(|(name, _arch)| name);
+            match policy.map(|name| filter.with_file_name(crate::manifest::manifest_file(name))) {
+                Some(beside) if beside.exists() => beside,
+                _ => return Ok(None),
+            }
+        }
+    };
+    let bytes = std::fs::read(&path).map_err(|error| RunError::Manifest { path: path.clone(), error: error.to_string() })?;
+    let parsed = crate::manifest::Manifest::from_json(&bytes).map_err(|e| RunError::Manifest { path: path.clone(), error: e.to_string() })?;
+    match parsed.targets.iter().find(|t| t.file == file) {
+        Some(t) => Ok(Some(t.sha256)),
+        None => Err(RunError::NotListed { path: filter.into(), manifest: path }),
+    }
+}
 
 /// Reads a filter file and checks it: the kernel would take it, it has code for this
 /// machine's architecture, and (when `expected` is given) its sha256 is that.

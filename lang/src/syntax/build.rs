@@ -4,7 +4,7 @@
 
 use pest::iterators::Pair;
 
-use super::Rule;
+use super::{Rule, MAX_DEPTH};
 use crate::ast::*;
 use crate::diag::{Diagnostics, SyntaxError};
 use crate::source::Span;
@@ -203,18 +203,28 @@ impl Builder<'_, '_> {
     }
 
     fn cond(&mut self, pair: P<'_>) -> Cond {
+        self.cond_d(pair).0
+    }
+
+    /// A condition and its depth (operators on the longest path, comparisons included).
+    fn cond_d(&mut self, pair: P<'_>) -> (Cond, usize) {
         match pair.as_rule() {
             Rule::cond | Rule::cond_and => {
                 let is_or = pair.as_rule() == Rule::cond;
                 let mut k = kids(pair).filter(|p| !matches!(p.as_rule(), Rule::or_op | Rule::and_op));
-                let first = self.cond(k.next().expect("grammar: cond has an operand"));
-                k.fold(first, |lhs, p| {
-                    let rhs = self.cond(p);
-                    let span = lhs.span.to(rhs.span);
-                    let (lhs, rhs) = (Box::new(lhs), Box::new(rhs));
+                let (mut acc, mut depth) = self.cond_d(k.next().expect("grammar: cond has an operand"));
+                for p in k {
+                    let (rhs, rhs_depth) = self.cond_d(p);
+                    let span = acc.span.to(rhs.span);
+                    depth = depth.max(rhs_depth) + 1;
+                    if depth > MAX_DEPTH {
+                        return (self.too_deep_cond(span), 1);
+                    }
+                    let (lhs, rhs) = (Box::new(acc), Box::new(rhs));
                     let kind = if is_or { CondKind::Or(lhs, rhs) } else { CondKind::And(lhs, rhs) };
-                    Cond { kind, span }
-                })
+                    acc = Cond { kind, span };
+                }
+                (acc, depth)
             }
             Rule::cond_not => {
                 let span = self.span(&pair);
@@ -222,13 +232,16 @@ impl Builder<'_, '_> {
                 let first = k.next().expect("grammar: cond_not has a child");
                 match first.as_rule() {
                     Rule::not_op => {
-                        let inner = self.cond(k.next().expect("grammar: ! has an operand"));
-                        Cond { kind: CondKind::Not(Box::new(inner)), span }
+                        let (inner, depth) = self.cond_d(k.next().expect("grammar: ! has an operand"));
+                        if depth + 1 > MAX_DEPTH {
+                            return (self.too_deep_cond(span), 1);
+                        }
+                        (Cond { kind: CondKind::Not(Box::new(inner)), span }, depth + 1)
                     }
                     _ => {
-                        let mut c = self.cond(first);
+                        let (mut c, depth) = self.cond_d(first);
                         c.span = span; // keep the parentheses in the span
-                        c
+                        (c, depth)
                     }
                 }
             }
@@ -237,13 +250,26 @@ impl Builder<'_, '_> {
         }
     }
 
-    fn compare(&mut self, pair: P<'_>) -> Cond {
+    /// Reports a condition past [`MAX_DEPTH`] and stands in for it.
+    fn too_deep_cond(&mut self, span: Span) -> Cond {
+        self.error(SyntaxError::TooLong { span: Span::new(span.lo, span.lo + 1).into(), max: MAX_DEPTH });
+        let arg = Ident { name: "arg0".into(), span };
+        let value = Expr { kind: ExprKind::Number(Number { value: 0, radix: 10 }), span };
+        Cond { kind: CondKind::Compare { arg, mask: None, op: CmpOp::Eq, value }, span }
+    }
+
+    fn compare(&mut self, pair: P<'_>) -> (Cond, usize) {
         let span = self.span(&pair);
         let mut k = kids(pair);
         let operand = k.next().expect("grammar: compare has an operand");
         let mut ok = kids(operand);
         let arg = self.ident(ok.next().expect("grammar: operand has an argument"));
-        let mask = ok.next().map(|m| self.expr(kids(m).next().expect("grammar: mask has an expr")));
+        let mut depth = 1;
+        let mask = ok.next().map(|m| {
+            let (e, d) = self.expr_d(kids(m).next().expect("grammar: mask has an expr"));
+            depth = depth.max(d + 1);
+            e
+        });
         let op = k.next().expect("grammar: compare has an operator");
         let rhs = k.next().expect("grammar: compare has a right side");
         let kind = match op.as_rule() {
@@ -256,23 +282,39 @@ impl Builder<'_, '_> {
                     "<" => CmpOp::Lt,
                     _ => CmpOp::Gt,
                 };
-                CondKind::Compare { arg, mask, op, value: self.expr(rhs) }
+                let (value, d) = self.expr_d(rhs);
+                depth = depth.max(d + 1);
+                CondKind::Compare { arg, mask, op, value }
             }
             _ => {
                 let negated = op.as_str().starts_with("not");
-                CondKind::In { arg, mask, negated, set: kids(rhs).map(|e| self.expr(e)).collect() }
+                let mut set = Vec::new();
+                for e in kids(rhs) {
+                    let (e, d) = self.expr_d(e);
+                    depth = depth.max(d + 1);
+                    set.push(e);
+                }
+                CondKind::In { arg, mask, negated, set }
             }
         };
-        Cond { kind, span }
+        if depth > MAX_DEPTH {
+            return (self.too_deep_cond(span), 1);
+        }
+        (Cond { kind, span }, depth)
     }
 
     fn expr(&mut self, pair: P<'_>) -> Expr {
+        self.expr_d(pair).0
+    }
+
+    /// An expression and its depth (operators on the longest path; a chain `a | b | c` counts
+    /// each operator, because the tree built from it is that deep).
+    fn expr_d(&mut self, pair: P<'_>) -> (Expr, usize) {
         let span = self.span(&pair);
         match pair.as_rule() {
             Rule::expr | Rule::and_expr | Rule::shift_expr => {
                 let mut k = kids(pair);
-                let first = self.expr(k.next().expect("grammar: expression has an operand"));
-                let mut acc = first;
+                let (mut acc, mut depth) = self.expr_d(k.next().expect("grammar: expression has an operand"));
                 while let Some(op) = k.next() {
                     let op = match op.as_str() {
                         "|" => BinaryOp::Or,
@@ -280,29 +322,42 @@ impl Builder<'_, '_> {
                         "<<" => BinaryOp::Shl,
                         _ => BinaryOp::Shr,
                     };
-                    let rhs = self.expr(k.next().expect("grammar: operator has a right side"));
+                    let (rhs, rhs_depth) = self.expr_d(k.next().expect("grammar: operator has a right side"));
                     let span = acc.span.to(rhs.span);
+                    depth = depth.max(rhs_depth) + 1;
+                    if depth > MAX_DEPTH {
+                        return (self.too_deep_expr(span), 1);
+                    }
                     acc = Expr { kind: ExprKind::Binary(op, Box::new(acc), Box::new(rhs)), span };
                 }
-                acc
+                (acc, depth)
             }
             Rule::unary_expr => {
                 let mut k = kids(pair);
                 let first = k.next().expect("grammar: unary_expr has a child");
                 if first.as_rule() == Rule::unary_op {
                     let op = if first.as_str() == "~" { UnaryOp::BitNot } else { UnaryOp::Neg };
-                    let inner = self.expr(k.next().expect("grammar: unary operator has an operand"));
-                    Expr { kind: ExprKind::Unary(op, Box::new(inner)), span }
+                    let (inner, depth) = self.expr_d(k.next().expect("grammar: unary operator has an operand"));
+                    if depth + 1 > MAX_DEPTH {
+                        return (self.too_deep_expr(span), 1);
+                    }
+                    (Expr { kind: ExprKind::Unary(op, Box::new(inner)), span }, depth + 1)
                 } else {
-                    let mut e = self.expr(first);
+                    let (mut e, depth) = self.expr_d(first);
                     e.span = span;
-                    e
+                    (e, depth)
                 }
             }
-            Rule::number => Expr { kind: ExprKind::Number(self.number(pair)), span },
-            Rule::ident => Expr { kind: ExprKind::Name(self.ident(pair)), span },
+            Rule::number => (Expr { kind: ExprKind::Number(self.number(pair)), span }, 1),
+            Rule::ident => (Expr { kind: ExprKind::Name(self.ident(pair)), span }, 1),
             other => unreachable!("grammar: expression is never {other:?}"),
         }
+    }
+
+    /// Reports an expression past [`MAX_DEPTH`] and stands in for it.
+    fn too_deep_expr(&mut self, span: Span) -> Expr {
+        self.error(SyntaxError::TooLong { span: Span::new(span.lo, span.lo + 1).into(), max: MAX_DEPTH });
+        Expr { kind: ExprKind::Number(Number { value: 0, radix: 10 }), span }
     }
 
     fn number(&mut self, pair: P<'_>) -> Number {

@@ -23,6 +23,13 @@ pub(crate) use grammar::{Rule, ScpParser};
 /// parser and the tree builder recurse; kafel has the same cap).
 pub const MAX_NESTING: usize = 100;
 
+/// How many operators an expression or a condition may hold along its longest path (each `|`
+/// of a chain `a | b | c` counts, since the tree built from it is that deep). Every pass over
+/// a condition (checking, compiling, the reference interpreter, the formatter) recurses over
+/// this tree, so its depth is capped: chains longer than this are better written as a set
+/// (`in {...}`) or named in parts with `const`.
+pub const MAX_DEPTH: usize = 256;
+
 /// Parses one file of `map`. A syntax error is pushed to `diags` and gives `None`: pest has no
 /// error recovery, so a file yields at most one syntax error.
 pub fn parse_file(map: &SourceMap, file: FileId, diags: &mut Diagnostics) -> Option<ast::File> {
@@ -59,7 +66,11 @@ fn nesting_too_deep(text: &str) -> Option<usize> {
     let mut chars = text.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
         match c {
-            '#' => while chars.next_if(|&(_, c)| c != '\n').is_some() {},
+            '#' => {
+                // a comment is not a token: it neither ends nor continues a run of unary operators
+                while chars.next_if(|&(_, c)| c != '\n').is_some() {}
+                continue;
+            }
             '"' => {
                 while let Some((_, c)) = chars.next() {
                     match c {

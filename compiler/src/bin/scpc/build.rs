@@ -45,13 +45,13 @@ pub(crate) struct BuildArgs {
     require_proof: bool,
 }
 
-/// Prints why a build made nothing; the exit status.
-fn report_failure(e: CompileError) -> u8 {
+/// Prints why a build of policy `name` made nothing, in the format asked for (the back
+/// end's errors located at the policy's name); the exit status.
+fn report_failure(e: CompileError, name: &str, unit: &scpc_lang::include::Unit, map: &SourceMap, format: MessageFormat) -> u8 {
     let code = if e.is_input_error() { 1 } else { 2 };
     match e {
         CompileError::Invalid => {}
-        CompileError::NoTarget { .. } | CompileError::AuditNeedsKernel { .. } => eprintln!("error: {e}"),
-        CompileError::Build(_) | CompileError::Oci(_) | CompileError::NotProven { .. } => eprintln!("{:?}", miette::Report::new(e)),
+        _ => emit_at_policy(e, name, unit, map, format),
     }
     code
 }
@@ -65,7 +65,7 @@ pub(crate) fn load_policy(
     format: MessageFormat,
 ) -> Result<(scpc::ir::Policy, SourceMap, scpc_lang::include::Unit), u8> {
     let (mut map, mut diags) = (SourceMap::new(), Diagnostics::new());
-    let unit = scpc::load(file, &scpc::fs_loader(), &mut map, &mut diags).map_err(|e| {
+    let unit = scpc::load(file, &crate::loader(), &mut map, &mut diags).map_err(|e| {
         eprintln!("error: {e}");
         2
     })?;
@@ -73,7 +73,7 @@ pub(crate) fn load_policy(
     emit(diags, &map, format);
     match policy {
         Ok(p) => Ok((p, map, unit)),
-        Err(e) => Err(report_failure(e)),
+        Err(e) => Err(report_failure(e, name, &unit, &map, format)),
     }
 }
 
@@ -93,7 +93,7 @@ pub(crate) fn build(a: BuildArgs) -> u8 {
         }
     };
     let (mut map, mut diags) = (SourceMap::new(), Diagnostics::new());
-    let unit = match scpc::load(&a.file, &scpc::fs_loader(), &mut map, &mut diags) {
+    let unit = match scpc::load(&a.file, &crate::loader(), &mut map, &mut diags) {
         Ok(u) => u,
         Err(e) => {
             eprintln!("error: {e}");
@@ -106,7 +106,7 @@ pub(crate) fn build(a: BuildArgs) -> u8 {
     emit(diags, &map, a.format);
     let bundle = match result {
         Ok(b) => b,
-        Err(e) => return report_failure(e),
+        Err(e) => return report_failure(e, &options.policy, &unit, &map, a.format),
     };
     if let Err(e) = bundle.write(Path::new(&a.out_dir)) {
         eprintln!("error: {e}");
@@ -130,12 +130,35 @@ pub(crate) fn build(a: BuildArgs) -> u8 {
     0
 }
 
+/// Prints an error of the back end (which has no place in the source) at the policy's name,
+/// in the format asked for.
+fn emit_at_policy(
+    e: impl miette::Diagnostic + Send + Sync + 'static,
+    name: &str,
+    unit: &scpc_lang::include::Unit,
+    map: &SourceMap,
+    format: MessageFormat,
+) {
+    let span = unit
+        .files
+        .iter()
+        .flat_map(|f| &f.items)
+        .find_map(|i| match i {
+            scpc_lang::ast::Item::Policy(p) if p.name.name == name => Some(p.name.span),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let mut diags = Diagnostics::new();
+    diags.push(scpc_lang::diag::Located { inner: Box::new(e), span: span.into(), label: format!("policy `{name}`") });
+    emit(diags, map, format);
+}
+
 pub(crate) fn test(files: &[String], format: MessageFormat) -> u8 {
     let mut worst = 0u8;
     let mut map = SourceMap::new();
     for path in files {
         let mut diags = Diagnostics::new();
-        let unit = match scpc::load(path, &scpc::fs_loader(), &mut map, &mut diags) {
+        let unit = match scpc::load(path, &crate::loader(), &mut map, &mut diags) {
             Ok(u) => u,
             Err(e) => {
                 eprintln!("error: {e}");

@@ -17,10 +17,9 @@ pub(crate) struct DiffArgs {
 
 /// The only policy a file defines, when `name` is not given.
 fn only_policy(path: &str) -> Result<String, (u8, String)> {
-    let (checked, _, _) = match std::fs::read_to_string(path) {
-        Ok(text) => scpc::check_source(path, &text),
-        Err(e) => return Err((2, format!("cannot read `{path}`: {e}"))),
-    };
+    let (mut map, mut diags) = (scpc_lang::source::SourceMap::new(), scpc_lang::diag::Diagnostics::new());
+    let unit = scpc::load(path, &crate::loader(), &mut map, &mut diags).map_err(|e| (2, e.to_string()))?;
+    let checked = scpc::sema::analyze(&unit, &scpc::sema::Options::default(), &mut diags);
     let names: Vec<&String> = checked.policies.keys().collect();
     match names.as_slice() {
         [one] => Ok(one.to_string()),

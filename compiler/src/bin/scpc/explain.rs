@@ -64,6 +64,29 @@ pub(crate) fn explain(a: &ExplainArgs) -> u8 {
         print!("{}", report.records_text());
         unreadable();
         print!("{}", report.summary_text());
+        if let Some((policy, _)) = &loaded {
+            print!("{}", unfiltered_notes(policy));
+        }
     }
     u8::from(!report.unreadable.is_empty())
+}
+
+/// Notes on syscalls the policy names but the kernel never lets reach a filter (from the
+/// version the tables give): no record of them is ever logged.
+fn unfiltered_notes(policy: &scpc::ir::Policy) -> String {
+    let mut out = String::new();
+    for target in &policy.targets {
+        let table = target.arch.table();
+        for s in table.syscalls.iter().filter(|s| target.syscalls.contains_key(&s.nr)) {
+            let Some(since) = s.unfiltered_since else { continue };
+            let decision = scpc::ir::eval::decide(policy, table.audit_arch, s.nr, &[0; 6]).action;
+            if !decision.lets_through() {
+                out += &format!(
+                    "note: the policy decides {decision} for `{}` ({}) on {}, but from Linux {since} the kernel lets it through without running the filter (no record is ever logged for it)\n",
+                    s.name, s.nr, target.arch
+                );
+            }
+        }
+    }
+    out
 }

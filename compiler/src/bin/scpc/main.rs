@@ -16,6 +16,17 @@ use scpc_lang::source::SourceMap;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// A directory policy files may include from (searched after the including file's own).
+    #[arg(short = 'I', long = "include-dir", value_name = "DIR", global = true)]
+    include_dirs: Vec<std::path::PathBuf>,
+}
+
+/// The `-I` directories of this run.
+static INCLUDE_DIRS: std::sync::OnceLock<Vec<std::path::PathBuf>> = std::sync::OnceLock::new();
+
+/// The loader of policy files: disk (with the `-I` directories) and the bundled library.
+pub(crate) fn loader() -> scpc_lang::include::FsLoader {
+    scpc::fs_loader_with(INCLUDE_DIRS.get().cloned().unwrap_or_default())
 }
 
 mod build;
@@ -92,6 +103,10 @@ enum Command {
         /// Leave speculative store bypass mitigation off (SECCOMP_FILTER_FLAG_SPEC_ALLOW).
         #[arg(long)]
         spec_allow: bool,
+        /// The build manifest whose sha256 the filter must match (default: NAME.manifest.json
+        /// beside the filter, when there is one).
+        #[arg(long)]
+        manifest: Option<String>,
         /// The command and its arguments.
         #[arg(last = true, required = true)]
         command: Vec<String>,
@@ -257,6 +272,7 @@ pub(crate) fn parse_arch(s: &str) -> Result<Arch, UnknownArch> {
 fn main() -> ExitCode {
     scpc_node::loader::default_sigpipe();
     let cli = Cli::parse();
+    let _ = INCLUDE_DIRS.set(cli.include_dirs.clone());
     let code = match cli.command {
         Command::Check { files, message_format, deny_warnings, targets } => check(&files, message_format, deny_warnings, targets),
         Command::Fmt { files, check } => fmt(&files, check),
@@ -283,8 +299,8 @@ fn main() -> ExitCode {
         }
         Command::Generate { traces, name, targets, default, output } => tools::generate(&traces, name, targets, default, output.as_deref()),
         Command::Explain(args) => explain::explain(&args),
-        Command::Exec { filter, tsync, log, spec_allow, command } => {
-            tools::exec(&filter, scpc_node::loader::Flags { tsync, log, spec_allow }, &command)
+        Command::Exec { filter, tsync, log, spec_allow, manifest, command } => {
+            tools::exec(&filter, manifest.as_deref(), scpc_node::loader::Flags { tsync, log, spec_allow }, &command)
         }
     };
     ExitCode::from(code)
@@ -306,7 +322,7 @@ pub(crate) fn emit(diags: Diagnostics, map: &SourceMap, format: MessageFormat) {
 }
 
 fn check(files: &[String], format: MessageFormat, deny_warnings: bool, targets: Vec<Arch>) -> u8 {
-    let loader = scpc::fs_loader();
+    let loader = loader();
     let options = Options { targets };
     let mut map = SourceMap::new();
     let mut worst = 0u8;

@@ -36,6 +36,12 @@ pub(crate) fn sim(filter: &str, arch: Arch, syscall: &str, args: &[String]) -> u
                 o.taken,
                 if o.read_args { ", arguments read" } else { "" }
             );
+            if let Some((sys, since)) = arch.table().by_nr(nr).and_then(|s| Some((s, s.unfiltered_since?))) {
+                println!(
+                    "note: from Linux {since}, the kernel lets `{}` ({nr}) of {arch} through without running the filter: on those kernels this decision is never applied",
+                    sys.name
+                );
+            }
             0
         }
         Err(e) => {
@@ -72,10 +78,14 @@ pub(crate) fn host_arch() -> Option<Arch> {
     scpc_node::run::host_arch().and_then(|h| Arch::from_name(h.name))
 }
 
-/// `scpc exec`: the node's own `run` (the same checks, the same loader).
-pub(crate) fn exec(filter: &str, flags: scpc_node::loader::Flags, command: &[String]) -> u8 {
+/// `scpc exec`: the node's own `run` (the same checks, the same loader), held to the build
+/// manifest's sha256 (the one given, or `NAME.manifest.json` beside the filter).
+pub(crate) fn exec(filter: &str, manifest: Option<&str>, flags: scpc_node::loader::Flags, command: &[String]) -> u8 {
     let command: Vec<std::ffi::OsString> = command.iter().map(Into::into).collect();
-    let error = match scpc_node::run::read_filter(std::path::Path::new(filter), None) {
+    let path = std::path::Path::new(filter);
+    let error = match scpc_node::run::manifest_digest(path, manifest.map(std::path::Path::new))
+        .and_then(|expected| scpc_node::run::read_filter(path, expected))
+    {
         Ok(filter) => scpc_node::run::exec(&filter, flags, &command),
         Err(e) => e,
     };
