@@ -251,12 +251,12 @@ pub fn resolve(unit: &Unit, map: &SourceMap, name: &str, targets: &[Arch], diags
 /// let (mut map, mut diags) = (SourceMap::new(), Diagnostics::new());
 /// let unit = scpc::load("p.scp", &loader, &mut map, &mut diags).expect("in memory");
 /// let profile = scpc::import::trace::builtin_profile();
-/// let options = scpc::BuildOptions { policy: "p".into(), targets: vec![], profile, audit: false, emit: vec![Emit::Bpf, Emit::Disasm] };
+/// let options = scpc::BuildOptions { policy: "p".into(), targets: vec![], profile, audit: false, emit: vec![Emit::Bpf, Emit::Disasm], require_proof: true };
 /// let bundle = scpc::compile(&unit, &map, &options, &mut diags).expect("compiles");
 /// let names: Vec<&str> = bundle.files.iter().map(|(name, _)| name.as_str()).collect();
 /// assert_eq!(names, ["p.x86_64.bpf", "p.x86_64.disasm", "p.aarch64.bpf", "p.aarch64.disasm", "p.manifest.json"]);
 /// assert_eq!(bundle.manifest.targets.len(), 2);
-/// assert!(bundle.filters.iter().all(|f| f.validated_cases > 500), "every syscall number of the tables is checked");
+/// assert!(bundle.filters.iter().all(|f| f.proven), "each filter proven equal to the policy on every input");
 /// ```
 pub fn compile(unit: &Unit, map: &SourceMap, options: &BuildOptions, diags: &mut Diagnostics) -> Result<Bundle, CompileError> {
     let mut policy = resolve(unit, map, &options.policy, &options.targets, diags)?;

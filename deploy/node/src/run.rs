@@ -153,7 +153,11 @@ impl fmt::Display for RunError {
             RunError::Read { path, error } => write!(f, "cannot read `{}`: {error}", path.display()),
             RunError::Filter { path, error } => write!(f, "{}: {error}\n  help: {}", path.display(), error.help()),
             RunError::Digest { path, expected, found } => {
-                write!(f, "`{}` has sha256 {found}, not {expected}: the file is damaged or not the one deployed", path.display())
+                write!(
+                    f,
+                    "`{}` has sha256 {found}, not {expected}: the file is damaged or not the one built; refusing to load it\n  help: rebuild it with `scpc build`, or name the right manifest with --manifest",
+                    path.display()
+                )
             }
             RunError::UnknownHost { machine } => write!(f, "scpc does not know this machine's architecture ({machine})"),
             RunError::OtherArch { path, arch } => {
@@ -196,7 +200,8 @@ pub fn manifest_digest(filter: &Path, manifest: Option<&Path>) -> Result<Option<
         }
     };
     let bytes = std::fs::read(&path).map_err(|error| RunError::Manifest { path: path.clone(), error: error.to_string() })?;
-    let parsed = crate::manifest::Manifest::from_json(&bytes).map_err(|e| RunError::Manifest { path: path.clone(), error: e.to_string() })?;
+    let parsed =
+        crate::manifest::Manifest::from_json(&bytes).map_err(|e| RunError::Manifest { path: path.clone(), error: e.to_string() })?;
     match parsed.targets.iter().find(|t| t.file == file) {
         Some(t) => Ok(Some(t.sha256)),
         None => Err(RunError::NotListed { path: filter.into(), manifest: path }),

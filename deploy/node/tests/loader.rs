@@ -176,7 +176,7 @@ fn run_refuses_bad_filters() -> Result<(), Failed> {
     std::fs::write(&good, encode(&native_filter())).map_err(|e| e.to_string())?;
     let wrong = scpc_node::Sha256::of(b"another file").to_string();
     let (code, out, err) = node(&["run", "--sha256", &wrong, good.to_str().unwrap_or_default(), "--", "echo", "ran"]);
-    if code != 1 || out.contains("ran") || !err.contains("is damaged or not the one deployed") {
+    if code != 1 || out.contains("ran") || !err.contains("is damaged or not the one built") {
         return Err(format!("digest mismatch: exit {code}, {out:?}, {err:?}").into());
     }
     let (code, _, err) = node(&["run", "/nonexistent/f.bpf", "--", "true"]);
