@@ -74,9 +74,13 @@ pub fn expect(ret: u32, audit_arch: u32, nr: u32) -> Seen {
     }
 }
 
-/// Appends one job to `out`: the filter and the calls (`nr`, registers).
-pub fn encode(program: &Program, calls: &[(u32, [u64; 6])], out: &mut Vec<u8>) {
+/// Appends one job to `out`: the filter and the calls (`nr`, registers). With
+/// `kills_as_traps`, the judge replaces the filter's kill actions by traps with marker data
+/// and reports those as the kills they stand for (`vm/judge.c`): a kill costs a new thread or
+/// process and two filter attachments, milliseconds each under TCG.
+pub fn encode(program: &Program, calls: &[(u32, [u64; 6])], kills_as_traps: bool, out: &mut Vec<u8>) {
     out.extend(0x314a_4353u32.to_le_bytes());
+    out.extend(u32::from(kills_as_traps).to_le_bytes());
     out.extend((program.insns.len() as u32).to_le_bytes());
     for i in &program.insns {
         out.extend(i.code.to_le_bytes());
@@ -140,6 +144,9 @@ pub fn parse(text: &str) -> Result<Vec<Report>, String> {
                     }
                     ("kt", 1) => Seen::KilledThread,
                     ("kp", 1) => Seen::KilledProcess,
+                    // the kill actions of a filter judged with kills as traps
+                    ("Kt", 1) => Seen::KilledThread,
+                    ("Kp", 1) => Seen::KilledProcess,
                     ("s", 2) => Seen::Signalled(w[1].parse().map_err(|_| bad())?),
                     _ => return Err(bad()),
                 };
@@ -234,6 +241,15 @@ pub struct Case {
     pub want: Vec<Seen>,
     /// What the emulator's run of the filter gives, as the judge sees it.
     pub emulated: Vec<Seen>,
+    /// Whether the judge replaces the kill actions by traps ([`encode`]).
+    pub kills_as_traps: bool,
+}
+
+impl Case {
+    /// Appends the case's job to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        encode(&self.program, &self.calls, self.kills_as_traps, out);
+    }
 }
 
 /// The cases of one checked policy: its filter for `host`, judged with the calls of `calls_of`
@@ -267,6 +283,7 @@ pub fn case(source: &str, policy: &scpc::policy::Policy, host: scpc::abi::Arch, 
         calls,
         want,
         emulated,
+        kills_as_traps: false,
     }
 }
 
@@ -317,7 +334,7 @@ pub fn compare(cases: &[Case], reports: &[Report]) -> Result<usize, String> {
 pub fn encode_unfiltered_probe(numbers: &std::collections::BTreeSet<u32>, out: &mut Vec<u8>) {
     let everything_errno_1 = Program { insns: vec![scpc::bpf::Insn { code: 0x06, jt: 0, jf: 0, k: 0x0005_0001 }] };
     let calls: Vec<(u32, [u64; 6])> = numbers.iter().map(|&nr| (nr, [0; 6])).collect();
-    encode(&everything_errno_1, &calls, out);
+    encode(&everything_errno_1, &calls, false, out);
 }
 
 /// The numbers the probe's report shows unfiltered, with what each got.

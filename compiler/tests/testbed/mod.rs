@@ -255,7 +255,29 @@ impl Fleet {
     /// also `judge-arm`, a 32-bit ARM build for the arm half of its filters) to show what a
     /// filter does on its kernel. The boot time is in [`Node::boot`].
     pub fn add_vm(&mut self, name: &str, arch: VmArch) -> usize {
-        let image = vm_image(arch);
+        self.add_vms(&[(name, arch)])[0]
+    }
+
+    /// Boots several VM nodes at once (as [`Fleet::add_vm`]); returns their indices.
+    pub fn add_vms(&mut self, specs: &[(&str, VmArch)]) -> Vec<usize> {
+        // the images first, one after the other (each builder runs apt and a compiler)
+        let images: Vec<PathBuf> = specs.iter().map(|(_, arch)| vm_image(*arch)).collect();
+        let mut started = Vec::new();
+        for ((name, arch), image) in specs.iter().zip(images) {
+            started.push((self.start_vm(name, *arch, &image), Instant::now()));
+        }
+        let mut out = Vec::new();
+        for (mut node, at) in started {
+            // 5 to 20 s each on an idle machine; TCG shares the two cores with everything else
+            node.wait_ready(Duration::from_secs(300));
+            node.boot = Some(at.elapsed());
+            self.nodes.push(node);
+            out.push(self.nodes.len() - 1);
+        }
+        out
+    }
+
+    fn start_vm(&self, name: &str, arch: VmArch, image: &Path) -> Node {
         let home = self.root.join(format!("node-{name}"));
         let overlay = home.join("overlay");
         std::fs::create_dir_all(overlay.join("etc/dropbear")).expect("overlay");
@@ -277,7 +299,6 @@ impl Fleet {
         let port = free_port();
         let log = std::fs::File::create(home.join("sshd.log")).expect("console log");
         let (program, machine, console) = arch.qemu();
-        let started = Instant::now();
         let child = Command::new(program)
             .args(machine)
             .args(["-m", "512", "-nographic", "-no-reboot"])
@@ -293,7 +314,7 @@ impl Fleet {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("{program} cannot run ({e}): .ci/run installs it ({})", arch.qemu_package()));
-        let mut node = Node {
+        Node {
             name: name.into(),
             dir: home.join("edge-in-vm"),
             home,
@@ -307,12 +328,7 @@ impl Fleet {
             net_lock: None,
             child: Some(child),
             boot: None,
-        };
-        // 5 to 20 s on an idle machine; TCG shares the two cores with everything else
-        node.wait_ready(Duration::from_secs(300));
-        node.boot = Some(started.elapsed());
-        self.nodes.push(node);
-        self.nodes.len() - 1
+        }
     }
 
     /// A known_hosts file recording every node's key (`[addr]:port` entries).

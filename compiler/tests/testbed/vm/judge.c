@@ -4,6 +4,7 @@
  *
  * Reads jobs from standard input (native byte order, one after another until end of input):
  *   u32 0x314a4353 ("SCJ1")
+ *   u32 FLAGS: bit 0 "kills as traps" (below)
  *   u32 N, then N struct sock_filter records (the filter under test, as `scpc build` writes it)
  *   u32 M, then M calls: u32 nr, u8 PRESENT, then one u64 per bit set in PRESENT (arguments
  *       0..5; an argument whose bit is clear is 0). On a 32-bit architecture each argument is
@@ -18,6 +19,8 @@
  *   t DATA ARCH NR  SIGSYS (trap): si_errno, si_arch (hex), si_syscall
  *   kt              the calling thread was killed, the process lived on (kill_thread)
  *   kp              the process was killed by SIGSYS (kill_process)
+ *   Kt, Kp          with "kills as traps": the filter returned SECCOMP_RET_KILL_THREAD or
+ *                   _PROCESS (seen as a trap with the marker data standing for it)
  *   s SIGNAL        the process was killed by another signal
  * or, if the kernel refuses the filter, "refused ERRNO" instead of the call lines.
  *
@@ -31,7 +34,14 @@
  * call fails with ENOSYS ("e 38"), unseen by the supervisor.
  * A trap's SIGSYS handler records it and jumps to the next call (SA_NODEFER, no sigreturn:
  * rt_sigreturn would be judged by the filter too). A killed thread is replaced by a fresh one;
- * a killed process by a fresh fork, from the next call on. */
+ * a killed process by a fresh fork, from the next call on.
+ *
+ * A kill costs a new thread or process and two filter attachments, milliseconds under TCG: with
+ * "kills as traps" the judge replaces every `ret SECCOMP_RET_KILL_THREAD` and `_PROCESS` of the
+ * filter by `ret SECCOMP_RET_TRAP | marker`, with two marker values no trap of the filter uses,
+ * and reports a marker's SIGSYS as the kill it stands for. Which return instruction the kernel
+ * reaches, on the registers it read, is still the kernel's decision; that a kill kills, and
+ * which of two actions wins, is shown by jobs without the flag. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/filter.h>
@@ -84,6 +94,8 @@ static long ncalls;
 static struct shared *sh;
 static sigjmp_buf jump;
 static long next_call;
+static int kills_as_traps;
+static uint32_t kill_thread_marker, kill_process_marker;
 
 static long raw(uint32_t nr, const uint64_t *a) {
 #if defined(__x86_64__)
@@ -312,7 +324,14 @@ static void report(const struct call *c, const struct result *r) {
         else
             printf("r %lx\n", (unsigned long)r->ret);
         break;
-    case TRAPPED: printf("t %d %x %u\n", r->data, r->arch, r->nr); break;
+    case TRAPPED:
+        if (kills_as_traps && (uint32_t)r->data == kill_thread_marker)
+            printf("Kt\n");
+        else if (kills_as_traps && (uint32_t)r->data == kill_process_marker)
+            printf("Kp\n");
+        else
+            printf("t %d %x %u\n", r->data, r->arch, r->nr);
+        break;
     case KILLED_THREAD: printf("kt\n"); break;
     case KILLED_PROCESS: printf("kp\n"); break;
     case SIGNALLED: printf("s %d\n", r->data); break;
@@ -328,14 +347,36 @@ int main(void) {
     code = malloc(BPF_MAXINSNS * sizeof *code);
     if (!code) die("out of memory");
     for (;;) {
-        uint32_t magic, n, m;
+        uint32_t magic, flags, n, m;
         ssize_t got = read(0, &magic, 4);
         if (got == 0) break;
         if (got != 4 || magic != 0x314a4353) die("not a job (bad magic)");
+        if (read_all(&flags, 4)) die("short flags");
         if (read_all(&n, 4) || n == 0 || n > BPF_MAXINSNS) die("bad filter length");
         if (read_all(code, n * sizeof *code)) die("short filter");
         prog.len = (unsigned short)n;
         prog.filter = code;
+        kills_as_traps = flags & 1;
+        if (kills_as_traps) {
+            /* two data values no trap of the filter returns */
+            static unsigned char used[65536];
+            memset(used, 0, sizeof used);
+            for (uint32_t i = 0; i < n; i++)
+                if (code[i].code == (BPF_RET | BPF_K) && (code[i].k & SECCOMP_RET_ACTION_FULL) == SECCOMP_RET_TRAP)
+                    used[code[i].k & SECCOMP_RET_DATA] = 1;
+            uint32_t d = 0xffff;
+            while (used[d]) d--;
+            kill_process_marker = d--;
+            while (used[d]) d--;
+            kill_thread_marker = d;
+            for (uint32_t i = 0; i < n; i++) {
+                if (code[i].code != (BPF_RET | BPF_K)) continue;
+                if ((code[i].k & SECCOMP_RET_ACTION_FULL) == SECCOMP_RET_KILL_PROCESS)
+                    code[i].k = SECCOMP_RET_TRAP | kill_process_marker;
+                else if ((code[i].k & SECCOMP_RET_ACTION_FULL) == SECCOMP_RET_KILL_THREAD)
+                    code[i].k = SECCOMP_RET_TRAP | kill_thread_marker;
+            }
+        }
         if (read_all(&m, 4)) die("short call count");
         free(calls);
         calls = calloc(m ? m : 1, sizeof *calls);
