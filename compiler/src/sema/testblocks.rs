@@ -32,6 +32,10 @@ pub enum Judge<'a> {
     /// The compiled filters, by policy and target architecture (the artifact a host of that
     /// architecture loads), run by the BPF emulator (`scpc test`).
     Compiled(&'a BTreeMap<(String, Arch), Program>),
+    /// What a kernel did with the compiled filters, as observed from outside: called with the
+    /// policy, the architecture, the number and the arguments, it returns the value of the
+    /// action the kernel took, or `None` when the call could not be judged.
+    Observed(&'a dyn Fn(&Policy, Arch, u32, &[u64; 6]) -> Option<u32>),
 }
 
 impl Judge<'_> {
@@ -46,6 +50,7 @@ impl Judge<'_> {
                 let data = SeccompData { nr, arch: audit_arch, instruction_pointer: 0, args: *args };
                 run(program, &data).ok().map(|o| o.ret)
             }
+            Judge::Observed(observe) => observe(policy, arch, nr, args),
         }
     }
 }

@@ -167,27 +167,31 @@ pub fn policy(shape: &Shape) -> impl Strategy<Value = String> {
     })
 }
 
-/// `count` random policy files of `shape` that check without errors, drawn from `seed` (the
-/// same seed gives the same files).
-pub fn sample(shape: &Shape, count: usize, seed: u64) -> Vec<(String, scpc::sema::Checked)> {
+/// Random policy files of `shape` that check without errors, drawn from `seed` (the same seed
+/// gives the same files, in the same order).
+pub fn samples(shape: &Shape, seed: u64) -> impl Iterator<Item = (String, scpc::sema::Checked)> {
     use proptest::strategy::ValueTree;
     use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
     let mut bytes = [0u8; 32];
     bytes[..8].copy_from_slice(&seed.to_le_bytes());
     let mut runner = TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &bytes));
     let strategy = policy(shape);
-    let mut out = Vec::new();
-    let mut tries = 0;
-    while out.len() < count {
-        tries += 1;
-        assert!(tries < count * 50 + 100, "the generator keeps making policies that do not check");
+    let mut rejected = 0;
+    std::iter::from_fn(move || loop {
         let text = strategy.new_tree(&mut runner).expect("a policy").current();
         let (checked, diags, _) = scpc::check_source("r.scp", &text);
         if !diags.has_errors() {
-            out.push((text, checked));
+            rejected = 0;
+            return Some((text, checked));
         }
-    }
-    out
+        rejected += 1;
+        assert!(rejected < 1000, "the generator keeps making policies that do not check");
+    })
+}
+
+/// The first `count` of [`samples`].
+pub fn sample(shape: &Shape, count: usize, seed: u64) -> Vec<(String, scpc::sema::Checked)> {
+    samples(shape, seed).take(count).collect()
 }
 
 /// The seed of a run: `SCPC_SEED`, or a fixed one (so that CI runs the same policies each time).
