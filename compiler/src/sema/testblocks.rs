@@ -35,8 +35,11 @@ pub enum Judge<'a> {
     /// What a kernel did with the compiled filters, as observed from outside: called with the
     /// policy, the architecture, the number and the arguments, it returns the value of the
     /// action the kernel took, or `None` when the call could not be judged.
-    Observed(&'a dyn Fn(&Policy, Arch, u32, &[u64; 6]) -> Option<u32>),
+    Observed(&'a Observer<'a>),
 }
+
+/// A judge of observed calls ([`Judge::Observed`]).
+pub type Observer<'a> = dyn Fn(&Policy, Arch, u32, &[u64; 6]) -> Option<u32> + 'a;
 
 impl Judge<'_> {
     /// The return value for a call, or `None` if the policy has no compiled filter or it
