@@ -518,15 +518,17 @@ impl VmArch {
 
 /// A VM node's kernel and base initramfs: `vm/build.sh ARCH` run once into a directory named by
 /// the architecture and the hash of the builder's sources (a lock file keeps two test binaries
-/// from building the same one at once). Debian's package lists for it live in their own apt
-/// state directory beside it.
+/// from building the same one at once), under `SCPC_TESTBED_CACHE` if set (`.ci/run` keeps one
+/// across runs on a machine), else under the target directory. Debian's package lists for it
+/// live in their own apt state directory beside it.
 pub fn vm_image(arch: VmArch) -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testbed/vm");
     let mut sources = arch.name().as_bytes().to_vec();
     for f in ["build.sh", "init", "seccheck.c", "judge.c"] {
         sources.extend(std::fs::read(here.join(f)).expect("VM node sources"));
     }
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let cache = std::env::var_os("SCPC_TESTBED_CACHE").map(PathBuf::from);
+    let tmp = cache.as_deref().unwrap_or(Path::new(env!("CARGO_TARGET_TMPDIR")));
     let dir = tmp.join(format!("vm-{}-{}", arch.name(), &sha256(&sources)[..16]));
     std::fs::create_dir_all(tmp).expect("target tmpdir");
     let lock = std::fs::File::create(tmp.join(format!("vm-{}.lock", arch.name()))).expect("lock file");
