@@ -31,7 +31,11 @@
  * so those calls are notified to the supervisor (the process's other thread), which answers
  * each with 0 instead of running it. A `notify` of the filter under test ties with the outer
  * one, and the kernel takes the most recently installed filter's: it has no listener, so the
- * call fails with ENOSYS ("e 38"), unseen by the supervisor.
+ * call fails with ENOSYS ("e 38"), unseen by the supervisor. The outer filter lets one call
+ * through unnotified: the worker's one-byte write telling the supervisor its listener exists,
+ * made before the filter under test is installed and only from one instruction address (the
+ * calls under test are made from another). Calls the kernel does not filter at all run whatever
+ * the filters say (x86_64's uretprobe and uprobe): the tests find them with a probe job.
  * A trap's SIGSYS handler records it and jumps to the next call (SA_NODEFER, no sigreturn:
  * rt_sigreturn would be judged by the filter too). A killed thread is replaced by a fresh one;
  * a killed process by a fresh fork, from the next call on.
