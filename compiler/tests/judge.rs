@@ -157,7 +157,7 @@ fn garbage_input_fails_the_judge_with_a_message() {
 /// Random policies per run: `SCPC_STRESS=1` for the full-scale run (TESTING.md).
 fn policies() -> usize {
     if std::env::var_os("SCPC_STRESS").is_some() {
-        1000
+        400
     } else {
         24
     }
