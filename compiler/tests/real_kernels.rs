@@ -153,6 +153,8 @@ fn differential(node: &Node, vm: VmArch, seed: u64) -> Vec<Run> {
             total.unfiltered += run.unfiltered;
             total.seconds += run.seconds;
             total.failure = run.failure;
+            // a stress run takes an hour: say how far each judge is
+            eprintln!("{} ({calls_of} calls): {count} policy files, {} calls so far, {:.0} s", node.name, total.calls, total.seconds);
         }
         total.what = format!(
             "{count} random policies (the first {} with real kills) and every action on the {host} kernel ({}), calls of {calls_of}",
