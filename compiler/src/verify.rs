@@ -256,3 +256,35 @@ pub(crate) fn combine(per_arg: &[BTreeSet<u64>; 6]) -> Vec<[u64; 6]> {
     }
     out
 }
+
+/// The calls translation validation makes with `seccomp_data.arch == audit_arch`, as
+/// `(nr, args)`: for a target of that architecture, every number of [`validate`]'s sweep with
+/// zero arguments and, for the syscalls whose rules compare arguments, the boundary argument
+/// vectors; for an architecture the policy does not target, the few numbers it checks badarch
+/// with. For judging a filter on a real kernel of that architecture (the test bed's judge).
+pub fn boundary_calls(policy: &Policy, audit_arch: u32) -> Vec<(u32, [u64; 6])> {
+    let mut out = Vec::new();
+    let mut seen = BTreeSet::new();
+    let mut push = |nr: u32, args: [u64; 6], out: &mut Vec<(u32, [u64; 6])>| {
+        if seen.insert((nr, args)) {
+            out.push((nr, args));
+        }
+    };
+    let targets: Vec<&ArchPolicy> = policy.targets.iter().filter(|t| t.arch.table().audit_arch == audit_arch).collect();
+    if targets.is_empty() {
+        for nr in [0, 1, 59, 257, X32_SYSCALL_BIT, u32::MAX] {
+            push(nr, [0; 6], &mut out);
+        }
+    }
+    for target in targets {
+        for nr in numbers(target) {
+            push(nr, [0; 6], &mut out);
+            if target.syscalls.get(&nr).is_some_and(|e| e.iter().any(|e| e.cond.is_some())) {
+                for args in arg_vectors(target, nr) {
+                    push(nr, args, &mut out);
+                }
+            }
+        }
+    }
+    out
+}

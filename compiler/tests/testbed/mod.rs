@@ -7,11 +7,14 @@
 //! veth pair (10.231.N.2), whose link the test can slow down (tbf), make lossy (nftables
 //! `numgen`) or cut. Killing the namespace's first process kills every session of the node.
 //! A node can run dropbear instead (the usual SSH server on ARM boxes, with its small 24 KiB
-//! channel window). And one kind of node is a real aarch64 machine: qemu-system-aarch64 booting
-//! Debian's arm64 kernel with a busybox + dropbear initramfs built from Debian's arm64 packages
-//! (`arm64/build.sh`), reached over SSH like any other host.
+//! channel window). And one kind of node is a real machine of another architecture (aarch64,
+//! 32-bit arm, riscv64): qemu-system-* booting Debian's kernel for it with a busybox + dropbear
+//! initramfs built from Debian's packages of that architecture by one builder (`vm/build.sh`),
+//! reached over SSH like any other host; `judge` runs filters on its kernel.
 
 #![allow(dead_code)]
+
+pub mod judge;
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -83,6 +86,8 @@ pub struct Node {
     /// The claim on the network number (released when the node is dropped).
     net_lock: Option<std::fs::File>,
     child: Option<Child>,
+    /// For a VM node: the time from starting qemu to its first SSH banner.
+    pub boot: Option<Duration>,
 }
 
 /// How a node is made.
@@ -230,19 +235,49 @@ impl Fleet {
             veth,
             net_lock,
             child: Some(child),
+            boot: None,
         };
         node.wait_ready(Duration::from_secs(10));
         self.nodes.push(node);
         self.nodes.len() - 1
     }
 
-    /// Boots a real aarch64 node: qemu-system-aarch64 (TCG) running Debian's arm64 kernel and
-    /// the initramfs of `arm64/build.sh` (built once, then cached under the target directory),
-    /// plus this node's host key and the fleet's authorized key. It serves SSH with dropbear on
-    /// a loopback port forwarded by qemu (`restrict=on`: the guest reaches nothing else), and has
-    /// `seccheck` (`arm64/seccheck.c`) to show what a filter does on its kernel.
+    /// Boots a real aarch64 node ([`Fleet::add_vm`] with [`VmArch::Aarch64`]).
     pub fn add_arm64(&mut self, name: &str) -> usize {
-        let image = arm64_image();
+        self.add_vm(name, VmArch::Aarch64)
+    }
+
+    /// Boots a real node of `arch`: qemu-system-* (TCG) running Debian's kernel for it and the
+    /// initramfs of `vm/build.sh` (built once per architecture, then cached under the target
+    /// directory), plus this node's host key and the fleet's authorized key. It serves SSH with
+    /// dropbear on a loopback port forwarded by qemu (`restrict=on`: the guest reaches nothing
+    /// else), and has `seccheck` (`vm/seccheck.c`) and the judge (`vm/judge.c`; on aarch64
+    /// also `judge-arm`, a 32-bit ARM build for the arm half of its filters) to show what a
+    /// filter does on its kernel. The boot time is in [`Node::boot`].
+    pub fn add_vm(&mut self, name: &str, arch: VmArch) -> usize {
+        self.add_vms(&[(name, arch)])[0]
+    }
+
+    /// Boots several VM nodes at once (as [`Fleet::add_vm`]); returns their indices.
+    pub fn add_vms(&mut self, specs: &[(&str, VmArch)]) -> Vec<usize> {
+        // the images first, one after the other (each builder runs apt and a compiler)
+        let images: Vec<PathBuf> = specs.iter().map(|(_, arch)| vm_image(*arch)).collect();
+        let mut started = Vec::new();
+        for ((name, arch), image) in specs.iter().zip(images) {
+            started.push((self.start_vm(name, *arch, &image), Instant::now()));
+        }
+        let mut out = Vec::new();
+        for (mut node, at) in started {
+            // 5 to 20 s each on an idle machine; TCG shares the two cores with everything else
+            node.wait_ready(Duration::from_secs(300));
+            node.boot = Some(at.elapsed());
+            self.nodes.push(node);
+            out.push(self.nodes.len() - 1);
+        }
+        out
+    }
+
+    fn start_vm(&self, name: &str, arch: VmArch, image: &Path) -> Node {
         let home = self.root.join(format!("node-{name}"));
         let overlay = home.join("overlay");
         std::fs::create_dir_all(overlay.join("etc/dropbear")).expect("overlay");
@@ -263,21 +298,23 @@ impl Fleet {
         ));
         let port = free_port();
         let log = std::fs::File::create(home.join("sshd.log")).expect("console log");
-        let child = Command::new("qemu-system-aarch64")
-            .args(["-M", "virt", "-cpu", "cortex-a72", "-smp", "2", "-m", "512", "-nographic", "-no-reboot"])
+        let (program, machine, console) = arch.qemu();
+        let child = Command::new(program)
+            .args(machine)
+            .args(["-m", "512", "-nographic", "-no-reboot"])
             .arg("-kernel")
-            .arg(image.join("vmlinuz"))
+            .arg(image.join("kernel"))
             .arg("-initrd")
             .arg(home.join("initrd.gz"))
-            .args(["-append", "console=ttyAMA0 quiet panic=-1"])
+            .args(["-append", &format!("console={console} quiet panic=-1")])
             .args(["-netdev", &format!("user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:22")])
-            .args(["-device", "virtio-net-pci,netdev=n0,romfile="])
+            .args(["-device", "virtio-net-pci,netdev=n0,romfile=", "-device", "virtio-rng-pci"])
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
-            .expect("qemu-system-aarch64 (apt-get install qemu-system-arm)");
-        let node = Node {
+            .unwrap_or_else(|e| panic!("{program} cannot run ({e}): .ci/run installs it ({})", arch.qemu_package()));
+        Node {
             name: name.into(),
             dir: home.join("edge-in-vm"),
             home,
@@ -290,11 +327,8 @@ impl Fleet {
             veth: None,
             net_lock: None,
             child: Some(child),
-        };
-        // about 5 s on an idle machine; TCG shares the two cores with everything else
-        node.wait_ready(Duration::from_secs(120));
-        self.nodes.push(node);
-        self.nodes.len() - 1
+            boot: None,
+        }
     }
 
     /// A known_hosts file recording every node's key (`[addr]:port` entries).
@@ -392,19 +426,22 @@ impl Node {
     }
 
     fn ssh(&self, cmd: &str) -> std::process::Output {
+        self.ssh_command(cmd).stdin(Stdio::null()).output().expect("ssh runs")
+    }
+
+    /// OpenSSH's client, set up to run `cmd` on the node as root (its host key checked).
+    pub fn ssh_command(&self, cmd: &str) -> Command {
         let known = self.home.join("known_host");
         std::fs::write(&known, format!("{} {}\n", scpc_deploy::known_hosts::host_name(&self.address, self.port), self.host_key))
             .expect("known_host");
-        Command::new("ssh")
-            .args(["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=20"])
+        let mut c = Command::new("ssh");
+        c.args(["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=20"])
             .arg("-o")
             .arg(format!("UserKnownHostsFile={}", known.display()))
             .arg("-i")
             .arg(&self.key)
-            .args(["-p", &self.port.to_string(), &format!("root@{}", self.address), cmd])
-            .stdin(Stdio::null())
-            .output()
-            .expect("ssh runs")
+            .args(["-p", &self.port.to_string(), &format!("root@{}", self.address), cmd]);
+        c
     }
 }
 
@@ -434,23 +471,85 @@ fn new_host_key(home: &Path, name: &str) -> String {
     public.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
 }
 
-/// The aarch64 node's kernel and base initramfs: `arm64/build.sh` run once into a directory named
-/// by the hash of its sources.
-fn arm64_image() -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testbed/arm64");
-    let mut sources = Vec::new();
-    for f in ["build.sh", "init", "seccheck.c"] {
-        sources.extend(std::fs::read(here.join(f)).expect("arm64 node sources"));
+/// The architecture of a VM node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VmArch {
+    /// qemu-system-aarch64 -M virt, Debian's arm64 kernel (this machine's suite).
+    Aarch64,
+    /// qemu-system-arm -M virt, Debian's armmp (armhf) kernel (this machine's suite).
+    Arm,
+    /// qemu-system-riscv64 -M virt (OpenSBI), Debian 13's riscv64 kernel.
+    Riscv64,
+}
+
+impl VmArch {
+    /// Every VM architecture.
+    pub const ALL: [VmArch; 3] = [VmArch::Arm, VmArch::Aarch64, VmArch::Riscv64];
+
+    /// The name `vm/build.sh` takes (scpc's name of the architecture).
+    pub fn name(self) -> &'static str {
+        match self {
+            VmArch::Aarch64 => "aarch64",
+            VmArch::Arm => "arm",
+            VmArch::Riscv64 => "riscv64",
+        }
     }
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("arm64-node-{}", &sha256(&sources)[..16]));
-    if !dir.join("base.cpio.gz").exists() || !dir.join("vmlinuz").exists() {
-        let out = Command::new("sh").arg(here.join("build.sh")).arg(&dir).output().expect("sh runs");
+
+    /// The qemu program, its machine options and the console device.
+    fn qemu(self) -> (&'static str, &'static [&'static str], &'static str) {
+        // one vCPU: under TCG a second one costs more in cross-CPU interrupts than it gives
+        // (thread creation, which the judge does for every killed call, was 3 to 10 times
+        // slower with two)
+        match self {
+            VmArch::Aarch64 => ("qemu-system-aarch64", &["-M", "virt", "-cpu", "cortex-a72", "-smp", "1"], "ttyAMA0"),
+            // armmp has no LPAE: keep the PCI windows below 4 GiB
+            VmArch::Arm => ("qemu-system-arm", &["-M", "virt,highmem=off", "-cpu", "cortex-a15", "-smp", "1"], "ttyAMA0"),
+            VmArch::Riscv64 => ("qemu-system-riscv64", &["-M", "virt", "-smp", "1"], "ttyS0"),
+        }
+    }
+
+    fn qemu_package(self) -> &'static str {
+        match self {
+            VmArch::Aarch64 | VmArch::Arm => "qemu-system-arm",
+            VmArch::Riscv64 => "qemu-system-riscv, from bookworm-backports on Debian 12",
+        }
+    }
+}
+
+/// A VM node's kernel and base initramfs: `vm/build.sh ARCH` run once into a directory named by
+/// the architecture and the hash of the builder's sources (a lock file keeps two test binaries
+/// from building the same one at once), under `SCPC_TESTBED_CACHE` if set (`.ci/run` keeps one
+/// across runs on a machine), else under the target directory. Debian's package lists for it
+/// live in their own apt state directory beside it.
+pub fn vm_image(arch: VmArch) -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testbed/vm");
+    let mut sources = arch.name().as_bytes().to_vec();
+    for f in ["build.sh", "init", "seccheck.c", "judge.c"] {
+        sources.extend(std::fs::read(here.join(f)).expect("VM node sources"));
+    }
+    let cache = std::env::var_os("SCPC_TESTBED_CACHE").map(PathBuf::from);
+    let tmp = cache.as_deref().unwrap_or(Path::new(env!("CARGO_TARGET_TMPDIR")));
+    let dir = tmp.join(format!("vm-{}-{}", arch.name(), &sha256(&sources)[..16]));
+    std::fs::create_dir_all(tmp).expect("target tmpdir");
+    let lock = std::fs::File::create(tmp.join(format!("vm-{}.lock", arch.name()))).expect("lock file");
+    lock.lock().expect("lock the VM image");
+    if !dir.join("base.cpio.gz").exists() || !dir.join("kernel").exists() {
+        let started = Instant::now();
+        let out = Command::new("sh")
+            .arg(here.join("build.sh"))
+            .arg(arch.name())
+            .arg(&dir)
+            .arg(tmp.join(format!("apt-{}", arch.name())))
+            .output()
+            .expect("sh runs");
         assert!(
             out.status.success(),
-            "building the aarch64 node failed:\n{}{}",
+            "building the {} node failed:\n{}{}",
+            arch.name(),
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        eprintln!("built the {} node image in {:.1} s", arch.name(), started.elapsed().as_secs_f64());
     }
     dir
 }
@@ -458,6 +557,7 @@ fn arm64_image() -> PathBuf {
 /// The tests' one support module (running the scpc binary, digests, probes).
 #[path = "../support/mod.rs"]
 pub mod support;
+#[allow(unused_imports)] // not every test binary that includes the test bed runs scpc
 pub use support::{scpc, sha256};
 
 /// Delays every packet through a node's `eth0` by `one_way` in each direction, so that a round

@@ -5,7 +5,7 @@
  *   seccheck FILTER.bpf CALL...      CALL: write | socket | getpid | uname | openat
  *
  * prints one line per call: "CALL allowed", "CALL errno N" or "CALL killed by signal N".
- * Built static for aarch64 by build.sh (aarch64-linux-gnu-gcc -static). */
+ * Built static for each VM node by build.sh (its cross compiler, -static). */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/filter.h>
