@@ -365,7 +365,9 @@ impl Node {
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
             if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
-                let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+                // a loaded machine (a TCG guest sharing 2 cores with builds) can take seconds
+                // to send the banner: a short wait here would close every try before it
+                let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
                 let mut buf = [0u8; 4];
                 if s.read_exact(&mut buf).is_ok() && &buf == b"SSH-" {
                     return;
