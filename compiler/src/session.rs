@@ -347,3 +347,13 @@ pub fn format(file: &str, text: &str) -> Result<String, Box<Unparsable>> {
 pub fn canonical(file: &str, text: String) -> String {
     format(file, &text).unwrap_or(text)
 }
+
+/// What `scpc fmt --check` prints for a file not in canonical form: a unified diff from the
+/// file (`a/FILE`) to its canonical form (`b/FILE`), 3 lines of context.
+pub fn format_diff(file: &str, text: &str, formatted: &str) -> String {
+    similar::TextDiff::from_lines(text, formatted)
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("a/{file}"), &format!("b/{file}"))
+        .to_string()
+}

@@ -1,8 +1,8 @@
 //! `scpc sim`, `scpc disasm` and `scpc exec`: working with compiled filters.
 
 use scpc::abi::Arch;
-use scpc::bpf::disasm::{disasm as listing, ret_name};
-use scpc::bpf::sim::{run, SeccompData};
+use scpc::bpf::disasm::{annotated, annotated_lines, ret_name};
+use scpc::bpf::sim::{run_traced, SeccompData};
 use scpc::bpf::Program;
 
 /// [`scpc::artifact::read_filter`] with its error as (exit status, message): the form
@@ -11,7 +11,7 @@ pub(crate) fn read_filter(path: &str) -> Result<Program, (u8, String)> {
     scpc::artifact::read_filter(path).map_err(|e| (e.exit_status(), e.to_string()))
 }
 
-pub(crate) fn sim(filter: &str, arch: Arch, syscall: &str, args: &[String]) -> u8 {
+pub(crate) fn sim(filter: &str, arch: Arch, syscall: &str, args: &[String], trace: bool) -> u8 {
     let program = match scpc::artifact::read_filter(filter) {
         Ok(p) => p,
         Err(e) => {
@@ -27,7 +27,15 @@ pub(crate) fn sim(filter: &str, arch: Arch, syscall: &str, args: &[String]) -> u
         }
     };
     let data = SeccompData { nr, arch: arch.table().audit_arch, instruction_pointer: 0, args };
-    match run(&program, &data) {
+    let (result, steps) = run_traced(&program, &data);
+    if trace {
+        let lines = annotated_lines(&program);
+        println!("  line  A           X           instruction");
+        for s in &steps {
+            println!("  {:4}  {:#010x}  {:#010x}  {}", s.pc, s.a, s.x, lines.get(s.pc).map_or("", String::as_str));
+        }
+    }
+    match result {
         Ok(o) => {
             println!(
                 "{} ({} instructions executed, {} jumps taken{})",
@@ -55,14 +63,20 @@ pub(crate) fn sim(filter: &str, arch: Arch, syscall: &str, args: &[String]) -> u
 /// with exit 1.
 pub(crate) fn disasm(filter: &str) -> u8 {
     let checked = scpc::artifact::read_filter(filter);
-    let lenient = std::fs::read(filter).ok().and_then(|b| Program::from_bytes(&b)).filter(|p| !p.insns.is_empty());
+    let bytes = std::fs::read(filter).unwrap_or_default();
+    let header = scpc::artifact::listing_header(std::path::Path::new(filter), &bytes);
+    let lenient = Program::from_bytes(&bytes).filter(|p| !p.insns.is_empty());
     match (checked, lenient) {
         (Ok(p), _) => {
-            print!("{}", listing(&p));
+            print!("{}", annotated(&p, &header));
             0
         }
+        (Err(e @ scpc::artifact::FilterFileError::Source { .. }), _) => {
+            eprintln!("error: {e}");
+            e.exit_status()
+        }
         (Err(e), Some(p)) if e.exit_status() == 1 => {
-            print!("{}", listing(&p));
+            print!("{}", annotated(&p, &header));
             eprintln!("error: {e}");
             1
         }
