@@ -8,6 +8,7 @@
 
 pub mod oci;
 pub mod render;
+pub mod systemd;
 
 use crate::abi::Arch;
 use crate::bpf::Program;

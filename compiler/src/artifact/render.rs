@@ -18,11 +18,14 @@ pub enum Emit {
     /// One Docker/OCI seccomp profile for every target (`NAME.oci.json`), when the format can
     /// say what the policy says ([`super::oci::export`]).
     Oci,
+    /// systemd's `SystemCallFilter=` lines for every target (`NAME.systemd.conf`), when
+    /// systemd can say what the policy says ([`super::systemd::export`]).
+    Systemd,
 }
 
 /// `--emit` named something that is not a rendering.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, miette::Diagnostic)]
-#[error("unknown rendering `{name}` (choose from bpf, c, rust, oci, disasm)")]
+#[error("unknown rendering `{name}` (choose from bpf, c, rust, oci, systemd, disasm)")]
 #[diagnostic(code(scpc::artifact::unknown_rendering))]
 pub struct UnknownRendering {
     /// What was asked for.
@@ -31,7 +34,7 @@ pub struct UnknownRendering {
 
 impl Emit {
     /// Every rendering, in the order of `--emit`'s help.
-    pub const ALL: [Emit; 5] = [Emit::Bpf, Emit::C, Emit::Rust, Emit::Oci, Emit::Disasm];
+    pub const ALL: [Emit; 6] = [Emit::Bpf, Emit::C, Emit::Rust, Emit::Oci, Emit::Systemd, Emit::Disasm];
 
     /// The name `--emit` takes.
     pub fn name(self) -> &'static str {
@@ -41,6 +44,7 @@ impl Emit {
             Emit::Rust => "rust",
             Emit::Disasm => "disasm",
             Emit::Oci => "oci",
+            Emit::Systemd => "systemd",
         }
     }
 
@@ -51,7 +55,7 @@ impl Emit {
             Emit::C => Some("h"),
             Emit::Rust => Some("rs"),
             Emit::Disasm => Some("disasm"),
-            Emit::Oci => None,
+            Emit::Oci | Emit::Systemd => None,
         }
     }
 }
@@ -68,12 +72,13 @@ fn ident(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
 }
 
-/// The bytes of one per-filter rendering of a filter (`None` for [`Emit::Oci`], which is one
-/// profile for every target: [`super::oci::export`]).
+/// The bytes of one per-filter rendering of a filter (`None` for [`Emit::Oci`] and
+/// [`Emit::Systemd`], one file for every target: [`super::oci::export`],
+/// [`super::systemd::export`]).
 pub fn render(policy: &str, f: &Filter, what: Emit) -> Option<Vec<u8>> {
     let name = format!("{}_{}", ident(policy), f.arch.name());
     Some(match what {
-        Emit::Oci => return None,
+        Emit::Oci | Emit::Systemd => return None,
         Emit::Bpf => f.program.to_bytes(),
         Emit::Disasm => {
             let bytes = f.program.to_bytes();

@@ -358,6 +358,52 @@ enum ImportFrom {
         #[arg(short = 'o', long)]
         output: Option<String>,
     },
+    /// Firecracker's seccompiler JSON: one policy per thread filter.
+    Seccompiler {
+        /// The JSON file.
+        file: String,
+        /// The architecture it is compiled for (x86_64, aarch64, riscv64; default: from the
+        /// file's name, as Firecracker names them).
+        #[arg(long, value_parser = parse_arch)]
+        arch: Option<Arch>,
+        /// Write here instead of standard output.
+        #[arg(short = 'o', long)]
+        output: Option<String>,
+    },
+    /// A minijail .policy file (with its @include files; @frequency becomes a profile).
+    Minijail {
+        /// The policy file.
+        file: String,
+        /// The architecture (default: that of the constants.json beside the file).
+        #[arg(long, value_parser = parse_arch)]
+        arch: Option<Arch>,
+        /// minijail's constants.json (default: the one beside the file, if any).
+        #[arg(long)]
+        constants: Option<String>,
+        /// The policy's name (default: the file's stem).
+        #[arg(long)]
+        name: Option<String>,
+        /// Write here instead of standard output.
+        #[arg(short = 'o', long)]
+        output: Option<String>,
+        /// Write the @frequency counts here as a profile for `scpc build --profile`.
+        #[arg(long)]
+        profile_out: Option<String>,
+    },
+    /// A kafel policy (nsjail's seccomp_string, kafel .policy files).
+    Kafel {
+        /// The policy file (`-`: standard input).
+        file: String,
+        /// Architectures to compile for (repeatable; default x86_64).
+        #[arg(long = "target", value_parser = parse_arch)]
+        targets: Vec<Arch>,
+        /// The policy's name (default: the file's stem).
+        #[arg(long)]
+        name: Option<String>,
+        /// Write here instead of standard output.
+        #[arg(short = 'o', long)]
+        output: Option<String>,
+    },
 }
 
 /// `--target` / `--arch` named no architecture.
@@ -386,6 +432,16 @@ fn main() -> ExitCode {
         Command::Profile { traces } => tools::profile(&traces),
         Command::Import { from: ImportFrom::Docker { profile, name, caps, output } } => {
             tools::import_docker(&profile, name, caps, output.as_deref())
+        }
+        Command::Import { from: ImportFrom::Seccompiler { file, arch, output } } => {
+            tools::import_seccompiler(&file, arch, output.as_deref())
+        }
+        Command::Import { from: ImportFrom::Minijail { file, arch, constants, name, output, profile_out } } => {
+            let opts = scpc::import::minijail::MinijailOptions { arch, constants: constants.map(Into::into), name };
+            tools::import_minijail(&file, &opts, output.as_deref(), profile_out.as_deref())
+        }
+        Command::Import { from: ImportFrom::Kafel { file, targets, name, output } } => {
+            tools::import_kafel(&file, scpc::import::kafel::KafelOptions { targets, name }, output.as_deref())
         }
         Command::Diff { old, new, policy, old_policy, new_policy, json } => {
             diff::diff(&diff::DiffArgs { old, new, policy, old_policy, new_policy, json })

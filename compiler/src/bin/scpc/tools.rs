@@ -188,6 +188,81 @@ pub(crate) fn import_docker(profile: &str, name: Option<String>, caps: Vec<Strin
     deliver(output, scpc::session::canonical(output.unwrap_or("<imported>"), policy))
 }
 
+/// Reads an input file (or standard input for `-`): the exit status when it cannot.
+fn read_input(path: &str) -> Result<String, u8> {
+    let read = if path == "-" {
+        let mut t = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut t).map(|_| t)
+    } else {
+        std::fs::read_to_string(path)
+    };
+    read.map_err(|e| {
+        eprintln!("error: cannot read `{path}`: {e}");
+        2
+    })
+}
+
+/// Prints an import error: 2 when a file could not be read, else 1.
+fn import_failed(e: scpc::import::ImportError) -> u8 {
+    let code = if matches!(e, scpc::import::ImportError::Unreadable { .. }) { 2 } else { 1 };
+    eprintln!("{:?}", miette::Report::new(e));
+    code
+}
+
+pub(crate) fn import_seccompiler(file: &str, arch: Option<Arch>, output: Option<&str>) -> u8 {
+    let text = match read_input(file) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let Some(arch) = arch.or_else(|| scpc::import::seccompiler::arch_of_file_name(file)) else {
+        eprintln!(
+            "error: `{file}`: the architecture its filters are for is not in its name: give it with --arch (x86_64, aarch64, riscv64)"
+        );
+        return 1;
+    };
+    match scpc::import::seccompiler::import(file, &text, &scpc::import::seccompiler::SeccompilerOptions { arch }) {
+        Ok(p) => deliver(output, scpc::session::canonical(output.unwrap_or("<imported>"), p)),
+        Err(e) => import_failed(e),
+    }
+}
+
+pub(crate) fn import_minijail(
+    file: &str,
+    opts: &scpc::import::minijail::MinijailOptions,
+    output: Option<&str>,
+    profile_out: Option<&str>,
+) -> u8 {
+    let imported = match scpc::import::minijail::import(std::path::Path::new(file), opts, &scpc::import::minijail::Disk) {
+        Ok(i) => i,
+        Err(e) => return import_failed(e),
+    };
+    if let Some(path) = profile_out {
+        match &imported.profile {
+            Some(tsv) => {
+                let code = deliver(Some(path), tsv.clone());
+                if code != 0 {
+                    return code;
+                }
+            }
+            None => eprintln!("note: `{file}` names no @frequency file: no profile written"),
+        }
+    } else if imported.profile.is_some() {
+        eprintln!("note: `{file}` names an @frequency file: write it as a profile for `scpc build --profile` with --profile-out FILE");
+    }
+    deliver(output, scpc::session::canonical(output.unwrap_or("<imported>"), imported.policy))
+}
+
+pub(crate) fn import_kafel(file: &str, opts: scpc::import::kafel::KafelOptions, output: Option<&str>) -> u8 {
+    let text = match read_input(file) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    match scpc::import::kafel::import(file, &text, &opts) {
+        Ok(p) => deliver(output, scpc::session::canonical(output.unwrap_or("<imported>"), p)),
+        Err(e) => import_failed(e),
+    }
+}
+
 /// Writes `text` to `output` atomically, or to standard output: the exit status.
 fn deliver(output: Option<&str>, text: String) -> u8 {
     match output {
