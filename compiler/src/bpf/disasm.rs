@@ -415,7 +415,8 @@ fn explain(pc: usize, i: &Insn, s: State, insns: &[Insn], at: &[Option<State>]) 
             for (edge, to) in [(t, pc + 1 + usize::from(jt)), (f, pc + 1 + usize::from(jf))] {
                 let Some(e) = edge.filter(|e| e.exact) else { continue };
                 let end = through_ja(insns, to);
-                let searches_on = matches!(insns.get(end).and_then(decode), Some(Op::Jmp(..))) && at[end].is_some_and(|s| s.a == Word::Nr);
+                let searches_on = matches!(insns.get(end).and_then(decode), Some(Op::Jmp(..)))
+                    && at.get(end).copied().flatten().is_some_and(|s| s.a == Word::Nr);
                 if !searches_on {
                     let target = if to == pc + 1 { "next".to_string() } else { label(to) };
                     notes.push(format!("{} → {target}", range_name(arch, e.nr)));
@@ -457,5 +458,46 @@ fn explain(pc: usize, i: &Insn, s: State, insns: &[Insn], at: &[Option<State>]) 
             (text(pc, i, &constant), format!("{what}: {}", range_name(arch, s.nr)))
         }
         _ => (text(pc, i, &constant), String::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listing_of_a_program_the_kernel_refuses_does_not_panic() {
+        // jumps past the end, a bad opcode, a load outside seccomp_data
+        let p = Program {
+            insns: vec![
+                Insn::ld(OFF_NR),
+                Insn::jmp(BPF_JEQ, 0, 200, 200),
+                Insn { code: 0xffff, jt: 0, jf: 0, k: 0 },
+                Insn::ja(u32::MAX),
+                Insn::ld(4000),
+            ],
+        };
+        let text = annotated(&p, &Header::default());
+        assert!(text.contains(".insn code=0xffff"), "{text}");
+        assert_eq!(annotated_lines(&p).len(), 5);
+    }
+
+    #[test]
+    fn numbers_are_named_by_the_architecture_the_path_compared() {
+        let x86 = Arch::X86_64.table().audit_arch;
+        let p = Program {
+            insns: vec![
+                Insn::ld(OFF_ARCH),
+                Insn::jmp(BPF_JEQ, x86, 0, 4),
+                Insn::ld(OFF_NR),
+                Insn::jmp(BPF_JGE, 19, 1, 0),
+                Insn::ret(0x7fff_0000),
+                Insn::ret(0x0005_0001),
+            ],
+        };
+        let text = annotated(&p, &Header::default());
+        assert!(text.contains("jge readv, L5"), "{text}");
+        assert!(text.contains("readv..0xffffffff → L5; read..pwrite64 → next"), "{text}");
+        assert!(text.contains("ret errno(1)") && text.contains("x86_64: read..pwrite64"), "{text}");
     }
 }

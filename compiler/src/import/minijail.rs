@@ -446,7 +446,7 @@ impl Import<'_> {
                 return Err(line.err("@include nested more than 10 files deep", "minijail stops at 10 too"));
             }
             let (path, _) = self.read(&dir.join(rest.trim()), line)?;
-            let _ = writeln!(self.rules, "    # (included from {})", comment_text(&rest.trim().to_string()));
+            let _ = writeln!(self.rules, "    # (included from {})", comment_text(rest.trim()));
             return self.file(&path, depth + 1);
         }
         if let Some(rest) = trimmed.strip_prefix("@frequency") {
