@@ -299,8 +299,14 @@ pub fn probe(insns: &[Insn], calls: &[(u32, [u64; 6])]) -> io::Result<Vec<i32>> 
     Ok(bytes.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
 }
 
+/// The type of ptrace's request in the C library's declaration.
+#[cfg(target_env = "musl")]
+type PtraceRequest = libc::c_int;
+#[cfg(not(target_env = "musl"))]
+type PtraceRequest = libc::c_uint;
+
 /// `PTRACE_SECCOMP_GET_FILTER` (linux/ptrace.h).
-const PTRACE_SECCOMP_GET_FILTER: libc::c_uint = 0x420c;
+const PTRACE_SECCOMP_GET_FILTER: PtraceRequest = 0x420c;
 
 /// Seizes `pid` with ptrace and stops it (PTRACE_SEIZE, PTRACE_INTERRUPT, then waits for the
 /// stop), so that its filters can be read ([`seccomp_filter`]); [`release`] lets it go.
