@@ -28,7 +28,9 @@
 //!   kernel reads fewer bits than the comparison (a `qword` of an `int`, a `dword` of a
 //!   16-bit `umode_t`) the policy compares the bits the kernel reads, and a comment says so:
 //!   the two differ only for calls whose unused upper bits hold garbage, which the kernel
-//!   ignores. `masked_eq` is `name & MASK == val & MASK`.
+//!   ignores. `masked_eq` is `name & MASK == val & MASK`. A value with bits beyond what the
+//!   kernel reads of the argument (a `qword` of an `int` against `0x100000000`) is refused: the
+//!   comparison would hinge on bits the kernel ignores.
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Write};
