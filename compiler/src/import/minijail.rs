@@ -399,7 +399,8 @@ struct Import<'a> {
 
 impl Import<'_> {
     fn read(&self, path: &Path, from: &Line<'_>) -> Result<(PathBuf, String), ImportError> {
-        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let canonical = std::fs::canonicalize(path)
+            .map_err(|e| ImportError::Unreadable { path: comment_text(&path.to_string_lossy()), reason: e.to_string() })?;
         if !canonical.starts_with(&self.root_dir) {
             return Err(from.err(
                 format!("`{}` is outside the directory of the policy imported", comment_text(&path.to_string_lossy())),
