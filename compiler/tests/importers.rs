@@ -348,3 +348,217 @@ fn kafel_meaning_on_hand_verified_cases() {
     let deep = format!("ALLOW {{ read {{ {}fd == 1{} }} }}", "(".repeat(500), ")".repeat(500));
     assert!(import(&deep).is_err(), "nesting is capped");
 }
+
+// ---- hostile files: every one an error or a policy that checks, never a panic ----
+
+fn seccompiler_x86(text: &str) -> Result<String, ImportError> {
+    scpc::import::seccompiler::import("h.json", text, &SeccompilerOptions { arch: Arch::X86_64 })
+}
+
+#[test]
+fn seccompiler_hostile_files_are_refused_or_import_cleanly() {
+    // deep nesting: serde_json's recursion limit, an error with a place
+    let deep = format!("{{\"t\": {}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+    assert!(matches!(seccompiler_x86(&deep), Err(ImportError::Parse { .. })));
+    // huge and negative values, a far index, an errno and trace data past the kernel's
+    let rule = |cond: &str| {
+        format!(r#"{{"t": {{"mismatch_action": "trap", "match_action": "allow", "filter": [{{"syscall": "read", "args": [{cond}]}}]}}}}"#)
+    };
+    for (cond, what) in [
+        (r#"{"index": 0, "type": "qword", "op": "eq", "val": 18446744073709551616}"#, "past u64"),
+        (r#"{"index": 0, "type": "qword", "op": "eq", "val": -1}"#, "negative"),
+        (r#"{"index": 0, "type": "qword", "op": "eq", "val": 1e30}"#, "a float"),
+        (r#"{"index": 300, "type": "dword", "op": "eq", "val": 1}"#, "index past u8"),
+        (r#"{"index": 6, "type": "dword", "op": "eq", "val": 1}"#, "index 6"),
+        (r#"{"index": 0, "type": "qword", "op": {"masked_eq": -5}, "val": 1}"#, "a negative mask"),
+    ] {
+        assert!(seccompiler_x86(&rule(cond)).is_err(), "{what}");
+    }
+    let act = |a: &str| format!(r#"{{"t": {{"mismatch_action": {a}, "match_action": "allow", "filter": []}}}}"#);
+    assert!(matches!(seccompiler_x86(&act(r#"{"errno": 4096}"#)), Err(ImportError::Value { .. })));
+    assert!(matches!(seccompiler_x86(&act(r#"{"trace": 65536}"#)), Err(ImportError::Value { .. })));
+    assert!(seccompiler_x86(&act(r#"{"errno": 4294967296}"#)).is_err());
+    // thread names that are keywords of .scp, empty, numeric, or that clash once made names
+    let names = ["policy", "allow", "default", "target", "if", "on", "true", "", "9", "x.", "x-", "x__2", "x_", "é"];
+    let body = r#"{"mismatch_action": "trap", "match_action": "allow", "filter": [{"syscall": "read"}]}"#;
+    let file = format!("{{{}}}", names.iter().map(|n| format!("\"{n}\": {body}")).collect::<Vec<_>>().join(", "));
+    let text = seccompiler_x86(&file).unwrap_or_else(|e| panic!("{e:?}"));
+    let ps = policies("n.scp", &text);
+    assert_eq!(ps.len(), names.len(), "one policy per thread:\n{text}");
+    for p in &ps {
+        assert_eq!(decide(p, Arch::X86_64, "read", [0; 6]), Action::Allow, "{}", p.name);
+        assert_eq!(decide(p, Arch::X86_64, "write", [0; 6]), Action::Trap(0), "{}", p.name);
+    }
+    // many threads (a quadratic check would show here)
+    let many = format!("{{{}}}", (0..2000).map(|i| format!("\"t{i}\": {body}")).collect::<Vec<_>>().join(", "));
+    assert_eq!(policies("m.scp", &seccompiler_x86(&many).expect("imports")).len(), 2000);
+    // text after the object, and a syscall name carrying policy text
+    assert!(seccompiler_x86(&format!("{} }} policy evil {{", act("\"trap\""))).is_err());
+    let injected =
+        r#"{"t": {"mismatch_action": "trap", "match_action": "allow", "filter": [{"syscall": "read\n}\npolicy evil {\n allow execve"}]}}"#;
+    assert!(matches!(seccompiler_x86(injected), Err(ImportError::Value { .. })));
+}
+
+/// A directory of its own under the system's temporary directory, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let d = std::env::temp_dir().join(format!("scpc-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("tmp");
+        TempDir(d)
+    }
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, text).expect("write");
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn minijail_hostile_files_are_refused_or_import_cleanly() {
+    let dir = TempDir::new("minijail-hostile");
+    let opts = MinijailOptions { arch: Some(Arch::X86_64), ..Default::default() };
+    let import = |p: &Path| scpc::import::minijail::import(p, &opts, &Disk);
+    // parentheses nested without end: an error at the line, not a stack overflow
+    let deep = dir.write("deep.policy", &format!("read: arg0 == {}1{}\n", "(".repeat(100_000), ")".repeat(100_000)));
+    let e = import(&deep).expect_err("too deep");
+    assert!(e.to_string().contains("deep.policy:1") && e.to_string().contains("nested"), "{e}");
+    // a hundred parentheses still read
+    let ok = dir.write("ok.policy", &format!("read: arg0 == {}1{}\n", "(".repeat(100), ")".repeat(100)));
+    let p = policy("ok.scp", &import(&ok).expect("imports").policy);
+    assert_eq!(decide(&p, Arch::X86_64, "read", [1, 0, 0, 0, 0, 0]), Action::Allow);
+    // a long `||` (written as consecutive rules, the language capping an expression's length)
+    let ors = (0..20_000).map(|i| format!("arg0 == {i}")).collect::<Vec<_>>().join(" || ");
+    let long = dir.write("long.policy", &format!("read: {ors}; return 1\nwrite: 1\n"));
+    let p = policy("long.scp", &import(&long).expect("imports").policy);
+    assert_eq!(decide(&p, Arch::X86_64, "read", [19_999, 0, 0, 0, 0, 0]), Action::Allow);
+    assert_eq!(decide(&p, Arch::X86_64, "read", [20_000, 0, 0, 0, 0, 0]), Action::Errno(1));
+    // huge numbers, errno past 4095, a bad argument index
+    for (line, what) in [
+        ("read: arg0 == 0x1ffffffffffffffff", "past 64 bits"),
+        ("read: arg0 == 99999999999999999999999", "past 64 bits, decimal"),
+        ("read: return 4096", "errno past 4095"),
+        ("read: arg6 == 1", "arg6"),
+        ("read: arg0 == 0x100000000", "wider than the 32-bit fd"),
+    ] {
+        let f = dir.write("v.policy", &format!("{line}\n"));
+        let e = import(&f).expect_err(what);
+        assert!(e.to_string().contains("v.policy:1"), "{what}: {e}");
+    }
+    // frequency counts that overflow saturate
+    dir.write("f.frequency", "read: 18446744073709551615\nread: 18446744073709551615\nwrite: 3\n");
+    let f = dir.write("f.policy", "@frequency ./f.frequency\nread: 1\nwrite: 1\n");
+    let profile = import(&f).expect("imports").profile.expect("profile");
+    assert!(profile.contains(&format!("read\t{}", u64::MAX)), "{profile}");
+    // an include bomb (each level including the next many times over) stops at the budget
+    dir.write("c.policy", "read: 1\n");
+    dir.write("b.policy", &"@include ./c.policy\n".repeat(2000));
+    let bomb = dir.write("a.policy", &"@include ./b.policy\n".repeat(2000));
+    let e = import(&bomb).expect_err("budget");
+    assert!(e.to_string().contains("included"), "{e}");
+    // an include that is missing: located at its line
+    let missing = dir.write("m.policy", "read: 1\n@include ./nowhere.policy\n");
+    let e = import(&missing).expect_err("missing");
+    assert!(e.to_string().contains("m.policy:2") && e.to_string().contains("nowhere"), "{e}");
+    // a link below the directory that leads out of it
+    std::os::unix::fs::symlink("/etc/passwd", dir.0.join("link.policy")).expect("symlink");
+    let out = dir.write("out.policy", "@include ./link.policy\n");
+    let e = import(&out).expect_err("outside");
+    assert!(e.to_string().contains("outside") && !e.to_string().contains("root:"), "{e}");
+    // a file name carrying policy text goes into a comment, escaped
+    let evil_name = "x\n}\npolicy evil {\n allow execve\n# scpc: allow(all).policy";
+    dir.write(evil_name, "write: 1\n");
+    let inc = dir.write("inc.policy", &format!("read: 1\n@include ./{}\n", evil_name.replace('\n', "\\n")));
+    // (a line cannot hold a newline: the name with one is not nameable, so it is not found)
+    assert!(import(&inc).is_err());
+    let sub = dir.write("x }policy evil { allow execve scpc: allow(all).policy", "write: 1\n");
+    let inc = dir.write("inc2.policy", &format!("read: 1\n@include ./{}\n", sub.file_name().and_then(|n| n.to_str()).expect("name")));
+    let text = import(&inc).expect("imports").policy;
+    assert_eq!(policies("i.scp", &text).len(), 1, "{text}");
+    assert!(!text.contains("scpc: allow"), "{text}");
+    // a syscall name with policy text, and braces
+    for line in ["read}: 1", "read: 1 }", "{read, write}: 1", "read: 1; policy"] {
+        let f = dir.write("s.policy", &format!("{line}\n"));
+        assert!(import(&f).is_err(), "{line}");
+    }
+    // constants.json that is not one
+    let cdir = TempDir::new("minijail-constants");
+    cdir.write("constants.json", &format!("{}{}", "[".repeat(10_000), "]".repeat(10_000)));
+    let f = cdir.write("p.policy", "read: 1\n");
+    assert!(matches!(import(&f), Err(ImportError::Parse { .. })));
+    cdir.write("constants.json", r#"{"arch_nr": "x86_64", "constants": {}, "syscalls": {}}"#);
+    assert!(matches!(import(&f), Err(ImportError::Parse { .. })));
+}
+
+#[test]
+fn kafel_hostile_files_are_refused_or_import_cleanly() {
+    let x = Arch::X86_64;
+    let import = |text: &str| scpc::import::kafel::import("h.policy", text, &KafelOptions { targets: vec![x], name: None });
+    // long chains are flat: any length reads without a deep stack
+    let ors = format!("ALLOW {{ read {{ {} }} }}", (0..20_000).map(|i| format!("fd == {i}")).collect::<Vec<_>>().join(" || "));
+    let p = policy("o.scp", &import(&ors).expect("imports"));
+    assert_eq!(decide(&p, x, "read", [19_999, 0, 0, 0, 0, 0]), Action::Allow);
+    assert_eq!(decide(&p, x, "read", [20_000, 0, 0, 0, 0, 0]), Action::KillThread);
+    let ands = format!("ALLOW {{ read {{ {} }} }}", (0..20_000).map(|i| format!("fd != {}", i + 1)).collect::<Vec<_>>().join(" && "));
+    // (a conjunction longer than the language's cap on operators is refused, cleanly)
+    let e = import(&ands).expect_err("longer than .scp's expressions");
+    assert!(matches!(e, ImportError::Check { .. }) && e.to_string().contains("deeper"), "{e}");
+    let ands = format!("ALLOW {{ read {{ {} }} }}", (0..200).map(|i| format!("fd != {}", i + 1)).collect::<Vec<_>>().join(" && "));
+    let p = policy("a.scp", &import(&ands).expect("imports"));
+    assert_eq!(decide(&p, x, "read", [0; 6]), Action::Allow);
+    assert_eq!(decide(&p, x, "read", [7, 0, 0, 0, 0, 0]), Action::KillThread);
+    let bits =
+        format!("ALLOW {{ open {{ flags == {} }} }}", (0..20_000).map(|i| (1u64 << (i % 20)).to_string()).collect::<Vec<_>>().join("|"));
+    let p = policy("b.scp", &import(&bits).expect("imports"));
+    assert_eq!(decide(&p, x, "open", [0, 0xf_ffff, 0, 0, 0, 0]), Action::Allow);
+    // nesting by parentheses and `!` is capped
+    for deep in [
+        format!("ALLOW {{ read {{ {}fd == 1{} }} }}", "(".repeat(100_000), ")".repeat(100_000)),
+        format!("ALLOW {{ read {{ {}fd == 1 }} }}", "!".repeat(100_000)),
+    ] {
+        assert!(import(&deep).expect_err("capped").to_string().contains("nested"));
+    }
+    // USE bombs: empty policies used many times over, a long chain of USEs
+    let mut bomb = String::from("POLICY p0 { }\n");
+    for i in 1..30 {
+        let uses = (0..10).map(|_| format!("USE p{}", i - 1)).collect::<Vec<_>>().join(", ");
+        bomb += &format!("POLICY p{i} {{ {uses} }}\n");
+    }
+    bomb += "USE p29\n";
+    assert!(import(&bomb).expect_err("budget").to_string().contains("USE"));
+    let mut chain = String::from("POLICY p0 { ALLOW { read } }\n");
+    for i in 1..5000 {
+        chain += &format!("POLICY p{i} {{ USE p{} }}\n", i - 1);
+    }
+    chain += "USE p4999\n";
+    assert!(import(&chain).expect_err("too deep").to_string().contains("nested"));
+    // a USE of a policy defined after the one using it
+    assert!(import("POLICY a { USE b } POLICY b { ALLOW { read } } USE a").is_err());
+    // values past 64 bits, errno past 4095, text after the policy, names carrying text
+    for text in [
+        "#define X 0x1ffffffffffffffff\nALLOW { read }",
+        "ALLOW { read { fd == 99999999999999999999999 } }",
+        "ERRNO(4096) { read }",
+        "ALLOW { read } }\npolicy evil { allow execve",
+        "ALLOW { read { fd == 1 } } DEFAULT ALLOW DEFAULT KILL",
+        "ALLOW { \"read\" }",
+    ] {
+        assert!(import(text).is_err(), "{text}");
+    }
+    let named = scpc::import::kafel::import(
+        "x\n}\npolicy evil {\n# scpc: allow(all).policy",
+        "ALLOW { read }",
+        &KafelOptions { targets: vec![x], name: None },
+    )
+    .expect("imports");
+    assert_eq!(policies("n.scp", &named).len(), 1, "{named}");
+    assert!(!named.contains("scpc: allow"), "{named}");
+}

@@ -27,11 +27,15 @@
 //! What .scp cannot say is refused with an error naming the construct: a comparison between
 //! two arguments (`fd != count`), a syscall by bare number (`SYSCALL[-1]`, or a `#define`d
 //! number used as a syscall), `#include` (give the importer the whole text).
+//!
+//! Limits, each an error at the place it is passed: parentheses and `!` nest at most 100
+//! deep in an expression (chains such as `a || b || ...` are flat, any length); `USE`s nest at
+//! most 100 policies deep; at most 100,000 `USE`s are pasted and 100,000 rules result.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::{checked, comment_text, number, param, policy_name, ImportError};
+use super::{checked, comment_text, number, param, policy_name, rules_for, ImportError};
 use crate::abi::Arch;
 
 /// What to import for.
@@ -181,12 +185,14 @@ fn lex(source_name: &str, text: &str) -> Result<Vec<Spanned>, ImportError> {
 /// An expression as written.
 #[derive(Clone, Debug)]
 enum Expr {
-    Or(Box<Expr>, Box<Expr>),
-    And(Box<Expr>, Box<Expr>),
+    // chains of one operator are flat (`a || b || c` is one `Or` of three): a long chain
+    // nests no deeper than a short one
+    Or(Vec<Expr>),
+    And(Vec<Expr>),
     Not(Box<Expr>),
     Cmp(&'static str, Box<Expr>, Box<Expr>),
-    BitOr(Box<Expr>, Box<Expr>),
-    BitAnd(Box<Expr>, Box<Expr>),
+    BitOr(Vec<Expr>),
+    BitAnd(Vec<Expr>),
     Name(String, usize, usize),
     Num(u64),
 }
@@ -333,18 +339,18 @@ impl Parser<'_> {
         e
     }
     fn or(&mut self) -> Result<Expr, ImportError> {
-        let mut e = self.and()?;
+        let mut chain = vec![self.and()?];
         while self.sym("||") {
-            e = Expr::Or(Box::new(e), Box::new(self.and()?));
+            chain.push(self.and()?);
         }
-        Ok(e)
+        Ok(if chain.len() == 1 { chain.remove(0) } else { Expr::Or(chain) })
     }
     fn and(&mut self) -> Result<Expr, ImportError> {
-        let mut e = self.unary()?;
+        let mut chain = vec![self.unary()?];
         while self.sym("&&") {
-            e = Expr::And(Box::new(e), Box::new(self.unary()?));
+            chain.push(self.unary()?);
         }
-        Ok(e)
+        Ok(if chain.len() == 1 { chain.remove(0) } else { Expr::And(chain) })
     }
     fn unary(&mut self) -> Result<Expr, ImportError> {
         if self.sym("!") {
@@ -369,18 +375,18 @@ impl Parser<'_> {
         Ok(left)
     }
     fn bitor(&mut self) -> Result<Expr, ImportError> {
-        let mut e = self.bitand()?;
+        let mut chain = vec![self.bitand()?];
         while self.sym("|") {
-            e = Expr::BitOr(Box::new(e), Box::new(self.bitand()?));
+            chain.push(self.bitand()?);
         }
-        Ok(e)
+        Ok(if chain.len() == 1 { chain.remove(0) } else { Expr::BitOr(chain) })
     }
     fn bitand(&mut self) -> Result<Expr, ImportError> {
-        let mut e = self.primary()?;
+        let mut chain = vec![self.primary()?];
         while self.sym("&") {
-            e = Expr::BitAnd(Box::new(e), Box::new(self.primary()?));
+            chain.push(self.primary()?);
         }
-        Ok(e)
+        Ok(if chain.len() == 1 { chain.remove(0) } else { Expr::BitAnd(chain) })
     }
     fn primary(&mut self) -> Result<Expr, ImportError> {
         let (l, c) = self.here();
@@ -671,20 +677,25 @@ impl Ctx<'_> {
                     },
                 })
             }
-            Expr::BitOr(a, b) | Expr::BitAnd(a, b) => {
-                let (x, y) = (self.value(a)?, self.value(b)?);
+            Expr::BitOr(chain) | Expr::BitAnd(chain) => {
                 let or = matches!(e, Expr::BitOr(..));
-                match (x, y) {
-                    (Value::Const(x), Value::Const(y)) => Ok(Value::Const(if or { x | y } else { x & y })),
-                    (Value::Arg { index, mask }, Value::Const(k)) | (Value::Const(k), Value::Arg { index, mask }) if !or => {
-                        Ok(Value::Arg { index, mask: mask & k })
-                    }
-                    _ => Err(self.p.inexpressible(
-                        (self.rule.line, self.rule.col),
-                        if or { "`|` of an argument" } else { "`&` of two arguments" },
-                        ".scp masks an argument with a constant only",
-                    )),
+                let mut acc = Value::Const(if or { 0 } else { u64::MAX });
+                for operand in chain {
+                    acc = match (acc, self.value(operand)?) {
+                        (Value::Const(x), Value::Const(y)) => Value::Const(if or { x | y } else { x & y }),
+                        (Value::Arg { index, mask }, Value::Const(k)) | (Value::Const(k), Value::Arg { index, mask }) if !or => {
+                            Value::Arg { index, mask: mask & k }
+                        }
+                        _ => {
+                            return Err(self.p.inexpressible(
+                                (self.rule.line, self.rule.col),
+                                if or { "`|` of an argument" } else { "`&` of two arguments" },
+                                ".scp masks an argument with a constant only",
+                            ))
+                        }
+                    };
                 }
+                Ok(acc)
             }
             _ => Err(self.p.inexpressible((self.rule.line, self.rule.col), "a condition used as a value", "compare arguments with values")),
         }
@@ -692,8 +703,20 @@ impl Ctx<'_> {
 
     fn cond(&mut self, e: &Expr) -> Result<Cond, ImportError> {
         Ok(match e {
-            Expr::Or(a, b) => Cond::or(self.cond(a)?, self.cond(b)?),
-            Expr::And(a, b) => Cond::and(self.cond(a)?, self.cond(b)?),
+            Expr::Or(chain) => {
+                let mut acc = Cond::False;
+                for operand in chain {
+                    acc = Cond::or(acc, self.cond(operand)?);
+                }
+                acc
+            }
+            Expr::And(chain) => {
+                let mut acc = Cond::True;
+                for operand in chain {
+                    acc = Cond::and(acc, self.cond(operand)?);
+                }
+                acc
+            }
             Expr::Not(a) => Cond::not(self.cond(a)?),
             Expr::Cmp(op, a, b) => match (self.value(a)?, self.value(b)?) {
                 (Value::Arg { index, mask }, Value::Const(k)) => self.atom(index, mask, op, k),
@@ -802,31 +825,61 @@ fn kafel_arch(name: &str) -> Option<Arch> {
     })
 }
 
-/// The rules of `items` with `USE`s pasted in.
-fn expand(p: &Parser<'_>, file: &File, items: &[Item], defined_before: &[String], out: &mut Vec<Rule>) -> Result<(), ImportError> {
-    for item in items {
-        match item {
-            Item::Block(rules) => {
-                if out.len() + rules.len() > MAX_RULES {
-                    return Err(p.err(format!("more than {MAX_RULES} rules once USE statements are pasted in")));
+/// Deepest chain of `USE`s (a policy using one that uses another...).
+const MAX_USE_DEPTH: usize = 100;
+
+/// Pasting `USE`s: the file, where each policy is defined (its rank in the text), and how
+/// many `USE`s have been pasted so far (a budget: policies that use empty ones many times over
+/// would take forever without adding a rule).
+struct Expander<'a> {
+    p: &'a Parser<'a>,
+    file: &'a File,
+    rank: BTreeMap<&'a str, usize>,
+    pasted: usize,
+}
+
+impl Expander<'_> {
+    /// The rules of `items` with `USE`s pasted in; `items` may use the policies of rank below
+    /// `visible`.
+    fn expand(&mut self, items: &[Item], visible: usize, depth: usize, out: &mut Vec<Rule>) -> Result<(), ImportError> {
+        for item in items {
+            match item {
+                Item::Block(rules) => {
+                    if out.len() + rules.len() > MAX_RULES {
+                        return Err(self.p.err(format!("more than {MAX_RULES} rules once USE statements are pasted in")));
+                    }
+                    out.extend(rules.iter().cloned());
                 }
-                out.extend(rules.iter().cloned());
-            }
-            Item::Use(name, l, c) => {
-                let Some(body) = file.policies.get(name).filter(|_| defined_before.contains(name)) else {
-                    return Err(ImportError::Value {
-                        source_name: p.source_name.into(),
+                Item::Use(name, l, c) => {
+                    let at = |message: String, help: &str| ImportError::Value {
+                        source_name: self.p.source_name.into(),
                         location: format!("{l}:{c}"),
-                        message: format!("USE of `{}`, which is not defined before", comment_text(name)),
-                        help: "kafel's USE names a POLICY defined earlier in the file".into(),
-                    });
-                };
-                let before: Vec<String> = defined_before.iter().take_while(|n| *n != name).cloned().collect();
-                expand(p, file, body, &before, out)?;
+                        message,
+                        help: help.into(),
+                    };
+                    let rank = self.rank.get(name.as_str()).copied().filter(|r| *r < visible);
+                    let (Some(rank), Some(body)) = (rank, self.file.policies.get(name)) else {
+                        return Err(at(
+                            format!("USE of `{}`, which is not defined before", comment_text(name)),
+                            "kafel's USE names a POLICY defined earlier in the file",
+                        ));
+                    };
+                    self.pasted += 1;
+                    if self.pasted > MAX_RULES {
+                        return Err(at(format!("more than {MAX_RULES} USE statements pasted in"), "use each policy once"));
+                    }
+                    if depth >= MAX_USE_DEPTH {
+                        return Err(at(
+                            format!("USE nested more than {MAX_USE_DEPTH} policies deep"),
+                            "paste the rules of the innermost policies into their users",
+                        ));
+                    }
+                    self.expand(body, rank, depth + 1, out)?;
+                }
             }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Reads a kafel policy and writes the policy it compiles. What it returns always checks.
@@ -837,7 +890,11 @@ pub fn import(source_name: &str, text: &str, opts: &KafelOptions) -> Result<Stri
     let order = definition_order(source_name, text)?;
     let p = Parser { toks: &[], at: 0, source_name, defines: file.defines.clone(), depth: 0 };
     let mut rules = Vec::new();
-    expand(&p, &file, &file.top, &order, &mut rules)?;
+    let mut rank = BTreeMap::new();
+    for (i, name) in order.iter().enumerate() {
+        rank.entry(name.as_str()).or_insert(i);
+    }
+    Expander { p: &p, file: &file, rank, pasted: 0 }.expand(&file.top, order.len(), 0, &mut rules)?;
     let default = file.default.clone().unwrap_or_else(|| "kill_thread".into());
     let name = match &opts.name {
         Some(n) => n.clone(),
@@ -905,6 +962,10 @@ pub fn import(source_name: &str, text: &str, opts: &KafelOptions) -> Result<Stri
                 }
                 Cond::True => {
                     let _ = writeln!(body, "    {} {}{on_clause}", r.action, r.syscall);
+                }
+                Cond::Or(alternatives) => {
+                    let texts: Vec<String> = alternatives.iter().map(Cond::text).collect();
+                    body += &rules_for(&format!("{} {}{on_clause}", r.action, r.syscall), &texts, false);
                 }
                 c => {
                     let _ = writeln!(body, "    {} {}{on_clause} if {}", r.action, r.syscall, c.text());

@@ -22,7 +22,10 @@
 //!   next; `#` starts a comment.
 //! - `@include PATH` reads another policy file (relative to the including file's directory;
 //!   it must lie below the directory of the file imported, and nesting stops at 10 files,
-//!   minijail's limit); `@frequency PATH` reads `NAME: COUNT` lines, which become the profile.
+//!   minijail's limit); `@frequency PATH` reads `NAME: COUNT` lines, which become the profile
+//!   (counts add up, saturating). At most 10,000 files and 16 MiB are read through `@include`
+//!   and `@frequency` in all, and parentheses in a value nest at most 100 deep: past those the
+//!   import stops with an error at the line.
 //! - Constants: from the `constants.json` minijail's compiler reads (the one beside the policy,
 //!   or given), else from scpc's tables for the architecture. The architecture is given, or
 //!   read from `constants.json` (`arch_nr`).
@@ -41,7 +44,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{checked, comment_text, number, param, policy_name, ImportError};
+use super::{checked, comment_text, number, param, policy_name, rules_for, ImportError};
 use crate::abi::{Arch, Width};
 
 /// How the importer reads files (the file system, or memory in tests).
@@ -208,7 +211,19 @@ struct Parser<'a, 'l> {
     at: usize,
     line: &'a Line<'l>,
     tables: &'a Tables,
+    /// Parentheses open around the value being read.
+    depth: usize,
 }
+
+/// Deepest nesting of parentheses in a value.
+const MAX_DEPTH: usize = 100;
+
+/// Most bytes read through `@include`s and `@frequency` files in all (a file including another
+/// many times over, a few levels deep, would read without end).
+const MAX_INCLUDED_BYTES: usize = 16 << 20;
+
+/// Most `@include`s and `@frequency` files read in all (the same bound for tiny files).
+const MAX_INCLUDES: usize = 10_000;
 
 impl Parser<'_, '_> {
     fn peek(&self) -> Option<&Tok> {
@@ -256,7 +271,14 @@ impl Parser<'_, '_> {
         }
         let v = if self.peek() == Some(&Tok::Sym("(")) {
             self.at += 1;
+            if self.depth >= MAX_DEPTH {
+                return Err(self
+                    .line
+                    .err(format!("parentheses nested more than {MAX_DEPTH} deep"), "write the value with fewer parentheses"));
+            }
+            self.depth += 1;
             let v = self.value()?;
+            self.depth -= 1;
             if !self.eat(")") {
                 return Err(self.line.err("unclosed parenthesis", SYNTAX));
             }
@@ -395,28 +417,43 @@ struct Import<'a> {
     denylist: bool,
     frequency: BTreeMap<String, u64>,
     rules: String,
+    /// Bytes read through `@include` and `@frequency` so far.
+    included: usize,
+    /// Files read through `@include` and `@frequency` so far.
+    reads: usize,
 }
 
 impl Import<'_> {
-    fn read(&self, path: &Path, from: &Line<'_>) -> Result<(PathBuf, String), ImportError> {
-        let canonical = std::fs::canonicalize(path)
-            .map_err(|e| ImportError::Unreadable { path: comment_text(&path.to_string_lossy()), reason: e.to_string() })?;
+    /// The file an `@include` or `@frequency` line names: its canonical path and its text.
+    fn read(&mut self, path: &Path, from: &Line<'_>) -> Result<(PathBuf, String), ImportError> {
+        let shown = comment_text(&path.to_string_lossy());
+        let unreadable =
+            |e: std::io::Error| from.err(format!("cannot read `{shown}`: {e}"), "the file an @include or @frequency line names must exist");
+        let canonical = std::fs::canonicalize(path).map_err(unreadable)?;
         if !canonical.starts_with(&self.root_dir) {
             return Err(from.err(
-                format!("`{}` is outside the directory of the policy imported", comment_text(&path.to_string_lossy())),
+                format!("`{shown}` is outside the directory of the policy imported"),
                 "includes and frequency files must lie below the imported file's directory",
             ));
         }
-        let text = self
-            .files
-            .read(path)
-            .map_err(|e| ImportError::Unreadable { path: comment_text(&path.to_string_lossy()), reason: e.to_string() })?;
+        self.reads += 1;
+        if self.reads > MAX_INCLUDES {
+            return Err(from.err(format!("more than {MAX_INCLUDES} files included in all"), "include each file once"));
+        }
+        // read by the path checked
+        let text = self.files.read(&canonical).map_err(unreadable)?;
+        self.included = self.included.saturating_add(text.len());
+        if self.included > MAX_INCLUDED_BYTES {
+            return Err(
+                from.err(format!("the included files come to more than {} MiB in all", MAX_INCLUDED_BYTES >> 20), "include each file once")
+            );
+        }
         Ok((canonical, text))
     }
 
-    fn file(&mut self, path: &Path, depth: usize) -> Result<(), ImportError> {
+    /// The statements of `text`, the file at `path`, `depth` includes down.
+    fn file(&mut self, path: &Path, text: &str, depth: usize) -> Result<(), ImportError> {
         let name = path.to_string_lossy().into_owned();
-        let text = self.files.read(path).map_err(|e| ImportError::Unreadable { path: comment_text(&name), reason: e.to_string() })?;
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let mut logical = String::new();
         let mut start = 0;
@@ -446,9 +483,9 @@ impl Import<'_> {
             if depth + 1 >= 10 {
                 return Err(line.err("@include nested more than 10 files deep", "minijail stops at 10 too"));
             }
-            let (path, _) = self.read(&dir.join(rest.trim()), line)?;
+            let (path, text) = self.read(&dir.join(rest.trim()), line)?;
             let _ = writeln!(self.rules, "    # (included from {})", comment_text(rest.trim()));
-            return self.file(&path, depth + 1);
+            return self.file(&path, &text, depth + 1);
         }
         if let Some(rest) = trimmed.strip_prefix("@frequency") {
             let (_, text) = self.read(&dir.join(rest.trim()), line)?;
@@ -467,7 +504,8 @@ impl Import<'_> {
                 let count: u64 = count.trim().parse().map_err(|_| bad())?;
                 let sys = sys.trim();
                 if self.tables.arch.table().syscall(sys).is_some() {
-                    *self.frequency.entry(sys.to_string()).or_default() += count;
+                    let total = self.frequency.entry(sys.to_string()).or_default();
+                    *total = total.saturating_add(count);
                 }
             }
             return Ok(());
@@ -477,7 +515,7 @@ impl Import<'_> {
             return Ok(());
         }
         let toks = tokenize(line, trimmed)?;
-        let mut p = Parser { toks: &toks, at: 0, line, tables: &self.tables };
+        let mut p = Parser { toks: &toks, at: 0, line, tables: &self.tables, depth: 0 };
         if trimmed.starts_with("@default") {
             p.at = 1;
             let a = p.action()?;
@@ -540,16 +578,15 @@ impl Import<'_> {
             })?;
             texts.push(atoms.join(" && "));
         }
-        let cond = if texts.len() == 1 { texts.remove(0) } else { texts.iter().map(|t| format!("({t})")).collect::<Vec<_>>().join(" || ") };
         if self.denylist {
             match otherwise {
                 Some(a @ Action::Errno(_)) => {
-                    let _ = writeln!(self.rules, "    {} {syscall} if {cond}", a.text());
+                    self.rules += &rules_for(&format!("{} {syscall}", a.text()), &texts, true);
                 }
                 _ => return Err(line.err("a denylist policy must `return` an errno on every line", "write `NAME: EXPR; return ERRNO`")),
             }
         } else {
-            let _ = writeln!(self.rules, "    allow {syscall} if {cond}");
+            self.rules += &rules_for(&format!("allow {syscall}"), &texts, true);
             if let Some(a) = otherwise {
                 let _ = writeln!(self.rules, "    {} {syscall}", a.text());
             }
@@ -640,8 +677,11 @@ pub fn import(path: &Path, opts: &MinijailOptions, files: &dyn Files) -> Result<
         denylist: false,
         frequency: BTreeMap::new(),
         rules: String::new(),
+        included: 0,
+        reads: 0,
     };
-    state.file(path, 0)?;
+    let text = files.read(path).map_err(|e| ImportError::Unreadable { path: comment_text(&source_name), reason: e.to_string() })?;
+    state.file(path, &text, 0)?;
     let name = match &opts.name {
         Some(n) => n.clone(),
         None => policy_name(&path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()),

@@ -134,3 +134,24 @@ pub(crate) fn param(arch: crate::abi::Arch, syscall: &str, index: u8) -> (String
         .and_then(|s| s.params.iter().find(|p| p.reg == index && p.reg_hi.is_none()))
         .map_or_else(|| (format!("arg{index}"), default), |p| (p.name.to_string(), p.width))
 }
+
+/// Most alternatives written in one rule's condition: the language caps an expression at
+/// [`scpc_lang::syntax::MAX_DEPTH`] operators, so a longer `||` is written as consecutive
+/// rules of the same head, which decide the same (the first that matches decides, and each
+/// takes the same action).
+const ALTERNATIVES_PER_RULE: usize = 100;
+
+/// `HEAD if A || B || ...` as one rule per [`ALTERNATIVES_PER_RULE`] alternatives, each line
+/// indented by four spaces; each alternative is parenthesized when `parenthesize` is set.
+pub(crate) fn rules_for(head: &str, alternatives: &[String], parenthesize: bool) -> String {
+    let mut out = String::new();
+    for chunk in alternatives.chunks(ALTERNATIVES_PER_RULE) {
+        let cond = if chunk.len() == 1 || !parenthesize {
+            chunk.join(" || ")
+        } else {
+            chunk.iter().map(|t| format!("({t})")).collect::<Vec<_>>().join(" || ")
+        };
+        out += &format!("    {head} if {cond}\n");
+    }
+    out
+}

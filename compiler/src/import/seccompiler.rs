@@ -32,7 +32,7 @@
 //!   kernel reads of the argument (a `qword` of an `int` against `0x100000000`) is refused: the
 //!   comparison would hinge on bits the kernel ignores.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Write};
 
 use serde::de::{MapAccess, Visitor};
@@ -250,9 +250,11 @@ pub fn import(source_name: &str, text: &str, opts: &SeccompilerOptions) -> Resul
         let _ = writeln!(out, "# seccompiler does not tell x32 calls apart: they get the mismatch action, as here (x32 is a");
         let _ = writeln!(out, "# target without rules, and every rule is `on x86_64`).");
     }
-    let mut names: BTreeMap<String, usize> = BTreeMap::new();
-    for (i, (thread, filter)) in threads.0.iter().enumerate() {
-        if threads.0[..i].iter().any(|(t, _)| t == thread) {
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
+    let mut names: BTreeSet<String> = BTreeSet::new();
+    let mut numbers: BTreeMap<String, usize> = BTreeMap::new();
+    for (thread, filter) in &threads.0 {
+        if !seen.insert(thread.as_str()) {
             return Err(ImportError::Value {
                 source_name: source_name.into(),
                 location: comment_text(thread),
@@ -260,12 +262,16 @@ pub fn import(source_name: &str, text: &str, opts: &SeccompilerOptions) -> Resul
                 help: "seccompiler refuses a file that names a thread twice (\"duplicate filter key\")".into(),
             });
         }
-        let mut name = policy_name(thread);
-        let n = names.entry(name.clone()).or_default();
-        *n += 1;
-        if *n > 1 {
-            name = format!("{name}_{n}");
-        }
+        // the name made an identifier, numbered when another thread's name already made it
+        let base = policy_name(thread);
+        let next = numbers.entry(base.clone()).or_insert(1usize);
+        let name = loop {
+            let candidate = if *next == 1 { base.clone() } else { format!("{base}_{next}") };
+            *next += 1;
+            if names.insert(candidate.clone()) {
+                break candidate;
+            }
+        };
         out.push('\n');
         out += &thread_policy(source_name, thread, &name, filter, arch)?;
     }
