@@ -430,7 +430,7 @@ fn minijail_hostile_files_are_refused_or_import_cleanly() {
     // parentheses nested without end: an error at the line, not a stack overflow
     let deep = dir.write("deep.policy", &format!("read: arg0 == {}1{}\n", "(".repeat(100_000), ")".repeat(100_000)));
     let e = import(&deep).expect_err("too deep");
-    assert!(e.to_string().contains("deep.policy:1") && e.to_string().contains("nested"), "{e}");
+    assert!(e.to_string().contains("deep.policy:1:1") && e.to_string().contains("nested"), "{e}");
     // a hundred parentheses still read
     let ok = dir.write("ok.policy", &format!("read: arg0 == {}1{}\n", "(".repeat(100), ")".repeat(100)));
     let p = policy("ok.scp", &import(&ok).expect("imports").policy);
@@ -451,7 +451,7 @@ fn minijail_hostile_files_are_refused_or_import_cleanly() {
     ] {
         let f = dir.write("v.policy", &format!("{line}\n"));
         let e = import(&f).expect_err(what);
-        assert!(e.to_string().contains("v.policy:1"), "{what}: {e}");
+        assert!(e.to_string().contains("v.policy:1:1"), "{what}: {e}");
     }
     // frequency counts that overflow saturate
     dir.write("f.frequency", "read: 18446744073709551615\nread: 18446744073709551615\nwrite: 3\n");
@@ -467,7 +467,7 @@ fn minijail_hostile_files_are_refused_or_import_cleanly() {
     // an include that is missing: located at its line
     let missing = dir.write("m.policy", "read: 1\n@include ./nowhere.policy\n");
     let e = import(&missing).expect_err("missing");
-    assert!(e.to_string().contains("m.policy:2") && e.to_string().contains("nowhere"), "{e}");
+    assert!(e.to_string().contains("m.policy:2:1") && e.to_string().contains("nowhere"), "{e}");
     // a link below the directory that leads out of it
     std::os::unix::fs::symlink("/etc/passwd", dir.0.join("link.policy")).expect("symlink");
     let out = dir.write("out.policy", "@include ./link.policy\n");

@@ -117,20 +117,24 @@ enum Tok {
     Sym(&'static str),
 }
 
+/// A logical line (continued lines joined), comment removed.
 struct Line<'a> {
     file: &'a str,
+    /// Its first line, from 1.
     number: usize,
+    /// The column its statement starts at, from 1.
+    column: usize,
     text: String,
 }
 
 impl Line<'_> {
+    /// `LINE:COLUMN` of the statement.
+    fn at(&self) -> String {
+        format!("{}:{}", self.number, self.column)
+    }
+
     fn err(&self, message: impl Into<String>, help: &str) -> ImportError {
-        ImportError::Parse {
-            source_name: self.file.to_string(),
-            location: self.number.to_string(),
-            message: message.into(),
-            help: help.into(),
-        }
+        ImportError::Parse { source_name: self.file.to_string(), location: self.at(), message: message.into(), help: help.into() }
     }
 }
 
@@ -468,7 +472,9 @@ impl Import<'_> {
                 continue;
             }
             logical.push_str(no_comment);
-            let line = Line { file: &name, number: start, text: std::mem::take(&mut logical) };
+            let text = std::mem::take(&mut logical);
+            let column = text.chars().take_while(|c| c.is_whitespace()).count() + 1;
+            let line = Line { file: &name, number: start, column, text };
             if line.text.trim().is_empty() {
                 continue;
             }
@@ -496,7 +502,7 @@ impl Import<'_> {
                 }
                 let bad = || ImportError::Parse {
                     source_name: comment_text(rest.trim()),
-                    location: (n + 1).to_string(),
+                    location: format!("{}:1", n + 1),
                     message: "not a `NAME: COUNT` line".into(),
                     help: "a frequency file has one `syscall: count` per line".into(),
                 };
@@ -525,7 +531,7 @@ impl Import<'_> {
         if trimmed.starts_with('{') {
             return Err(ImportError::Inexpressible {
                 source_name: line.file.to_string(),
-                location: line.number.to_string(),
+                location: line.at(),
                 construct: "the braces form (`{a, b}: ...` or `: {filter, filter}`)".into(),
                 help: "it is minijail's Python compiler's extension; write one line per syscall".into(),
             });
@@ -537,7 +543,7 @@ impl Import<'_> {
         if p.peek() == Some(&Tok::Sym("[")) {
             return Err(ImportError::Inexpressible {
                 source_name: line.file.to_string(),
-                location: line.number.to_string(),
+                location: line.at(),
                 construct: "syscall metadata (`NAME[arch=...]`)".into(),
                 help: "import the file for one architecture and leave out the lines of others".into(),
             });
@@ -572,7 +578,7 @@ impl Import<'_> {
             let atoms: Result<Vec<String>, String> = clause.iter().map(|a| atom_text(a, arch, &syscall)).collect();
             let atoms = atoms.map_err(|m| ImportError::Inexpressible {
                 source_name: line.file.to_string(),
-                location: line.number.to_string(),
+                location: line.at(),
                 construct: m,
                 help: "the comparison hinges on bits the kernel ignores; compare the bits it reads".into(),
             })?;
@@ -612,7 +618,7 @@ impl Import<'_> {
             )),
             (None, _) => Err(ImportError::Value {
                 source_name: line.file.to_string(),
-                location: line.number.to_string(),
+                location: line.at(),
                 message: format!("`{}` is not a syscall of {arch} in scpc's tables", comment_text(syscall)),
                 help: "a policy names syscalls the tables know; check the name (or the architecture)".into(),
             }),
