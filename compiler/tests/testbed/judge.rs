@@ -215,11 +215,32 @@ pub fn feed_result(mut cmd: Command, input: Vec<u8>) -> (bool, String, String) {
 }
 
 /// Feeds `input` to `cmd` and returns its standard output; fails on a non-zero exit.
+///
+/// An SSH session that ends before the key exchange (a guest under TCG on a loaded machine can
+/// be too slow to answer, or still reaping earlier connections) never reached the judge, so it is
+/// tried again, at most [`SSH_TRIES`] times; any other failure fails at once.
 pub fn feed(cmd: Command, input: Vec<u8>) -> String {
-    let (ok, text, errors) = feed_result(cmd, input);
-    assert!(ok, "the judge failed: {errors}\n(report so far: {} bytes)", text.len());
-    text
+    let (program, args): (std::ffi::OsString, Vec<std::ffi::OsString>) =
+        (cmd.get_program().to_owned(), cmd.get_args().map(|a| a.to_owned()).collect());
+    let mut cmd = cmd;
+    for attempt in 1.. {
+        let (ok, text, errors) = feed_result(cmd, input.clone());
+        let before_login = text.is_empty()
+            && (errors.contains("kex_exchange_identification") || errors.contains("during banner exchange"));
+        if ok || !before_login || attempt == SSH_TRIES {
+            assert!(ok, "the judge failed: {errors}\n(report so far: {} bytes, try {attempt})", text.len());
+            return text;
+        }
+        eprintln!("the judge's session ended before login (try {attempt} of {SSH_TRIES}): {}", errors.trim());
+        std::thread::sleep(std::time::Duration::from_secs(3 * attempt as u64));
+        cmd = Command::new(&program);
+        cmd.args(&args);
+    }
+    unreachable!("the loop returns on its last try")
 }
+
+/// Tries of a judge session that ends before login.
+const SSH_TRIES: usize = 5;
 
 /// Runs jobs on this machine's kernel.
 pub fn run_local(input: Vec<u8>) -> Vec<Report> {
