@@ -24,6 +24,7 @@ mod tables {
     pub mod families;
     pub mod i386;
     pub mod riscv64;
+    pub mod runtime;
     pub mod x32;
     pub mod x86_64;
 }
@@ -310,6 +311,24 @@ pub fn newer_forms(syscall: &str, arch: Arch) -> Vec<&'static str> {
         }
     }
     out
+}
+
+/// A call the run-time of a program (its C library, and libraries nearly every network program
+/// loads) makes on one architecture and not on x86_64, so that a trace taken there never shows
+/// it (`compiler/abi-sources/runtime-calls.tsv`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct RuntimeCall {
+    /// The architecture.
+    pub arch: Arch,
+    /// The call.
+    pub syscall: &'static str,
+    /// Who makes it, and why.
+    pub why: &'static str,
+}
+
+/// The run-time calls of `arch` that a trace on another architecture does not show.
+pub fn runtime_calls(arch: Arch) -> impl Iterator<Item = &'static RuntimeCall> {
+    tables::runtime::RUNTIME_CALLS.iter().filter(move |c| c.arch == arch)
 }
 
 /// A manual page's name for a kernel parameter (`compiler/abi-sources/param-aliases.tsv`).

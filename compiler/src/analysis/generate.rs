@@ -233,6 +233,8 @@ enum Why {
     For(String),
     /// Every program needs it to end.
     Always,
+    /// The run-time of the target makes it where the traced architecture's does not.
+    Runtime(&'static str),
 }
 
 /// What the draft allows on each target, and why.
@@ -284,6 +286,14 @@ impl Plan {
             for &arch in &opts.targets {
                 if let Some(s) = arch.table().syscall("clone") {
                     allowed.entry(arch).or_default().entry(s.name).or_insert(Why::For("clone3".into()));
+                }
+            }
+        }
+        for &arch in opts.targets.iter().filter(|a| opts.trace_arch.is_some_and(|t| t != **a)) {
+            let entry = allowed.entry(arch).or_default();
+            for call in crate::abi::runtime_calls(arch) {
+                if let Some(s) = arch.table().syscall(call.syscall) {
+                    entry.entry(s.name).or_insert(Why::Runtime(call.why));
                 }
             }
         }
@@ -423,6 +433,7 @@ fn draft_of(obs: &Observed, opts: &DraftOptions, plan: &Plan) -> String {
                 format!("{from} ({} call{}{traced}) is done with these on {on}", count(from), if count(from) == 1 { "" } else { "s" })
             }
             Why::Always => "every program needs these to end".to_string(),
+            Why::Runtime(why) => (*why).to_string(),
         };
         let (clones, others): (Vec<&str>, Vec<&str>) = names.iter().partition(|n| matches!(**n, "clone" | "unshare"));
         if !others.is_empty() {
@@ -460,6 +471,7 @@ fn why_note(obs: &Observed, whys: &BTreeSet<&Why>, name: &str) -> String {
     match whys.iter().next() {
         Some(Why::For(from)) => format!("does {from}'s work here"),
         Some(Why::Always) => "every program needs it to end".to_string(),
+        Some(Why::Runtime(why)) => (*why).to_string(),
         _ => "0 calls".to_string(),
     }
 }
@@ -527,5 +539,41 @@ mod tests {
         assert!(text.contains("allow ioctl  # 2 calls"), "an unnamed ioctl command: no argument rule\n{text}");
         let (_, diags, _) = crate::check_source("t.scp", &text);
         assert!(!diags.has_errors(), "{diags:?}\n{text}");
+    }
+
+    #[test]
+    fn a_trace_is_carried_to_other_targets_through_the_families() {
+        let trace = "1 access(\"/etc/ld.so.preload\", R_OK) = -1 ENOENT\n1 poll([{fd=3, events=POLLIN}], 1, 100) = 1\n\
+                     1 open(\"/etc/x\", O_RDONLY) = 3\n1 arch_prctl(ARCH_SET_FS, 0x7f) = 0\n1 getuid() = 0\n1 read(3, \"\", 1) = 0\n";
+        let mut obs = Observed::default();
+        obs.add("t.txt", trace).expect("reads");
+        let opts = DraftOptions {
+            name: "t".into(),
+            targets: vec![Arch::X86_64, Arch::Aarch64, Arch::Arm],
+            default: "kill_process".into(),
+            trace_arch: Some(Arch::X86_64),
+        };
+        let draft = checked_draft(&obs, &opts, "t.scp").expect("checks");
+        let (checked, diags, _) = crate::check_source("t.scp", &draft.text);
+        assert!(!diags.has_errors() && diags.warning_count() == 0, "{diags:?}\n{}", draft.text);
+        let p = &checked.policies["t"];
+        let allowed = |arch: Arch, name: &str| {
+            let t = arch.table();
+            crate::eval::decide(p, t.audit_arch, t.syscall(name).expect(name).nr, &[0; 6]).action == crate::policy::Action::Allow
+        };
+        // on x86_64, exactly the trace (and what every program needs to end)
+        for (name, yes) in [("access", true), ("poll", true), ("open", true), ("faccessat", false), ("ppoll", false), ("exit_group", true)]
+        {
+            assert_eq!(allowed(Arch::X86_64, name), yes, "x86_64 {name}\n{}", draft.text);
+        }
+        // elsewhere, what does the same there
+        for name in ["faccessat", "faccessat2", "ppoll", "openat", "exit_group", "rt_sigreturn"] {
+            assert!(allowed(Arch::Aarch64, name), "aarch64 {name}\n{}", draft.text);
+        }
+        assert!(allowed(Arch::Arm, "getuid32") && allowed(Arch::Arm, "getuid"), "{}", draft.text);
+        assert!(draft.text.contains("access (1 call on x86_64) is done with these on aarch64"), "{}", draft.text);
+        // a call with no equivalent: reported, and nothing in its place
+        assert_eq!(draft.unmapped, [Unmapped { syscall: "arch_prctl".into(), calls: 1, archs: vec![Arch::Aarch64, Arch::Arm] }]);
+        assert!(draft.text.contains("`arch_prctl` (1 call) has no equivalent on aarch64, arm"), "{}", draft.text);
     }
 }
