@@ -379,3 +379,105 @@ fn a_fresh_import_of_dockers_default_passes_deny_warnings() {
     assert_eq!(decide(p, t, "clone", [0x1000_0000, 0, 0, 0, 0, 0]), Action::Errno(1));
     assert_eq!(decide(p, t, "personality", [0x20008, 0, 0, 0, 0, 0]), Action::Allow);
 }
+
+/// Adversarial: every value the importer writes by name means the same number. For the
+/// arguments it names (socket's family, personality's persona, clone's and unshare's flags),
+/// each constant of the argument's kinds, OR-combinations of them and random values, compared
+/// with `==` and a mask, import to rules that decide each probe exactly as the profile's number
+/// does, on each architecture of the import (or the import is refused, never misread).
+#[test]
+fn constants_written_by_name_mean_the_profiles_numbers() {
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let persona = ["PER_", "UNAME26", "ADDR_", "READ_IMPLIES_EXEC", "MMAP_PAGE_ZERO", "STICKY_TIMEOUTS", "SHORT_INODE", "WHOLE_SECONDS"];
+    let archmap = r#""archMap":[{"architecture":"SCMP_ARCH_X86_64","subArchitectures":["SCMP_ARCH_X86","SCMP_ARCH_X32"]},{"architecture":"SCMP_ARCH_AARCH64","subArchitectures":["SCMP_ARCH_ARM"]}]"#;
+    let mut named_rules = 0;
+    let stress = std::env::var_os("SCPC_STRESS").is_some();
+    for (syscall, prefixes) in
+        [("socket", &["AF_"][..]), ("personality", &persona[..]), ("clone", &["CLONE_"][..]), ("unshare", &["CLONE_"][..])]
+    {
+        let named: Vec<u64> = scpc::abi::all_constant_names()
+            .iter()
+            .filter(|n| prefixes.iter().any(|p| n.starts_with(p)))
+            .filter_map(|n| Arch::X86_64.table().constant(n))
+            .filter(|v| *v <= u64::from(u32::MAX))
+            .collect();
+        // every constant, 24 combinations and 12 random values under SCPC_STRESS=1 (about 600
+        // imports); else 4 constants and 2 combinations per syscall (48 imports)
+        let mut values: Vec<u64> = if stress { named.clone() } else { named.iter().step_by(named.len().div_ceil(4)).copied().collect() };
+        for _ in 0..if stress { 12 } else { 1 } {
+            let (a, b) = (named[next() as usize % named.len()], named[next() as usize % named.len()]);
+            values.extend([a | b, a | (next() & 0xff)]);
+            if stress {
+                values.push(next() & 0xffff_ffff);
+            }
+        }
+        values.sort_unstable();
+        values.dedup();
+        for (i, &v) in values.iter().enumerate() {
+            let two = values[(i * 7 + 3) % values.len()] & v;
+            for op in ["SCMP_CMP_EQ", "SCMP_CMP_MASKED_EQ"] {
+                let profile = format!(
+                    r#"{{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":1,{archmap},"syscalls":[{{"names":["{syscall}"],"action":"SCMP_ACT_ALLOW","args":[{{"index":0,"value":{v},"valueTwo":{two},"op":"{op}"}}]}}]}}"#
+                );
+                let opts = scpc::docker::ImportOptions { name: Some("p".into()), ..Default::default() };
+                let Ok(text) = scpc::docker::import("p.json", &profile, &opts) else { continue };
+                let (checked, diags, _) = scpc::check_source("p.scp", &text);
+                assert!(!diags.has_errors(), "{diags:?}\n{text}");
+                let rule = text.lines().find(|l| l.trim_start().starts_with("allow ")).expect("the rule");
+                named_rules +=
+                    usize::from(rule.contains("AF_") || rule.contains("PER_") || rule.contains("CLONE_") || rule.contains("UNAME26"));
+                let p = &checked.policies["p"];
+                for t in &p.targets {
+                    for probe in [v, v ^ 1, v ^ 0x100, 0, two, v | 0x8000_0000] {
+                        let probe = probe & 0xffff_ffff;
+                        let want = if op == "SCMP_CMP_EQ" { probe == v } else { probe & v == two };
+                        let mut args = [0u64; 6];
+                        args[0] = probe;
+                        let got = decide(p, t.arch, syscall, args) == Action::Allow;
+                        assert_eq!(got, want, "{syscall} {op} {v:#x} (valueTwo {two:#x}) on {}: probe {probe:#x}\n{rule}", t.arch);
+                    }
+                }
+            }
+        }
+    }
+    assert!(named_rules > if stress { 60 } else { 8 }, "the importer named values in {named_rules} rules only");
+}
+
+/// Adversarial: a manual page's name resolves on every architecture that has its syscall (a
+/// policy for the whole fleet is not refused on one of them), to the parameter the kernel's
+/// name stands for there (raw clone's `child_tid` is register 3 on x86_64, 4 elsewhere, as the
+/// kernel's `child_tidptr` is), or where that architecture's kernel calls it otherwise, to the
+/// parameter at the same position; an alias is never an `argN`.
+#[test]
+fn an_alias_reads_one_register_on_every_architecture() {
+    for a in scpc::abi::param_aliases() {
+        for arch in Arch::ALL {
+            // (a number the architecture reserves and never implemented has no parameters)
+            let Some(s) = arch.table().syscall(a.syscall).filter(|s| !s.params.is_empty()) else { continue };
+            // where the kernel's name is, on an architecture with the same signature (i386's
+            // mmap takes one pointer to its six arguments: neither name has a parameter there)
+            let Some(at) = Arch::ALL
+                .iter()
+                .filter_map(|o| o.table().syscall(a.syscall))
+                .filter(|o| o.params.len() == s.params.len())
+                .find_map(|o| o.params.iter().position(|p| p.name == a.kernel))
+            else {
+                assert!(s.params.iter().all(|p| p.name != a.kernel), "{a:?} on {arch}");
+                continue;
+            };
+            let by_alias = s.param(a.alias).unwrap_or_else(|| panic!("{a:?} does not resolve on {arch}"));
+            let got = s.params.iter().position(|p| std::ptr::eq(p, by_alias));
+            match s.params.iter().position(|p| p.name == a.kernel) {
+                Some(kernel) => assert_eq!(got, Some(kernel), "{a:?} on {arch}"),
+                None => assert_eq!(got, Some(at), "{a:?} on {arch}"),
+            }
+            assert!(!scpc::abi::is_register_name(a.alias), "{a:?}: `argN` always names register N");
+        }
+    }
+}

@@ -226,11 +226,21 @@ pub struct Syscall {
 impl Syscall {
     /// The parameter the kernel calls `name`, or whose manual-page name is `name` (an
     /// [alias](param_aliases)): what a condition naming an argument compares. `argN` is not a
-    /// name here: it always names register N.
+    /// name here: it always names register N. Where this architecture's kernel calls the
+    /// alias's parameter otherwise (i386's `adjtimex` has `txc_p` under another name), the
+    /// alias names the parameter at the same position, so that it means one parameter on
+    /// every architecture.
     pub fn param(&self, name: &str) -> Option<&'static Param> {
         self.params.iter().find(|p| p.name == name).or_else(|| {
             let alias = param_aliases().iter().find(|a| a.syscall == self.name && a.alias == name)?;
-            self.params.iter().find(|p| p.name == alias.kernel)
+            self.params.iter().find(|p| p.name == alias.kernel).or_else(|| {
+                let at = Arch::ALL
+                    .iter()
+                    .filter_map(|a| a.table().syscall(self.name))
+                    .filter(|s| s.params.len() == self.params.len())
+                    .find_map(|s| s.params.iter().position(|p| p.name == alias.kernel))?;
+                self.params.get(at)
+            })
         })
     }
 

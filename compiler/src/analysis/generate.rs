@@ -140,10 +140,11 @@ pub struct DraftOptions {
     /// Its default action, as written in .scp.
     pub default: String,
     /// The architecture the traces were taken on (`None`: each target's own). On every other
-    /// target, a traced call the target lacks becomes the calls of its families the target has
-    /// ([`crate::abi::equivalents`]: `access` on x86_64 is `faccessat` on aarch64), and one it
-    /// has brings the newer forms its C library may use instead ([`crate::abi::newer_forms`]:
-    /// `getuid` brings `getuid32` on arm).
+    /// target, a traced call becomes the calls of its families the target has
+    /// ([`crate::abi::equivalents`]): one the target lacks is replaced (`access` on x86_64 is
+    /// `faccessat` on aarch64), one it has brings the other forms its C library may use
+    /// instead, newer or older (`getuid` brings `getuid32` on arm; `ppoll` traced on aarch64
+    /// brings `poll` on x86_64, whose C library makes poll(2) with it).
     pub trace_arch: Option<Arch>,
 }
 
@@ -262,8 +263,10 @@ impl Plan {
                 let own = table.syscall(name).map(|s| s.name);
                 let calls: Vec<&'static str> = match own {
                     Some(own) if native => vec![own],
-                    // the call, and the newer forms its C library there may use instead
-                    Some(own) => std::iter::once(own).chain(crate::abi::newer_forms(name, arch)).collect(),
+                    // the call, and the other forms its C library there may use instead
+                    Some(own) => {
+                        std::iter::once(own).chain(crate::abi::equivalents(name, arch).into_iter().filter(|c| *c != own)).collect()
+                    }
                     None => crate::abi::equivalents(name, arch),
                 };
                 if calls.is_empty() {
@@ -575,5 +578,36 @@ mod tests {
         // a call with no equivalent: reported, and nothing in its place
         assert_eq!(draft.unmapped, [Unmapped { syscall: "arch_prctl".into(), calls: 1, archs: vec![Arch::Aarch64, Arch::Arm] }]);
         assert!(draft.text.contains("`arch_prctl` (1 call) has no equivalent on aarch64, arm"), "{}", draft.text);
+    }
+
+    /// The other way round: a trace taken on aarch64 (whose C library makes poll(2) with
+    /// `ppoll` and access(2) with `faccessat`) drafted for x86_64, whose C library makes them
+    /// with `poll` and `access`: the older forms are carried too, or the draft kills there.
+    #[test]
+    fn an_arm_trace_carries_the_older_forms_to_x86() {
+        let trace = "1 ppoll([{fd=3, events=POLLIN}], 1, NULL, NULL, 8) = 1\n1 faccessat(AT_FDCWD, \"/x\", R_OK) = 0\n\
+                     1 openat(AT_FDCWD, \"/x\", O_RDONLY) = 3\n1 newfstatat(3, \"\", {}, AT_EMPTY_PATH) = 0\n1 read(3, \"\", 1) = 0\n";
+        let mut obs = Observed::default();
+        obs.add("t.txt", trace).expect("reads");
+        let opts = DraftOptions {
+            name: "t".into(),
+            targets: vec![Arch::Aarch64, Arch::X86_64],
+            default: "kill_process".into(),
+            trace_arch: Some(Arch::Aarch64),
+        };
+        let draft = checked_draft(&obs, &opts, "t.scp").expect("checks");
+        let (checked, diags, _) = crate::check_source("t.scp", &draft.text);
+        assert!(!diags.has_errors() && diags.warning_count() == 0, "{diags:?}\n{}", draft.text);
+        let p = &checked.policies["t"];
+        let allowed = |arch: Arch, name: &str| {
+            let t = arch.table();
+            crate::eval::decide(p, t.audit_arch, t.syscall(name).expect(name).nr, &[0; 6]).action == crate::policy::Action::Allow
+        };
+        for name in ["poll", "ppoll", "access", "faccessat", "open", "openat", "stat", "fstat", "newfstatat", "read"] {
+            assert!(allowed(Arch::X86_64, name), "x86_64 {name}\n{}", draft.text);
+        }
+        // on the traced architecture, the trace only
+        assert!(!allowed(Arch::Aarch64, "faccessat2") && !allowed(Arch::Aarch64, "openat2"), "{}", draft.text);
+        assert!(draft.unmapped.is_empty(), "{:?}", draft.unmapped);
     }
 }
