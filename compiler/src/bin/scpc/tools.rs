@@ -161,7 +161,7 @@ pub(crate) fn generate(
     }
     let code = deliver(output, draft.text);
     if let (0, Some(path)) = (code, output) {
-        eprintln!("{path}: policy `{name}` allowing {} syscall(s)", obs.calls.len());
+        eprintln!("{path}: policy `{name}` drafted from {} traced syscall(s)", obs.calls.len());
     }
     code
 }
