@@ -389,8 +389,8 @@ fn param_name(arch: Option<Arch>, nr: u32, arg: u8) -> String {
     if arg == 6 {
         return "instruction_pointer".into();
     }
-    let params = arch.and_then(|a| a.table().by_nr(nr)).map_or(&[][..], |s| s.params);
-    params.get(usize::from(arg)).map_or_else(|| format!("arg{arg}"), |p| p.name.to_string())
+    // a name that reads register `arg` when written in a policy (prctl's `arg2` is register 1)
+    arch.and_then(|a| a.table().by_nr(nr)).map_or_else(|| format!("arg{arg}"), |s| s.arg_name(arg))
 }
 
 fn param_width_mask(arch: Arch, nr: u32, arg: u8) -> u64 {

@@ -223,7 +223,9 @@ impl Ctx<'_> {
         ImportError::Value { source_name: self.source_name.into(), location: path.into(), message, help: help.into() }
     }
 
-    fn action(&self, v: &str, errno: Option<u64>, path: &str) -> Result<String, ImportError> {
+    /// The action of `v` (with its errnoRet), errno values by name where every target gives the
+    /// number one name (`errno(ENOSYS)`).
+    fn action(&self, v: &str, errno: Option<u64>, path: &str, targets: &BTreeSet<Arch>) -> Result<String, ImportError> {
         let data = errno.unwrap_or(1);
         let limit = if v == "SCMP_ACT_TRACE" { 0xffff } else { 4095 };
         if matches!(v, "SCMP_ACT_ERRNO" | "SCMP_ACT_TRACE") && errno.is_some_and(|e| e > limit) {
@@ -236,7 +238,7 @@ impl Ctx<'_> {
         Ok(match v {
             "SCMP_ACT_ALLOW" => "allow".into(),
             "SCMP_ACT_LOG" => "log".into(),
-            "SCMP_ACT_ERRNO" => format!("errno({data})"),
+            "SCMP_ACT_ERRNO" => format!("errno({})", errno_name(data, targets).unwrap_or_else(|| data.to_string())),
             "SCMP_ACT_TRAP" => "trap".into(),
             "SCMP_ACT_TRACE" => format!("trace({})", errno.unwrap_or(0)),
             "SCMP_ACT_NOTIFY" => "notify".into(),
@@ -253,17 +255,28 @@ impl Ctx<'_> {
     }
 }
 
+/// The errno name of `v` on every architecture of `targets`, when there is one (EAGAIN, not its
+/// other name EWOULDBLOCK).
+fn errno_name(v: u64, targets: &BTreeSet<Arch>) -> Option<String> {
+    const OTHER_NAMES: &[&str] = &["EWOULDBLOCK", "EDEADLOCK", "ENOTSUP"];
+    let hits: Vec<&str> = crate::abi::all_constant_names()
+        .iter()
+        .copied()
+        .filter(|n| n.starts_with('E') && !n.contains('_') && !n.starts_with("EPOLL") && !OTHER_NAMES.contains(n))
+        .filter(|n| !targets.is_empty() && targets.iter().all(|a| a.table().constant(n) == Some(v)))
+        .collect();
+    match hits.as_slice() {
+        [one] => Some(one.to_string()),
+        _ => None,
+    }
+}
+
 fn number(n: u64) -> String {
     if n > 255 {
         format!("{n:#x}")
     } else {
         n.to_string()
     }
-}
-
-fn is_identifier(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Reads a Docker profile and writes the policy. The policy written always checks: a
@@ -322,7 +335,6 @@ fn parse(source_name: &str, text: &str) -> Result<Profile, ImportError> {
 fn translate(source_name: &str, text: &str, opts: &ImportOptions) -> Result<String, ImportError> {
     let ctx = Ctx { source_name };
     let profile = parse(source_name, text)?;
-    let default = ctx.action(&profile.default_action, profile.default_errno_ret, "defaultAction")?;
     // hosts from archMap (or the older `architectures` list)
     let mut hosts: Vec<Host> = Vec::new();
     let mut unsupported: Vec<String> = Vec::new();
@@ -355,6 +367,7 @@ fn translate(source_name: &str, text: &str, opts: &ImportOptions) -> Result<Stri
         add_host("SCMP_ARCH_AARCH64", &["SCMP_ARCH_ARM".into()], &mut hosts, &mut unsupported);
     }
     let targets: BTreeSet<Arch> = hosts.iter().flat_map(|h| h.archs.iter().copied()).collect();
+    let default = ctx.action(&profile.default_action, profile.default_errno_ret, "defaultAction", &targets)?;
     if targets.is_empty() {
         return Err(ctx.value(
             "archMap",
@@ -363,20 +376,20 @@ fn translate(source_name: &str, text: &str, opts: &ImportOptions) -> Result<Stri
         ));
     }
     let name = match &opts.name {
-        Some(n) if is_identifier(n) => n.clone(),
+        Some(n) if scpc_node::manifest::is_policy_name(n) => n.clone(),
         Some(n) => {
             return Err(ctx.value(
                 "--name",
                 format!("`{}` is not a policy name", comment_text(n)),
-                "a policy name is a letter or `_` followed by letters, digits and `_`",
+                "a policy name is a letter or `_` followed by letters, digits, `_` and `-`",
             ))
         }
         None => {
             let stem = std::path::Path::new(source_name).file_stem().map_or("imported".into(), |s| s.to_string_lossy().into_owned());
-            let id: String = stem.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+            let id: String = stem.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
             match id.chars().next() {
                 None => "imported".to_string(),
-                Some(c) if c.is_ascii_digit() => format!("p_{id}"),
+                Some(c) if c.is_ascii_digit() || c == '-' => format!("p_{id}"),
                 _ => id,
             }
         }
@@ -390,8 +403,8 @@ fn translate(source_name: &str, text: &str, opts: &ImportOptions) -> Result<Stri
     std_groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(&b.0)));
     let mut uses_std = false;
     let mut groups = String::new();
-    let mut rules = String::new();
-    let mut skipped = Vec::new();
+    let mut rules: Vec<RuleLine> = Vec::new();
+    let mut skipped: Vec<String> = Vec::new();
     for (i, s) in profile.syscalls.iter().enumerate() {
         let path = format!("syscalls[{i}]");
         let names: Vec<&str> = match (&s.names, &s.name) {
@@ -399,7 +412,7 @@ fn translate(source_name: &str, text: &str, opts: &ImportOptions) -> Result<Stri
             (None, Some(one)) => vec![one.as_str()],
             (None, None) => return Err(ctx.value(&format!("{path}.names"), "missing".into(), "an entry names its syscalls with `names`")),
         };
-        let act = ctx.action(&s.action, s.errno_ret, &format!("{path}.action"))?;
+        let act = ctx.action(&s.action, s.errno_ret, &format!("{path}.action"), &targets)?;
         let (inc, exc) = (s.includes.as_ref(), s.excludes.as_ref());
         let list = |f: Option<&Filter>, pick: fn(&Filter) -> &Option<Vec<String>>| -> Vec<String> {
             f.and_then(|f| pick(f).clone()).unwrap_or_default()
@@ -411,11 +424,11 @@ fn translate(source_name: &str, text: &str, opts: &ImportOptions) -> Result<Stri
         let comment = s.comment.as_deref().filter(|c| !c.is_empty()).map(comment_text);
         let shown = comment_text(&names.join(", "));
         if let Some(missing) = inc_caps.iter().find(|c| !opts.caps.contains(c)) {
-            skipped.push(format!("{shown}: {act} only with {}", comment_text(missing)));
+            skipped.push(format!("{path} ({shown}): {act} only with {}", comment_text(missing)));
             continue;
         }
         if let Some(present) = exc_caps.iter().find(|c| opts.caps.contains(c)) {
-            skipped.push(format!("{shown}: {act} except with {}", comment_text(present)));
+            skipped.push(format!("{path} ({shown}): {act} except with {}", comment_text(present)));
             continue;
         }
         let on: BTreeSet<Arch> = hosts
@@ -424,19 +437,30 @@ fn translate(source_name: &str, text: &str, opts: &ImportOptions) -> Result<Stri
             .filter(|h| !exc_arches.iter().any(|a| a == h.docker))
             .flat_map(|h| h.archs.iter().copied())
             .collect();
+        let for_hosts = if inc_arches.is_empty() && exc_arches.is_empty() {
+            String::new()
+        } else {
+            let hs: Vec<&str> = hosts
+                .iter()
+                .filter(|h| inc_arches.is_empty() || inc_arches.iter().any(|a| a == h.docker))
+                .filter(|h| !exc_arches.iter().any(|a| a == h.docker))
+                .map(|h| h.docker)
+                .collect();
+            format!(" for {}", hs.join(", "))
+        };
         if on.is_empty() {
-            skipped.push(format!("{shown}: {act} only on {}", comment_text(&inc_arches.join(", "))));
+            skipped.push(format!("{path} ({shown}): {act} only on {}", comment_text(&inc_arches.join(", "))));
             continue;
         }
         // a name becomes a syscall only when the tables know it: no profile string becomes
         // policy text
-        let known: Vec<&str> = names.iter().copied().filter(|n| targets.iter().any(|a| a.table().syscall(n).is_some())).collect();
+        let known: Vec<&str> = names.iter().copied().filter(|n| on.iter().any(|a| a.table().syscall(n).is_some())).collect();
         let unknown: Vec<&str> = names.iter().copied().filter(|n| !known.contains(n)).collect();
         if !unknown.is_empty() {
             skipped.push(format!(
-                "{}: not a syscall of {}",
+                "{path}{for_hosts} ({}): not a syscall of {}",
                 comment_text(&unknown.join(", ")),
-                targets.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
+                on.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
             ));
         }
         if known.is_empty() {
@@ -453,16 +477,19 @@ fn translate(source_name: &str, text: &str, opts: &ImportOptions) -> Result<Stri
                     "seccomp sees six argument registers",
                 ));
             }
-            let value = a.value;
             let param = param_name(&known, a.index as usize, &on);
+            let named = |v: u64| constant_name(&known, &param, v, &on).unwrap_or_else(|| number(v));
+            let value = named(a.value);
             let atom = match a.op.as_str() {
-                "SCMP_CMP_EQ" => format!("{param} == {}", number(value)),
-                "SCMP_CMP_NE" => format!("{param} != {}", number(value)),
-                "SCMP_CMP_LT" => format!("{param} < {}", number(value)),
-                "SCMP_CMP_LE" => format!("{param} <= {}", number(value)),
-                "SCMP_CMP_GT" => format!("{param} > {}", number(value)),
-                "SCMP_CMP_GE" => format!("{param} >= {}", number(value)),
-                "SCMP_CMP_MASKED_EQ" => format!("{param} & {} == {}", number(value), number(a.value_two.unwrap_or(0))),
+                "SCMP_CMP_EQ" => format!("{param} == {value}"),
+                "SCMP_CMP_NE" => format!("{param} != {value}"),
+                "SCMP_CMP_LT" => format!("{param} < {value}"),
+                "SCMP_CMP_LE" => format!("{param} <= {value}"),
+                "SCMP_CMP_GT" => format!("{param} > {value}"),
+                "SCMP_CMP_GE" => format!("{param} >= {value}"),
+                // (a mask is a shift expression: an OR of names takes parentheses)
+                "SCMP_CMP_MASKED_EQ" if value.contains('|') => format!("{param} & ({value}) == {}", named(a.value_two.unwrap_or(0))),
+                "SCMP_CMP_MASKED_EQ" => format!("{param} & {value} == {}", named(a.value_two.unwrap_or(0))),
                 other => {
                     return Err(ctx.value(
                         &format!("{p}.op"),
@@ -504,17 +531,22 @@ fn translate(source_name: &str, text: &str, opts: &ImportOptions) -> Result<Stri
             let _ = writeln!(groups, "group {g} = {}", members.join(", "));
             format!("@{g}")
         };
-        if let Some(v) = inc.and_then(|f| f.min_kernel.as_deref()) {
-            let _ = writeln!(rules, "    # Docker adds this rule on kernels from {} on", comment_text(v));
+        let mut notes = Vec::new();
+        let min_kernel = inc.and_then(|f| f.min_kernel.as_deref());
+        if let Some(v) = min_kernel {
+            notes.push(format!("Docker adds this rule on kernels from {} on", comment_text(v)));
         } else if known.len() == 1 {
-            if let Some(c) = &comment {
-                let _ = writeln!(rules, "    # {c}");
-            }
+            notes.extend(comment.clone());
         }
+        let acks = deliberate(&known, min_kernel);
         for c in conds {
-            let _ = writeln!(rules, "    {act} {subject}{on_clause}{c}");
+            rules.push(RuleLine { notes: std::mem::take(&mut notes), text: format!("{act} {subject}{on_clause}{c}"), acks: acks.clone() });
         }
     }
+    let skipped = {
+        let mut seen = BTreeSet::new();
+        skipped.into_iter().filter(|l| seen.insert(l.clone())).collect::<Vec<_>>()
+    };
     let mut out = String::new();
     let _ = writeln!(out, "# Imported by `scpc import docker` from {}.", comment_text(source_name));
     let caps = if opts.caps.is_empty() { "no added capabilities".to_string() } else { comment_text(&opts.caps.join(", ")) };
@@ -533,27 +565,206 @@ fn translate(source_name: &str, text: &str, opts: &ImportOptions) -> Result<Stri
     let _ = writeln!(out, "\npolicy {name} {{");
     let _ = writeln!(out, "    target {}", targets.iter().map(|a| a.name()).collect::<Vec<_>>().join(", "));
     let _ = writeln!(out, "    default {default}");
-    out.push_str(&rules);
+    let mut tail = String::new();
     if !skipped.is_empty() {
-        let _ = writeln!(out, "\n    # Entries left out:");
+        let _ = writeln!(tail, "\n    # Entries left out:");
         for s in &skipped {
-            let _ = writeln!(out, "    #   {s}");
+            let _ = writeln!(tail, "    #   {s}");
         }
     }
-    out.push_str("}\n");
-    Ok(out)
+    tail.push_str("}\n");
+    Ok(acknowledged(&out, &rules, &tail))
 }
 
-/// The kernel's name of argument `index`, when every named syscall has the same one on every
-/// architecture it applies on, at that position and register; else `argN`.
+/// A rule of the translation, with the comments above it and the warnings it may acknowledge.
+struct RuleLine {
+    /// Comments written above it (from the importer, or escaped from the profile).
+    notes: Vec<String>,
+    /// The rule.
+    text: String,
+    /// (warning name, why) that the translation acknowledges for this rule: Docker's
+    /// deliberate choices.
+    acks: Vec<(&'static str, &'static str)>,
+}
+
+/// The warnings a rule of an entry may acknowledge, each with why: choices Docker's default
+/// profile makes on purpose and documents. A warning of any other kind stays, so that a
+/// reviewer of another profile sees it (a profile allowing kexec_load is warned about).
+fn deliberate(known: &[&str], min_kernel: Option<&str>) -> Vec<(&'static str, &'static str)> {
+    let mut acks = vec![
+        // answering ENOSYS on older kernels is what they do anyway
+        ("syscall_too_new", "the profile allows it; kernels older than it answer ENOSYS, as without the rule"),
+        // the profile's own semantics: it lets socketcall through, as Docker does for i386 programs
+        (
+            "multiplexer",
+            "the profile also allows socketcall, as Docker's does: on i386 calls made through it bypass these rules, in Docker as here",
+        ),
+    ];
+    let ptrace_family = ["ptrace", "process_vm_readv", "process_vm_writev"];
+    let from_4_8 = min_kernel
+        .and_then(|v| v.split_once('.'))
+        .and_then(|(a, b)| {
+            Some((a.parse::<u32>().ok()?, b.chars().take_while(char::is_ascii_digit).collect::<String>().parse::<u32>().ok()?))
+        })
+        .is_some_and(|v| v >= (4, 8));
+    if from_4_8 && !known.is_empty() && known.iter().all(|n| ptrace_family.contains(n)) {
+        acks.push(("attack_surface", "Docker's choice: from Linux 4.8 on, ptrace can no longer be used to escape seccomp"));
+    }
+    acks
+}
+
+/// The policy text: `head`, the rules (each after its notes, with `# scpc: allow(NAME)` above it
+/// for each warning the checker gives it that [`deliberate`] lists), then `tail`.
+fn acknowledged(head: &str, rules: &[RuleLine], tail: &str) -> String {
+    let assemble = |acks: &[Vec<&'static str>]| -> (String, Vec<usize>) {
+        let mut out = head.to_string();
+        let mut lines = Vec::new();
+        let mut said: &[&'static str] = &[];
+        for (r, names) in rules.iter().zip(acks) {
+            for n in &r.notes {
+                let _ = writeln!(out, "    # {n}");
+            }
+            // (why is said once for a run of rules acknowledging the same)
+            for name in names.iter().filter(|n| !said.contains(n) || !r.notes.is_empty()) {
+                let why = r.acks.iter().find(|(a, _)| a == name).map_or("", |(_, w)| w);
+                let _ = writeln!(out, "    # {why}");
+            }
+            said = names;
+            if !names.is_empty() {
+                // alone on the line above the rule, where the checker looks for it
+                let pragmas: Vec<String> = names.iter().map(|n| format!("scpc: allow({n})")).collect();
+                let _ = writeln!(out, "    # {}", pragmas.join(", "));
+            }
+            lines.push(out.matches('\n').count() + 1);
+            let _ = writeln!(out, "    {}", r.text);
+        }
+        out.push_str(tail);
+        (out, lines)
+    };
+    let none: Vec<Vec<&'static str>> = vec![Vec::new(); rules.len()];
+    let (text, lines) = assemble(&none);
+    let (_, diags, map) = crate::check_source("imported.scp", &text);
+    let mut acks = none;
+    for d in diags.iter().filter(|d| !scpc_lang::diag::is_error(d.as_ref())) {
+        let (Some(code), Some(span)) = (d.code().map(|c| c.to_string()), scpc_lang::diag::primary_span(d.as_ref())) else { continue };
+        let name = code.rsplit("::").next().unwrap_or_default();
+        let Some((_, at)) = map.locate(span.offset() as u32) else { continue };
+        let Some(i) = lines.iter().position(|l| *l == at.line) else { continue };
+        if let Some(&(a, _)) = rules[i].acks.iter().find(|(a, _)| *a == name) {
+            if !acks[i].contains(&a) {
+                acks[i].push(a);
+            }
+        }
+    }
+    assemble(&acks).0
+}
+
+/// The name of argument `index` for the syscalls of an entry on the architectures it applies
+/// on: the kernel's, when it is the same for each and names that register
+/// ([`crate::abi::Syscall::arg_name`]: prctl's `arg2` is register 1, so register 2 is written
+/// `arg2`, never the kernel's `arg3`); else `argN`.
 fn param_name(names: &[&str], index: usize, on: &BTreeSet<Arch>) -> String {
-    let found: BTreeSet<Option<&str>> = names
-        .iter()
-        .flat_map(|n| on.iter().filter_map(move |a| a.table().syscall(n)))
-        .map(|s| s.params.iter().find(|p| p.reg as usize == index && p.reg_hi.is_none()).map(|p| p.name))
-        .collect();
+    let found: BTreeSet<String> =
+        names.iter().flat_map(|n| on.iter().filter_map(move |a| a.table().syscall(n))).map(|s| s.arg_name(index as u8)).collect();
     match found.into_iter().collect::<Vec<_>>().as_slice() {
-        [Some(one)] => one.to_string(),
+        [one] => one.clone(),
         _ => format!("arg{index}"),
+    }
+}
+
+/// How the values of an argument are named.
+#[derive(Copy, Clone)]
+enum Naming {
+    /// One constant of the prefix (the names in `skip` are other names of the same values).
+    Value { prefix: &'static str, skip: &'static [&'static str] },
+    /// Flags: an OR of single-bit constants of the prefix.
+    Flags { prefix: &'static str, skip: &'static [&'static str] },
+    /// personality(2)'s persona: a PER_* execution domain, then flags (UNAME26...).
+    Persona,
+}
+
+/// The arguments whose values Docker's profiles compare and the language names: socket's
+/// address family, personality's persona, the namespace flags of clone and unshare.
+const NAMED_ARGS: &[(&str, &str, Naming)] = &[
+    ("socket", "family", Naming::Value { prefix: "AF_", skip: &["AF_LOCAL", "AF_FILE", "AF_ROUTE", "AF_MAX"] }),
+    ("socketpair", "family", Naming::Value { prefix: "AF_", skip: &["AF_LOCAL", "AF_FILE", "AF_ROUTE", "AF_MAX"] }),
+    ("personality", "personality", Naming::Persona),
+    // CLONE_NEWTIME is 0x80, a bit of clone's exit signal (CSIGNAL): clone3 and unshare only
+    (
+        "clone",
+        "clone_flags",
+        Naming::Flags { prefix: "CLONE_", skip: &["CLONE_NEWTIME", "CLONE_DETACHED", "CLONE_CLEAR_SIGHAND", "CLONE_INTO_CGROUP"] },
+    ),
+    ("unshare", "unshare_flags", Naming::Flags { prefix: "CLONE_", skip: &["CLONE_DETACHED"] }),
+];
+
+/// personality(2)'s flags, above the execution domain's byte.
+const PERSONA_FLAGS: &[&str] = &[
+    "UNAME26",
+    "ADDR_NO_RANDOMIZE",
+    "FDPIC_FUNCPTRS",
+    "MMAP_PAGE_ZERO",
+    "ADDR_COMPAT_LAYOUT",
+    "READ_IMPLIES_EXEC",
+    "ADDR_LIMIT_32BIT",
+    "SHORT_INODE",
+    "WHOLE_SECONDS",
+    "STICKY_TIMEOUTS",
+    "ADDR_LIMIT_3GB",
+];
+
+/// `v` written with constant names, where the entry names one syscall whose argument `param`
+/// the language names ([`NAMED_ARGS`]) and the names have the same values on every
+/// architecture of `on`; `None` keeps the number. The name of a value is unambiguous: one
+/// constant, or an OR of distinct flags that covers every bit.
+fn constant_name(names: &[&str], param: &str, v: u64, on: &BTreeSet<Arch>) -> Option<String> {
+    let [syscall] = names else { return None };
+    let &(_, _, naming) = NAMED_ARGS.iter().find(|(s, p, _)| s == syscall && *p == param)?;
+    // a name's value, the same on every architecture of the rule
+    let value = |name: &str| -> Option<u64> {
+        let mut vals = on.iter().map(|a| a.table().constant(name));
+        let first = vals.next()??;
+        vals.all(|x| x == Some(first)).then_some(first)
+    };
+    let with_prefix = |prefix: &str, skip: &[&str]| -> Vec<(&'static str, u64)> {
+        crate::abi::all_constant_names()
+            .iter()
+            .copied()
+            .filter(|n| n.starts_with(prefix) && !skip.contains(n))
+            .filter_map(|n| Some((n, value(n)?)))
+            .collect()
+    };
+    let flags = |v: u64, candidates: &[(&'static str, u64)]| -> Option<String> {
+        if v == 0 {
+            return None;
+        }
+        let mut bits: Vec<(&str, u64)> = candidates.iter().copied().filter(|(_, b)| b.is_power_of_two() && v & b != 0).collect();
+        bits.sort_by_key(|(n, b)| (*b, *n));
+        bits.dedup_by_key(|(_, b)| *b);
+        let covered = bits.iter().fold(0, |acc, (_, b)| acc | b);
+        (covered == v).then(|| bits.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(" | "))
+    };
+    match naming {
+        Naming::Value { prefix, skip } => {
+            let hits: Vec<&str> = with_prefix(prefix, skip).into_iter().filter(|(_, x)| *x == v).map(|(n, _)| n).collect();
+            match hits.as_slice() {
+                [one] => Some(one.to_string()),
+                _ => None,
+            }
+        }
+        Naming::Flags { prefix, skip } => flags(v, &with_prefix(prefix, skip)),
+        Naming::Persona => {
+            let domains: Vec<(&str, u64)> =
+                with_prefix("PER_", &["PER_MASK", "PER_CLEAR_ON_SETID"]).into_iter().filter(|(_, x)| *x <= 0xff).collect();
+            let persona_flags: Vec<(&'static str, u64)> = PERSONA_FLAGS.iter().filter_map(|n| Some((*n, value(n)?))).collect();
+            let (domain, rest) = (v & 0xff, v & !0xff);
+            let hits: Vec<&str> = domains.iter().filter(|(_, x)| *x == domain).map(|(n, _)| *n).collect();
+            let [domain] = hits.as_slice() else { return None };
+            match rest {
+                0 => Some(domain.to_string()),
+                _ if v == rest => flags(rest, &persona_flags),
+                _ => flags(rest, &persona_flags).map(|f| format!("{domain} | {f}")),
+            }
+        }
     }
 }

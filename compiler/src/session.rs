@@ -80,6 +80,9 @@ pub struct BuildOptions {
     pub emit: Vec<Emit>,
     /// Refuse a filter that was only validated by sampling (the proof ran out of its budget).
     pub require_proof: bool,
+    /// Do not run the policy's `test` blocks on the compiled filters (they run by default,
+    /// and a failing line makes the build fail).
+    pub skip_tests: bool,
 }
 
 /// Why a build made nothing.
@@ -115,6 +118,18 @@ pub enum CompileError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Systemd(#[from] crate::artifact::systemd::SystemdError),
+    /// A line of the policy's `test` blocks does not hold on the compiled filters (each
+    /// failure is in the diagnostics sink, naming the rule that decided).
+    #[error("{failed} of {cases} test case(s) of `{policy}` failed on the compiled filters; nothing was written")]
+    #[diagnostic(code(scpc::build::tests_failed), help("fix the policy or the test lines; `--skip-tests` builds without running them"))]
+    TestsFailed {
+        /// The policy.
+        policy: String,
+        /// Lines × architectures that failed.
+        failed: usize,
+        /// Lines × architectures run.
+        cases: usize,
+    },
     /// `--require-proof`, and the decision procedure did not answer for a filter.
     #[error("the filter of `{policy}` for {arch} was validated by sampling ({cases} calls) but not proven: the decision procedure ran out of its node budget; nothing was written")]
     #[diagnostic(code(scpc::build::not_proven), help("build without --require-proof to accept a filter checked on sampled calls only"))]
@@ -139,7 +154,8 @@ impl CompileError {
             | CompileError::NoTarget { .. }
             | CompileError::AuditNeedsKernel { .. }
             | CompileError::Oci(_)
-            | CompileError::Systemd(_) => true,
+            | CompileError::Systemd(_)
+            | CompileError::TestsFailed { .. } => true,
         }
     }
 }
@@ -151,6 +167,8 @@ pub struct Bundle {
     pub policy: Policy,
     /// One validated filter per target.
     pub filters: Vec<Filter>,
+    /// The policy's test lines run on the filters (none when `skip_tests`).
+    pub tests: sema::TestOutcome,
     /// The manifest.
     pub manifest: Manifest,
     /// Every file of the build, by name, in the order they are written: the renderings, the
@@ -248,7 +266,9 @@ pub fn resolve(unit: &Unit, map: &SourceMap, name: &str, targets: &[Arch], diags
 
 /// Compiles policy `options.policy` of `unit` (loaded into `map`): resolved and checked
 /// (problems to `diags`), one filter per target compiled and validated against the policy,
-/// the renderings `options.emit` asks for, and the manifest. Nothing is written.
+/// the policy's `test` blocks run on those filters (unless `options.skip_tests`; a failing
+/// line, in `diags`, makes the build fail), the renderings `options.emit` asks for, and the
+/// manifest. Nothing is written.
 ///
 /// ```
 /// use scpc::artifact::render::Emit;
@@ -259,7 +279,15 @@ pub fn resolve(unit: &Unit, map: &SourceMap, name: &str, targets: &[Arch], diags
 /// let (mut map, mut diags) = (SourceMap::new(), Diagnostics::new());
 /// let unit = scpc::load("p.scp", &loader, &mut map, &mut diags).expect("in memory");
 /// let profile = scpc::import::trace::builtin_profile();
-/// let options = scpc::BuildOptions { policy: "p".into(), targets: vec![], profile, audit: false, emit: vec![Emit::Bpf, Emit::Disasm], require_proof: true };
+/// let options = scpc::BuildOptions {
+///     policy: "p".into(),
+///     targets: vec![],
+///     profile,
+///     audit: false,
+///     emit: vec![Emit::Bpf, Emit::Disasm],
+///     require_proof: true,
+///     skip_tests: false,
+/// };
 /// let bundle = scpc::compile(&unit, &map, &options, &mut diags).expect("compiles");
 /// let names: Vec<&str> = bundle.files.iter().map(|(name, _)| name.as_str()).collect();
 /// assert_eq!(names, ["p.x86_64.bpf", "p.x86_64.disasm", "p.aarch64.bpf", "p.aarch64.disasm", "p.manifest.json"]);
@@ -278,6 +306,8 @@ pub fn compile(unit: &Unit, map: &SourceMap, options: &BuildOptions, diags: &mut
     if let Some(f) = filters.iter().find(|f| options.require_proof && !f.proven) {
         return Err(CompileError::NotProven { policy: policy.name.clone(), arch: f.arch, cases: f.validated_cases });
     }
+    let tests =
+        if options.skip_tests { sema::TestOutcome::default() } else { run_tests(unit, map, &policy, &filters, options.audit, diags)? };
     let mut files = Vec::new();
     let mut targets = Vec::new();
     for f in &filters {
@@ -315,7 +345,76 @@ pub fn compile(unit: &Unit, map: &SourceMap, options: &BuildOptions, diags: &mut
         targets,
     };
     files.push((manifest_file(&policy.name), manifest.to_json().into_bytes()));
-    Ok(Bundle { policy, filters, manifest, files })
+    Ok(Bundle { policy, filters, tests, manifest, files })
+}
+
+/// Runs the `test` blocks of `policy` on its compiled filters (an audit-only build's lines
+/// expect `log` where they say a denial); failures, and lines that cannot run, go to `diags`
+/// and fail the build.
+fn run_tests(
+    unit: &Unit,
+    map: &SourceMap,
+    policy: &Policy,
+    filters: &[Filter],
+    audit: bool,
+    diags: &mut Diagnostics,
+) -> Result<sema::TestOutcome, CompileError> {
+    let judge = crate::analysis::judge::CompiledFilters::of_build(&policy.name, filters, audit);
+    let checked = sema::Checked { policies: [(policy.name.clone(), policy.clone())].into(), tests: sema::TestOutcome::default() };
+    let errors_before = diags.error_count();
+    let outcome = sema::run_tests(unit, &checked, sema::Judge::Compiled(&judge), diags);
+    diags.drop_acknowledged(map);
+    if outcome.failed > 0 || diags.error_count() > errors_before {
+        return Err(CompileError::TestsFailed { policy: policy.name.clone(), failed: outcome.failed.max(1), cases: outcome.cases });
+    }
+    Ok(outcome)
+}
+
+/// The policy a command means when it names none: the one policy the unit's root file defines
+/// (else, if it defines none, the one policy of the unit). `Err` is the diagnostic: several
+/// policies (all listed and marked), or none.
+pub fn only_policy(unit: &Unit) -> Result<String, PolicyChoiceError> {
+    let defined = sema::root_policies(unit);
+    match defined.as_slice() {
+        [one] => Ok(one.name.clone()),
+        _ => {
+            let names: Vec<String> = defined.iter().map(|i| format!("`{}`", i.name)).collect();
+            let labels: Vec<miette::LabeledSpan> =
+                defined.iter().skip(1).map(|i| miette::LabeledSpan::new_with_span(Some(format!("policy `{}`", i.name)), i.span)).collect();
+            let label = defined.first().map_or("this file defines no policy".to_string(), |i| format!("policy `{}`", i.name));
+            let span = defined
+                .first()
+                .map(|i| i.span)
+                .or_else(|| unit.files.first().map(|f| scpc_lang::source::Span::new(f.span.lo, f.span.lo)))
+                .unwrap_or_default();
+            let help = if names.is_empty() {
+                "a file to build defines a policy: `policy NAME { ... }`".to_string()
+            } else {
+                format!("name one with --policy: {}", names.join(", "))
+            };
+            Err(PolicyChoiceError { count: defined.len(), span: span.into(), label, labels, help })
+        }
+    }
+}
+
+/// A command needs one policy and the file defines several, or none.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("the file defines {count} policies: say which with --policy")]
+#[diagnostic(code(scpc::build::which_policy))]
+pub struct PolicyChoiceError {
+    /// How many policies the file defines.
+    pub count: usize,
+    /// The first policy's name (or the file's start).
+    #[label(primary, "{label}")]
+    pub span: miette::SourceSpan,
+    /// What the first label says.
+    pub label: String,
+    /// Every policy of the file.
+    #[label(collection)]
+    pub labels: Vec<miette::LabeledSpan>,
+    /// The choices.
+    #[help]
+    pub help: String,
 }
 
 /// Every file of the unit with its sha256, sorted by name.

@@ -46,7 +46,7 @@ fn bad_input_writes_nothing() {
     assert!(!dir.exists(), "no output directory for a failed build");
     let (code, _, err) = scpc(&["build", &example(), "--policy", "nope", "-o", &dir.to_string_lossy()]);
     assert_eq!(code, 1);
-    assert!(err.contains("unknown policy `nope`"), "{err}");
+    assert!(err.contains("the file defines no policy `nope`") && err.contains("`base`, `web`"), "{err}");
 }
 
 #[test]

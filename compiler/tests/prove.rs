@@ -196,7 +196,7 @@ fn the_stdlib_the_example_and_docker_default_build_proven() {
         ("services/nginx.scp", "nginx"),
         ("services/redis.scp", "redis"),
         ("services/mosquitto.scp", "mosquitto"),
-        ("services/python-http.scp", "python_http"),
+        ("services/python-http.scp", "python-http"),
     ];
     for (file, policy) in builds {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_scpc"))

@@ -86,3 +86,32 @@ fn trace_generate_build_exec() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `strace -c` lists no `exit_group` (it does not return), yet every program makes it: a draft
+/// from the summary alone still lets each of these real programs run to its end, exit 0 (the
+/// draft always allows what every program needs to end).
+#[test]
+fn strace_c_drafts_let_true_ls_and_python_run_to_the_end() {
+    support::need(&[support::Need::Program("strace"), support::Need::File("/usr/bin/python3")]);
+    let dir = workdir("summary");
+    let programs: [(&str, &[&str]); 3] =
+        [("true", &["/bin/true"]), ("ls", &["/bin/ls", "/"]), ("python", &["/usr/bin/python3", "-c", "pass"])];
+    for (name, argv) in programs {
+        let summary = format!("{name}.strace-c.txt");
+        let st = Command::new("strace").current_dir(&dir).args(["-c", "-o", &summary]).args(argv).output().expect("strace");
+        assert!(st.status.success(), "{st:?}");
+        let text = std::fs::read_to_string(dir.join(&summary)).expect("summary");
+        assert!(!text.contains("exit_group"), "strace -c lists no exit_group:\n{text}");
+        let scp = format!("{name}.scp");
+        scpc(&dir, &["generate", &summary, "--name", name, "-o", &scp]);
+        let draft = std::fs::read_to_string(dir.join(&scp)).expect("draft");
+        let exit_group = draft.lines().find(|l| l.trim_start().starts_with("allow exit_group ")).unwrap_or_default();
+        assert!(exit_group.ends_with("# every program needs it to end"), "{draft}");
+        scpc(&dir, &["check", "--deny-warnings", &scp]);
+        scpc(&dir, &["build", &scp, "-o", name]);
+        let filter = format!("{name}/{name}.x86_64.bpf");
+        let out = Command::new(SCPC).current_dir(&dir).args(["exec", &filter, "--"]).args(argv).output().expect("runs");
+        assert_eq!(out.status.code(), Some(0), "{name} under its draft: {out:?}\n{draft}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

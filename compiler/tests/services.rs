@@ -202,7 +202,7 @@ fn mosquitto_brokers_and_cannot_mount() {
 #[test]
 fn python_http_server_serves_and_cannot_spawn_a_shell() {
     let dir = workdir("python");
-    let filter = prepare(&dir, "python-http.scp", "python_http");
+    let filter = prepare(&dir, "python-http.scp", "python-http");
     let port = 18531;
     let www = dir.join("www");
     let mut s = start(

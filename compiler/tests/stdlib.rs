@@ -31,6 +31,8 @@ fn every_stdlib_file_checks_clean_and_its_tests_pass_compiled() {
         "services/redis.scp",
         "services/mosquitto.scp",
         "services/python-http.scp",
+        "families.scp",
+        "docker-default.scp",
     ] {
         assert!(files.iter().any(|f| f.ends_with(must)), "{must} is missing");
     }

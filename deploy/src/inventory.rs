@@ -457,13 +457,14 @@ impl Inventory {
                     None,
                 )));
             }
-            if !valid_name(s.policy.get_ref()) {
+            // the language's rule, which the build's file names and manifests follow
+            if !scpc_node::manifest::is_policy_name(s.policy.get_ref()) {
                 return Err(Box::new(cx.err(
                     Problem::PolicyName,
                     Some(s.policy.span()),
                     "not a policy name",
                     format!("`{}` is not a policy name", s.policy.get_ref()),
-                    None,
+                    Some("a policy name is a letter or `_`, then letters, digits, `_` and `-` (`modbus-gateway`)"),
                 )));
             }
             let path = s.path.get_ref();
@@ -586,5 +587,19 @@ mod tests {
             codes.insert(code);
         }
         assert_eq!(codes.len(), 7, "one code per kind of mistake");
+    }
+
+    /// A service's policy is named as the language names policies: `-` is fine, and a name no
+    /// policy can have (a `.`, a leading digit) is refused here rather than when its artifacts
+    /// are missing.
+    #[test]
+    fn service_policies_follow_the_languages_name_rule() {
+        let with = |name: &str| format!("{HOST}{}", SERVICE.replace("policy = \"p\"", &format!("policy = \"{name}\"")));
+        let inv = Inventory::parse("inv.toml", &with("modbus-gateway")).expect("a hyphenated policy name");
+        assert_eq!(inv.services[0].policy, "modbus-gateway");
+        for bad in ["web.v2", "..", "9web", "-web", "a/b"] {
+            let e = Inventory::parse("inv.toml", &with(bad)).expect_err(bad);
+            assert_eq!(e.problem, Problem::PolicyName, "{bad}: {e}");
+        }
     }
 }

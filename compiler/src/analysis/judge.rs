@@ -16,9 +16,19 @@ use crate::sema::{Checked, FilterJudge};
 #[derive(Clone, Debug, Default)]
 pub struct CompiledFilters {
     programs: BTreeMap<(String, Arch), Program>,
+    /// The filters are audit-only builds (`build --audit`): what a line expects is seen through
+    /// the same change, every decision but `allow` becoming `log`.
+    audit: bool,
 }
 
 impl CompiledFilters {
+    /// The filters of one build of policy `name` (`scpc build` runs its test blocks on them);
+    /// `audit` when they are an audit-only build.
+    pub fn of_build(name: &str, filters: &[crate::artifact::Filter], audit: bool) -> CompiledFilters {
+        let programs = filters.iter().map(|f| ((name.to_string(), f.arch), f.program.clone())).collect();
+        CompiledFilters { programs, audit }
+    }
+
     /// Compiles every policy of a checked unit with `profile`; the policies that fail are
     /// left out and their errors returned beside.
     pub fn compile(checked: &Checked, profile: &Profile) -> (CompiledFilters, Vec<BuildError>) {
@@ -42,6 +52,14 @@ impl FilterJudge for CompiledFilters {
         let program = self.programs.get(&(policy.to_string(), arch))?;
         let data = SeccompData { nr, arch: arch.table().audit_arch, instruction_pointer: 0, args: *args };
         run(program, &data).ok().map(|o| o.ret)
+    }
+
+    fn expected(&self, action: crate::policy::Action) -> crate::policy::Action {
+        if self.audit && action != crate::policy::Action::Allow {
+            crate::policy::Action::Log
+        } else {
+            action
+        }
     }
 }
 

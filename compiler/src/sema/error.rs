@@ -146,6 +146,24 @@ pub enum SemaError {
         #[help]
         help: String,
     },
+    /// `--policy NAME` of no policy of the file.
+    #[error("the file defines no policy `{name}`")]
+    #[diagnostic(code(scpc::resolve::no_such_policy))]
+    NoSuchPolicy {
+        /// The name asked for.
+        name: String,
+        /// The closest policy, else the first, else the file's start.
+        #[label(primary, "{label}")]
+        span: SourceSpan,
+        /// What the primary label says.
+        label: String,
+        /// The file's other policies.
+        #[label(collection)]
+        others: Vec<miette::LabeledSpan>,
+        /// The choices.
+        #[help]
+        help: String,
+    },
     /// A policy that extends itself through its parents.
     #[error("policy `{name}` extends itself: {chain}")]
     #[diagnostic(code(scpc::resolve::extends_cycle), help("a policy's parents must end in a policy that extends nothing"))]
@@ -270,6 +288,26 @@ pub enum SemaError {
         /// Where.
         #[label("no such register")]
         span: SourceSpan,
+    },
+    /// `argN` where the kernel calls another register's parameter `argN` (prctl's `arg2` is
+    /// register 1): `argN` reads register N all the same.
+    #[error("`{arg}` of `{syscall}` reads register {reg}, not the kernel's parameter `{arg}` (register {kernel_reg})")]
+    #[diagnostic(code(scpc::lint::register_name), severity(Warning))]
+    RegisterName {
+        /// The argument as written.
+        arg: String,
+        /// The syscall.
+        syscall: String,
+        /// The register it reads.
+        reg: u8,
+        /// The register of the kernel's parameter of that name.
+        kernel_reg: u8,
+        /// Where.
+        #[label("register {reg}")]
+        span: SourceSpan,
+        /// What each register holds.
+        #[help]
+        help: String,
     },
     /// `argN` past the syscall's parameters: the register holds whatever was left there.
     #[error("`{syscall}` takes {count} argument(s); `{arg}` is whatever the register holds")]
@@ -472,22 +510,23 @@ pub enum SemaError {
         #[help]
         help: String,
     },
-    /// A rule (or one of its syscalls) that an earlier rule always decides first.
-    #[error("this rule can never decide `{syscall}`: an earlier rule always does")]
-    #[diagnostic(
-        code(scpc::lint::unreachable_rule),
-        severity(Warning),
-        help("remove it, or move it above the earlier rule, or give the earlier rule a condition")
-    )]
+    /// Syscalls a rule names that earlier rules always decide first: one diagnostic per rule.
+    #[error("this rule can never decide {syscalls}: an earlier rule always does")]
+    #[diagnostic(code(scpc::lint::unreachable_rule), severity(Warning))]
     Unreachable {
-        /// The syscall.
-        syscall: String,
-        /// The shadowed reference.
-        #[label(primary, "never reached for `{syscall}`")]
+        /// The names, listed.
+        syscalls: String,
+        /// How many.
+        count: usize,
+        /// The first shadowed reference.
+        #[label(primary, "never reached")]
         span: SourceSpan,
-        /// The rule that always wins.
-        #[label("always decides `{syscall}` first")]
-        earlier: SourceSpan,
+        /// The other shadowed references, and the earlier rules.
+        #[label(collection)]
+        others: Vec<miette::LabeledSpan>,
+        /// What to do, by the two rules' actions.
+        #[help]
+        help: String,
     },
     /// A rule on a syscall that a multiplexer the policy lets through also reaches.
     #[error(
@@ -597,9 +636,29 @@ pub enum SemaError {
         /// What the line says.
         expected: String,
         /// The line.
-        #[label("expected {expected}")]
+        #[label(primary, "expected {expected}")]
         span: SourceSpan,
+        /// The rule that decided, if one did.
+        #[label("decided by this rule")]
+        rule: Option<SourceSpan>,
         /// Which rule decided.
+        #[help]
+        help: String,
+    },
+    /// `--target` names none of a policy's targets: nothing of it would be checked or built.
+    #[error("policy `{policy}` has none of the requested targets ({requested})")]
+    #[diagnostic(code(scpc::resolve::not_a_target))]
+    NotATarget {
+        /// The policy.
+        policy: String,
+        /// The `--target` architectures.
+        requested: String,
+        /// Its name.
+        #[label("targets {targets}")]
+        span: SourceSpan,
+        /// Its targets.
+        targets: String,
+        /// What to do.
         #[help]
         help: String,
     },

@@ -3,34 +3,73 @@
 
 use std::collections::BTreeMap;
 
+use cranelift_entity::PrimaryMap;
+use miette::LabeledSpan;
 use scpc_lang::diag::Diagnostics;
 use scpc_lang::source::Span;
 
 use super::rules::{ref_name, ChainRule};
 use super::{Checker, SemaError};
-use crate::policy::{Action, Policy};
+use crate::policy::{Action, Policy, RuleData, RuleId};
 
 /// Collects, over every target, whether a syscall named directly in a rule is always decided
-/// first by an earlier unconditional rule of the same policy.
+/// first by an earlier unconditional rule of the same policy; reported once per rule.
 #[derive(Default)]
 pub(super) struct Shadowing {
-    /// (reference span, syscall) -> (targets where it exists, the earlier rule on each).
-    seen: BTreeMap<(Span, String), (usize, Vec<Span>)>,
+    /// (rule, reference span, syscall) -> (targets where it exists, the earlier rule on each).
+    seen: BTreeMap<(RuleId, Span, String), (usize, Vec<RuleId>)>,
 }
 
+/// How many shadowed names a diagnostic lists before "and N more".
+const SHADOWED_SHOWN: usize = 8;
+
 impl Shadowing {
-    pub fn record(&mut self, span: Span, name: &str, earlier: Option<Span>) {
-        let e = self.seen.entry((span, name.to_string())).or_default();
+    pub fn record(&mut self, rule: RuleId, span: Span, name: &str, earlier: Option<RuleId>) {
+        let e = self.seen.entry((rule, span, name.to_string())).or_default();
         e.0 += 1;
         e.1.extend(earlier);
     }
 
-    /// Warns for every reference shadowed on every target where its syscall exists.
-    pub fn report(self, diags: &mut Diagnostics) {
-        for ((span, name), (exists, earlier)) in self.seen {
-            if exists > 0 && earlier.len() == exists && !earlier.iter().any(|e| e.contains(span)) {
-                diags.push(SemaError::Unreachable { syscall: name, span: span.into(), earlier: earlier[0].into() });
+    /// Warns once for every rule with references shadowed on every target where their
+    /// syscalls exist, listing them, with advice that fits the two rules' actions.
+    pub fn report(self, rules: &PrimaryMap<RuleId, RuleData>, diags: &mut Diagnostics) {
+        // rule -> [(reference span, syscall, the earlier rule)]
+        let mut by_rule: BTreeMap<RuleId, Vec<(Span, String, RuleId)>> = BTreeMap::new();
+        for ((rule, span, name), (exists, earlier)) in self.seen {
+            if exists > 0 && earlier.len() == exists && !earlier.contains(&rule) {
+                by_rule.entry(rule).or_default().push((span, name, earlier[0]));
             }
+        }
+        for (rule, mut refs) in by_rule {
+            refs.sort_by_key(|r| r.0);
+            let names: Vec<&str> = refs.iter().map(|r| r.1.as_str()).collect();
+            let mut shown: Vec<String> = names.iter().take(SHADOWED_SHOWN).map(|n| format!("`{n}`")).collect();
+            if names.len() > SHADOWED_SHOWN {
+                shown.push(format!("{} more", names.len() - SHADOWED_SHOWN));
+            }
+            let list = match shown.as_slice() {
+                [one] => one.clone(),
+                [init @ .., last] => format!("{} and {last}", init.join(", ")),
+                [] => continue,
+            };
+            let mut earlier: Vec<RuleId> = refs.iter().map(|r| r.2).collect();
+            earlier.sort();
+            earlier.dedup();
+            let action = rules[rule].action;
+            let same = earlier.iter().all(|e| rules[*e].action == action);
+            let whom = if names.len() == 1 { "it" } else { "them" };
+            let help = if same {
+                format!("the earlier rule already decides {whom} `{action}`, so this one changes nothing for {whom}: remove {list} from this rule")
+            } else {
+                format!(
+                    "the earlier rule decides {whom} first with `{}`: to have this rule's `{action}` apply, move this rule above it, or give the earlier rule a condition that leaves {whom} out; otherwise remove {list} from this rule",
+                    rules[earlier[0]].action
+                )
+            };
+            let (first, rest) = (refs[0].0, &refs[1..]);
+            let mut others: Vec<LabeledSpan> = rest.iter().map(|r| LabeledSpan::new_with_span(None, r.0)).collect();
+            others.extend(earlier.iter().map(|e| LabeledSpan::new_with_span(Some("always decides first".into()), rules[*e].span)));
+            diags.push(SemaError::Unreachable { syscalls: list, count: names.len(), span: first.into(), others, help });
         }
     }
 }

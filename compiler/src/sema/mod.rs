@@ -115,6 +115,7 @@ pub fn analyze(unit: &Unit, options: &Options, diags: &mut Diagnostics) -> Check
     let mut checked = Checked::default();
     for name in names {
         if let Some(policy) = ck.policy(name, options) {
+            ck.check_requested_targets(&policy, options);
             checked.policies.insert(name.to_string(), policy);
         }
     }
@@ -135,9 +136,7 @@ pub fn resolve(unit: &Unit, name: &str, options: &Options, diags: &mut Diagnosti
     ck.check_consts();
     ck.check_groups();
     if !ck.scope.policies.contains_key(name) {
-        let help = did_you_mean(name, ck.scope.policies.keys().copied(), "see `scpc check` for the policies the file defines");
-        let span = unit.files.first().map_or(Span::default(), |f| Span::new(f.span.lo, f.span.lo));
-        ck.diags.push(SemaError::UnknownPolicy { name: name.to_string(), span: span.into(), help });
+        ck.diags.push(no_such_policy(unit, name));
         return None;
     }
     // every layer of the chain is checked as `scpc check` checks it, not only the policy built
@@ -147,7 +146,52 @@ pub fn resolve(unit: &Unit, name: &str, options: &Options, diags: &mut Diagnosti
             ck.policy(&ancestor.name.name, options);
         }
     }
-    ck.policy(name, options)
+    let policy = ck.policy(name, options)?;
+    ck.check_requested_targets(&policy, options);
+    Some(policy)
+}
+
+/// The policies a unit's root file defines (else, when it defines none, every policy of the
+/// unit), in source order: the choices `--policy` has, and the one it may leave out.
+pub fn root_policies(unit: &Unit) -> Vec<&ast::Ident> {
+    fn of(f: &ast::File) -> impl Iterator<Item = &ast::Ident> {
+        f.items.iter().filter_map(|i| match i {
+            Item::Policy(p) => Some(&p.name),
+            _ => None,
+        })
+    }
+    let root: Vec<&ast::Ident> = unit.files.first().into_iter().flat_map(of).collect();
+    if root.is_empty() {
+        unit.files.iter().flat_map(of).collect()
+    } else {
+        root
+    }
+}
+
+/// `--policy NAME` of no policy: located at the policy the name is closest to (else the first
+/// the file defines, else the file's start), every policy of the file marked and listed.
+pub fn no_such_policy(unit: &Unit, name: &str) -> SemaError {
+    let defined = root_policies(unit);
+    let names: Vec<&str> = defined.iter().map(|i| i.name.as_str()).collect();
+    let closest = crate::suggest::closest(name, names.iter().copied());
+    let primary = closest.and_then(|c| defined.iter().find(|i| i.name == c)).or(defined.first());
+    let span = primary.map_or_else(|| unit.files.first().map_or(Span::default(), |f| Span::new(f.span.lo, f.span.lo)), |i| i.span);
+    let others = defined
+        .iter()
+        .filter(|i| primary.is_none_or(|p| !std::ptr::eq(*p, **i)))
+        .map(|i| miette::LabeledSpan::new_with_span(Some(format!("policy `{}`", i.name)), i.span))
+        .collect();
+    let label = match primary {
+        Some(p) => format!("policy `{}`", p.name),
+        None => "this file defines no policy".to_string(),
+    };
+    let list =
+        if names.is_empty() { "no policy".to_string() } else { names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ") };
+    let help = match closest {
+        Some(c) => format!("did you mean `{c}`? the file defines {list}"),
+        None => format!("the file defines {list}: name one of them with --policy"),
+    };
+    SemaError::NoSuchPolicy { name: name.to_string(), span: span.into(), label, others, help }
 }
 
 /// Runs the test blocks of a checked unit with `judge` (the compiled filters, for `scpc
@@ -165,6 +209,32 @@ pub fn run_tests(unit: &Unit, checked: &Checked, judge: Judge<'_>, diags: &mut D
 }
 
 impl<'u, 'd> Checker<'u, 'd> {
+    /// `--target` narrowed a policy to none of its targets: an error at its name (otherwise
+    /// nothing of it would be checked, and `check` would pass where `build` fails).
+    fn check_requested_targets(&mut self, policy: &Policy, options: &Options) {
+        if options.targets.is_empty() || !policy.targets.is_empty() {
+            return;
+        }
+        let Some(decl) = self.scope.policies.get(policy.name.as_str()).copied() else { return };
+        let names = |archs: &[Arch]| archs.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ");
+        let declared = self.chain(decl).and_then(|c| {
+            c.iter().find_map(|p| {
+                p.stmts.iter().find_map(|s| match &s.kind {
+                    StmtKind::Target(a) => Some(a.iter().filter_map(|i| Arch::from_name(&i.name)).collect::<Vec<_>>()),
+                    _ => None,
+                })
+            })
+        });
+        let targets = names(declared.as_deref().unwrap_or_default());
+        self.diags.push(SemaError::NotATarget {
+            policy: policy.name.clone(),
+            requested: names(&options.targets),
+            span: decl.name.span.into(),
+            help: format!("its targets are {targets}: name one of them with --target, or add the architecture to its `target` statement"),
+            targets,
+        });
+    }
+
     fn new(unit: &'u Unit, diags: &'d mut Diagnostics) -> Checker<'u, 'd> {
         let scope = Scope::collect(unit, diags);
         Checker { scope, diags, const_memo: HashMap::new(), group_memo: HashMap::new(), report_every_deep_chain: false }

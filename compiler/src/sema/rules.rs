@@ -9,7 +9,7 @@ use scpc_lang::source::Span;
 
 use super::lints::Shadowing;
 use super::{Checker, Options, SemaError, Settings, DEFAULT_KERNEL};
-use crate::abi::{Arch, KernelVersion, Param, Since, Syscall, Width};
+use crate::abi::{is_register_name, Arch, KernelVersion, Param, Since, Syscall, Width};
 use crate::policy::{Action, ArchPolicy, CondData, CondId, Entry, Policy, RuleData, RuleId};
 
 /// A rule of the chain with where it sits.
@@ -91,7 +91,7 @@ impl<'u> Checker<'u, '_> {
             arch_policies.push(self.arch_policy(arch, &chain_rules, &rules, kernel, &mut shadowing));
         }
         let policy = Policy { name: name.to_string(), kernel, default, newer, badarch, rules, targets: arch_policies };
-        shadowing.report(self.diags);
+        shadowing.report(&policy.rules, self.diags);
         self.lint_own_rules(&policy, &chain_rules);
         self.lint_multiplexers(&policy, &chain_rules);
         self.lint_unfiltered(&policy, &chain_rules);
@@ -143,7 +143,7 @@ impl<'u> Checker<'u, '_> {
         let table = arch.table();
         let mut ap = ArchPolicy { arch, syscalls: Default::default(), conds: PrimaryMap::new() };
         // Own rules only: the first unconditional own rule of each syscall, for shadowing.
-        let mut always: HashMap<u32, Span> = HashMap::new();
+        let mut always: HashMap<u32, RuleId> = HashMap::new();
         for cr in chain_rules {
             if !cr.rule.archs.is_empty() && !cr.rule.archs.iter().any(|a| Arch::from_name(&a.name) == Some(arch)) {
                 continue;
@@ -153,8 +153,7 @@ impl<'u> Checker<'u, '_> {
             for &(name, r, direct) in &expanded {
                 let Some(sys) = table.syscall(name) else {
                     if direct && cr.depth == 0 {
-                        let help =
-                            "name it only in a policy for the architectures that have it, or ignore this if that is intended".to_string();
+                        let help = missing_help(name, arch);
                         self.diags.push(SemaError::MissingOnTarget {
                             name: name.to_string(),
                             arch: arch.to_string(),
@@ -166,7 +165,7 @@ impl<'u> Checker<'u, '_> {
                 };
                 if cr.depth == 0 && direct {
                     self.check_syscall_kernel(sys, arch, kernel, rules[cr.id].action, r.span());
-                    shadowing.record(r.span(), name, always.get(&sys.nr).copied());
+                    shadowing.record(cr.id, r.span(), name, always.get(&sys.nr).copied());
                 }
                 let cond = match &cr.rule.cond {
                     Some(c) => match self.lower(c, sys, arch, &names, &mut ap.conds) {
@@ -176,7 +175,7 @@ impl<'u> Checker<'u, '_> {
                     None => None,
                 };
                 if cr.depth == 0 && cond.is_none() {
-                    always.entry(sys.nr).or_insert(cr.span);
+                    always.entry(sys.nr).or_insert(cr.id);
                 }
                 let entries = ap.syscalls.entry(sys.nr).or_default();
                 if !entries.iter().any(|e| e.rule == cr.id) {
@@ -347,21 +346,24 @@ impl<'u> Checker<'u, '_> {
     }
 
     /// An argument by name or `argN`: its register (two for a 64-bit value in a register pair
-    /// on a 32-bit architecture), parameter and width on this architecture. The kernel's
-    /// parameter names win over `argN` (prctl names its second parameter `arg2`, as its manual
-    /// page does). `argN` names register N: on arm, N may be half of a pair (then 32 bits of
-    /// it) or the padding before one (a warning, as for a register past the parameters).
+    /// on a 32-bit architecture), parameter and width on this architecture. `argN` always names
+    /// register N, as in libseccomp, minijail, kafel and Docker: where the kernel calls another
+    /// register's parameter `argN` (prctl's `arg2` is register 1) that gets a warning saying so.
+    /// On arm, N may be half of a pair (then 32 bits of it) or the padding before one (a
+    /// warning, as for a register past the parameters). Other names are the kernel's, or the
+    /// manual pages' ([`crate::abi::param_aliases`]).
     fn arg(&mut self, arg: &ast::Ident, sys: &'static Syscall, arch: Arch, rule_syscalls: &[&str]) -> Option<Operand> {
         let params = sys.params;
         let default_width = if arch.is_32bit() { Width::W32 } else { Width::W64 };
-        let operand = if let Some(p) = params.iter().find(|p| p.name == arg.name) {
-            Operand { reg: p.reg, reg_hi: p.reg_hi, param: Some(p), width: p.width }
-        } else if let Some(n) = arg.name.strip_prefix("arg").and_then(|n| n.parse::<u8>().ok()).filter(|n| format!("arg{n}") == arg.name) {
-            if n > 5 {
+        let operand = if is_register_name(&arg.name) {
+            let Some(n) = arg.name[3..].parse::<u8>().ok().filter(|n| *n <= 5) else {
                 self.diags.push(SemaError::ArgIndex { arg: arg.name.clone(), span: arg.span.into() });
                 return None;
-            }
+            };
             let holder = params.iter().find(|p| p.reg == n || p.reg_hi == Some(n));
+            if let Some(named) = params.iter().find(|p| p.name == arg.name && (p.reg != n || p.reg_hi.is_some())) {
+                self.lint_register_name(arg, n, holder, named, sys);
+            }
             match holder {
                 // one register of a pair: 32 bits of the value
                 Some(p) if p.reg_hi.is_some() => Operand { reg: n, reg_hi: None, param: Some(p), width: Width::W32 },
@@ -389,12 +391,14 @@ impl<'u> Checker<'u, '_> {
                     Operand { reg: n, reg_hi: None, param: None, width: default_width }
                 }
             }
+        } else if let Some(p) = sys.param(&arg.name) {
+            Operand { reg: p.reg, reg_hi: p.reg_hi, param: Some(p), width: p.width }
         } else {
             let others: Vec<&str> = rule_syscalls
                 .iter()
                 .copied()
                 .filter(|n| *n != sys.name)
-                .filter(|n| arch.table().syscall(n).is_some_and(|s| s.params.iter().any(|p| p.name == arg.name)))
+                .filter(|n| arch.table().syscall(n).is_some_and(|s| s.param(&arg.name).is_some()))
                 .collect();
             let help = if others.is_empty() {
                 let suggestion = crate::suggest::closest(&arg.name, params.iter().map(|p| p.name));
@@ -430,6 +434,31 @@ impl<'u> Checker<'u, '_> {
             });
         }
         Some(operand)
+    }
+}
+
+impl Checker<'_, '_> {
+    /// Warns that `argN` reads register N while the kernel calls another register's parameter
+    /// `argN` (prctl's parameters are `option, arg2, arg3, arg4, arg5`): a reader who knows the
+    /// kernel's signature would take it for the wrong register.
+    fn lint_register_name(&mut self, arg: &ast::Ident, n: u8, holder: Option<&Param>, named: &Param, sys: &Syscall) {
+        let here = match holder {
+            Some(p) if p.reg_hi.is_some() => format!("half of the kernel's `{}`", p.name),
+            Some(p) => format!("the kernel's `{}`", p.name),
+            None => "no parameter".to_string(),
+        };
+        let theirs = format!("arg{}", named.reg);
+        self.diags.push(SemaError::RegisterName {
+            arg: arg.name.clone(),
+            syscall: sys.name.to_string(),
+            reg: n,
+            kernel_reg: named.reg,
+            span: arg.span.into(),
+            help: format!(
+                "`{}` reads register {n}, which holds {here}; the kernel's own `{}` is in {theirs}: write `{theirs}` for it (`argN` always names register N, as in libseccomp, minijail and Docker), or acknowledge this with `# scpc: allow(register_name)`",
+                arg.name, named.name
+            ),
+        });
     }
 }
 
@@ -526,7 +555,7 @@ fn param_list(sys: &Syscall) -> String {
         .params
         .iter()
         .enumerate()
-        .filter(|(i, p)| p.reg as usize != *i || p.reg_hi.is_some())
+        .filter(|(i, p)| p.reg as usize != *i || p.reg_hi.is_some() || (is_register_name(p.name) && p.name != format!("arg{}", p.reg)))
         .map(|(_, p)| match p.reg_hi {
             Some(hi) => format!("`{}` in arg{} (low half) and arg{hi} (high half)", p.name, p.reg),
             None => format!("`{}` in arg{}", p.name, p.reg),
@@ -536,6 +565,24 @@ fn param_list(sys: &Syscall) -> String {
     let regs = if last == 0 { "or arg0".to_string() } else { format!("or arg0..arg{last}") };
     let moved = if moved.is_empty() { String::new() } else { format!(" ({})", moved.join(", ")) };
     format!("its parameters are {}({}){moved}, {regs}", sys.name, names.join(", "))
+}
+
+/// What to do about `name`, which `arch` lacks: the calls of its families that `arch` has
+/// (`mmap` on arm: `mmap2`), and the family's group, which means the operation everywhere.
+fn missing_help(name: &str, arch: Arch) -> String {
+    let there = crate::abi::equivalents(name, arch);
+    if there.is_empty() {
+        return format!(
+            "{arch} has no call that does what `{name}` does; name it only in a policy for the architectures that have it (or `on` them), or ignore this if that is intended"
+        );
+    }
+    let listed = there.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+    let groups: Vec<String> = crate::abi::families_of(name).map(|f| format!("`@{}`", f.name)).collect();
+    format!(
+        "on {arch} the same operation is {listed}: name {} too, or write {} (include \"std/families.scp\"), which means it on every architecture",
+        if there.len() == 1 { "it" } else { "them" },
+        groups.join(" or ")
+    )
 }
 
 /// Names a reference for messages.

@@ -28,6 +28,12 @@ pub trait FilterJudge {
     /// The value the filter of `policy` for hosts of `arch` returns for the call `nr(args)`
     /// of `arch`, or `None` if there is no such filter or it does not run.
     fn ret(&self, policy: &str, arch: Arch, nr: u32, args: &[u64; 6]) -> Option<u32>;
+
+    /// What the filters must return where a line expects `action` (an audit-only build logs
+    /// what the policy denies): `action` itself unless the filters say otherwise.
+    fn expected(&self, action: Action) -> Action {
+        action
+    }
 }
 
 /// What test lines are run on.
@@ -50,6 +56,14 @@ impl Judge<'_> {
             Judge::Compiled(filters) => filters.ret(&policy.name, arch, nr, args),
         }
     }
+
+    /// What the judged filters must return where a line expects `action`.
+    fn expected(self, action: Action) -> Action {
+        match self {
+            Judge::Reference => action,
+            Judge::Compiled(filters) => filters.expected(action),
+        }
+    }
 }
 
 impl<'u> Checker<'u, '_> {
@@ -67,6 +81,8 @@ impl<'u> Checker<'u, '_> {
                 TestItem::Case(c) => (std::slice::from_ref(c), None),
                 TestItem::On { arch, cases, .. } => match Arch::from_name(&arch.name) {
                     Some(a) if policy.arch(a).is_some() => (cases, Some(a)),
+                    // a target left out by `--target`: nothing of it is checked or built
+                    Some(a) if self.declared_targets(&t.policy.name).contains(&a) => continue,
                     found => {
                         let targets: Vec<&str> = policy.targets.iter().map(|t| t.arch.name()).collect();
                         let help = format!("its targets are {}", targets.join(", "));
@@ -113,7 +129,7 @@ impl<'u> Checker<'u, '_> {
         let expected = match &case.expected {
             Expected::Unknown(_) => None,
             Expected::Action(a) => match self.action(a, arch) {
-                Some(a) => Some(a),
+                Some(a) => Some(judge.expected(a)),
                 None => return false,
             },
         };
@@ -144,23 +160,57 @@ impl<'u> Checker<'u, '_> {
                     sys.name,
                     args.iter().take(args_shown(case)).map(|v| format!("{v:#x}")).collect::<Vec<_>>().join(", ")
                 );
-                let by = match d.rule {
-                    Some(r) => format!("decided by the rule of policy `{}`", policy.rules[r].layer),
-                    None => "decided by the policy's default (no rule matched)".to_string(),
+                let (by, rule) = match d.rule {
+                    Some(r) => {
+                        (format!("decided by the rule of policy `{}` marked here", policy.rules[r].layer), Some(policy.rules[r].span))
+                    }
+                    None => ("decided by the policy's default (no rule matched)".to_string(), None),
                 };
                 let actual = ret.map_or("no decision (no compiled filter)".to_string(), ret_name);
-                return self.fail(arch, &call, actual, expected, case.span, by);
+                return self.fail_by(arch, &call, actual, expected, case.span, by, rule);
             }
         }
         true
     }
 
     fn fail(&mut self, arch: Arch, call: &str, actual: String, expected: Option<Action>, span: Span, help: String) -> bool {
+        self.fail_by(arch, call, actual, expected, span, help, None)
+    }
+
+    /// Reports a failed line; `rule` is the rule that decided the call, if one did.
+    #[allow(clippy::too_many_arguments)]
+    fn fail_by(
+        &mut self,
+        arch: Arch,
+        call: &str,
+        actual: String,
+        expected: Option<Action>,
+        span: Span,
+        help: String,
+        rule: Option<Span>,
+    ) -> bool {
         let call = call.to_string();
         let expected = expected.map_or("unknown".to_string(), |a| a.to_string());
         let help = if help.is_empty() { "fix the policy or the expectation".to_string() } else { help };
-        self.diags.push(SemaError::TestFailed { arch: arch.to_string(), call, actual, expected, span: span.into(), help });
+        let rule = rule.map(Into::into);
+        self.diags.push(SemaError::TestFailed { arch: arch.to_string(), call, actual, expected, span: span.into(), rule, help });
         false
+    }
+
+    /// The targets a policy's chain declares (its own `target` statement, or the nearest
+    /// parent's), whatever `--target` narrows; nothing is reported (the chain resolved).
+    fn declared_targets(&self, name: &str) -> Vec<Arch> {
+        let mut cur = self.scope.policies.get(name).copied();
+        for _ in 0..super::MAX_EXTENDS_DEPTH {
+            let Some(p) = cur else { break };
+            for stmt in &p.stmts {
+                if let ast::StmtKind::Target(archs) = &stmt.kind {
+                    return archs.iter().filter_map(|a| Arch::from_name(&a.name)).collect();
+                }
+            }
+            cur = p.extends.as_ref().and_then(|e| self.scope.policies.get(e.name.as_str()).copied());
+        }
+        Vec::new()
     }
 }
 

@@ -116,7 +116,9 @@ impl fmt::Display for ManifestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ManifestError::Json { reason } => write!(f, "not an scpc manifest: {reason}"),
-            ManifestError::BadName { name } => write!(f, "`{name}` is not a policy or architecture name (letters, digits and `_`)"),
+            ManifestError::BadName { name } => {
+                write!(f, "`{name}` is not a policy name (a letter or `_`, then letters, digits, `_` and `-`) or an architecture name")
+            }
             ManifestError::OddFile { file, expected } => write!(f, "names an odd file `{file}` (a build names its filters `{expected}`)"),
         }
     }
@@ -124,9 +126,18 @@ impl fmt::Display for ManifestError {
 
 impl std::error::Error for ManifestError {}
 
-/// A policy or architecture name: what the language's identifiers allow.
+/// An architecture name: letters, digits and `_`.
 fn plain(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// A policy name, as the language writes one (`policy modbus-gateway`): a letter or `_`, then
+/// letters, digits, `_` and `-`. The one definition of the rule: the grammar's `policy_name`
+/// (held to it by the compiler's tests), the build's file names (`NAME.ARCH.bpf`), manifests
+/// and inventories all follow it; no such name holds `/`, `.` or a leading `-`.
+pub fn is_policy_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_') && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 impl Manifest {
@@ -139,7 +150,10 @@ impl Manifest {
     /// name [`filter_file`] gives it (so no name reaches outside the build's directory).
     pub fn from_json(bytes: &[u8]) -> Result<Manifest, ManifestError> {
         let m: Manifest = serde_json::from_slice(bytes).map_err(|e| ManifestError::Json { reason: e.to_string() })?;
-        for name in std::iter::once(&m.policy).chain(m.targets.iter().map(|t| &t.arch)) {
+        if !is_policy_name(&m.policy) {
+            return Err(ManifestError::BadName { name: m.policy.clone() });
+        }
+        for name in m.targets.iter().map(|t| &t.arch) {
             if !plain(name) {
                 return Err(ManifestError::BadName { name: name.clone() });
             }
@@ -193,6 +207,20 @@ mod tests {
         assert_eq!(manifest_file("web"), "web.manifest.json");
         assert_eq!(rendering_file("web", "arm", "h"), "web.arm.h");
         assert_eq!(oci_file("web"), "web.oci.json");
+    }
+
+    #[test]
+    fn hyphenated_policy_names_are_policy_names() {
+        let mut m = sample();
+        m.policy = "modbus-gateway".into();
+        m.targets[0].file = filter_file("modbus-gateway", "x86_64");
+        assert_eq!(Manifest::from_json(m.to_json().as_bytes()).expect("a hyphenated name reads back"), m);
+        for bad in ["-web", "9web", "web.x", "a/b", "", "web gw", "wéb"] {
+            assert!(!is_policy_name(bad), "{bad:?}");
+        }
+        for good in ["web", "_x", "modbus-gateway", "a-b-c_9"] {
+            assert!(is_policy_name(good), "{good:?}");
+        }
     }
 
     #[test]

@@ -108,7 +108,7 @@ impl Builder<'_, '_> {
         let mut stmts = Vec::new();
         for p in kids(pair) {
             match p.as_rule() {
-                Rule::ident => name = Some(self.ident(p)),
+                Rule::policy_name => name = Some(self.ident(p)),
                 Rule::extends => extends = kids(p).next().map(|i| self.ident(i)),
                 _ => stmts.push(self.stmt(p)),
             }

@@ -27,6 +27,7 @@ fn rule_name(rule: Rule) -> Option<&'static str> {
         Rule::syscall_list | Rule::syscall_name => "a syscall name",
         Rule::group_ref => "`@group`",
         Rule::group_name => "a group name",
+        Rule::policy_name => "a policy name",
         Rule::action | Rule::act_errno | Rule::act_trap | Rule::act_trace | Rule::act_word | Rule::trap_word => "an action",
         Rule::kw_if => "`if`",
         Rule::cond | Rule::cond_and | Rule::cond_not | Rule::compare => "a condition",

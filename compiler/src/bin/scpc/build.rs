@@ -18,9 +18,9 @@ use crate::{emit, MessageFormat};
 pub(crate) struct BuildArgs {
     /// The policy file.
     file: String,
-    /// The policy to compile.
+    /// The policy to compile (may be left out when the file defines one).
     #[arg(long)]
-    policy: String,
+    policy: Option<String>,
     /// Compile only for these targets of the policy.
     #[arg(long = "target", value_parser = crate::parse_arch)]
     targets: Vec<Arch>,
@@ -50,6 +50,10 @@ pub(crate) struct BuildArgs {
     /// every input, rather than validated by sampling.
     #[arg(long)]
     require_proof: bool,
+    /// Build without running the policy's test blocks on the compiled filters (by default a
+    /// failing line fails the build and nothing is written).
+    #[arg(long)]
+    skip_tests: bool,
 }
 
 /// Prints why a build of policy `name` made nothing, in the format asked for (the back
@@ -107,14 +111,35 @@ pub(crate) fn build(a: BuildArgs) -> u8 {
             return 2;
         }
     };
-    let options =
-        BuildOptions { policy: a.policy, targets: a.targets, profile, audit: a.audit, emit: emit_kinds, require_proof: a.require_proof };
+    let policy = match a.policy {
+        Some(p) => p,
+        None => match scpc::session::only_policy(&unit) {
+            Ok(p) => p,
+            Err(e) => {
+                diags.push(e);
+                emit(diags, &map, a.format);
+                return 1;
+            }
+        },
+    };
+    let options = BuildOptions {
+        policy,
+        targets: a.targets,
+        profile,
+        audit: a.audit,
+        emit: emit_kinds,
+        require_proof: a.require_proof,
+        skip_tests: a.skip_tests,
+    };
     let result = scpc::compile(&unit, &map, &options, &mut diags);
     emit(diags, &map, a.format);
     let bundle = match result {
         Ok(b) => b,
         Err(e) => return report_failure(e, &options.policy, &unit, &map, a.format),
     };
+    if !options.skip_tests && bundle.tests.cases > 0 {
+        eprintln!("{}: {} test case(s) passed on the compiled filters", bundle.policy.name, bundle.tests.cases);
+    }
     if let Err(e) = bundle.write(Path::new(&a.out_dir)) {
         eprintln!("error: {e}");
         return 2;

@@ -166,9 +166,13 @@ enum Command {
         /// The policy's name.
         #[arg(long, default_value = "traced")]
         name: String,
-        /// Its targets (default: this machine's architecture).
+        /// Its targets (default: the traces' architecture).
         #[arg(long = "target", value_parser = parse_arch)]
         targets: Vec<Arch>,
+        /// The architecture the traces were taken on (default: this machine's); on the other
+        /// targets each call is carried to the calls of its families there.
+        #[arg(long, value_parser = parse_arch)]
+        trace_arch: Option<Arch>,
         /// Its default action.
         #[arg(long, default_value = "kill_process")]
         default: String,
@@ -458,7 +462,9 @@ fn main() -> ExitCode {
         Command::Rollback { inventory, fleet, operator } => {
             deploy::run(fleet.into_args(scpc_deploy::report::Command::Rollback, inventory, operator.operator, false, None))
         }
-        Command::Generate { traces, name, targets, default, output } => tools::generate(&traces, name, targets, default, output.as_deref()),
+        Command::Generate { traces, name, targets, trace_arch, default, output } => {
+            tools::generate(&traces, name, targets, trace_arch, default, output.as_deref())
+        }
         Command::Explain(args) => explain::explain(&args),
         Command::Syscalls { queries, arch, json } => toolbox::syscalls(&queries, arch, json),
         Command::Groups { names, archs, json } => toolbox::groups(&names, archs, json),
@@ -505,17 +511,19 @@ fn check(files: &[String], format: MessageFormat, deny_warnings: bool, targets: 
         diags.drop_acknowledged(&map);
         let (errors, warnings) = (diags.error_count(), diags.warning_count());
         let failed = errors > 0 || (deny_warnings && warnings > 0);
+        emit(diags, &map, format);
         if format == MessageFormat::Human {
+            // last, so that it does not scroll away above the diagnostics
             let status = if failed { "failed" } else { "ok" };
             let n = checked.policies.len();
-            let tests = checked.tests;
+            let names: Vec<&str> = checked.policies.keys().map(String::as_str).collect();
+            let names = if names.is_empty() { String::new() } else { format!(" ({})", names.join(", ")) };
             eprintln!(
-                "{path}: {status}: {n} polic{}, {} test case(s) run on the reference interpreter, {errors} error(s), {warnings} warning(s)",
+                "{path}: {status}: {n} polic{}{names}, {} test case(s) run on the reference interpreter, {errors} error(s), {warnings} warning(s)",
                 if n == 1 { "y" } else { "ies" },
-                tests.cases,
+                checked.tests.cases,
             );
         }
-        emit(diags, &map, format);
         if failed {
             worst = worst.max(1);
         }

@@ -133,7 +133,14 @@ pub(crate) fn profile(traces: &[String]) -> u8 {
     }
 }
 
-pub(crate) fn generate(traces: &[String], name: String, targets: Vec<Arch>, default: String, output: Option<&str>) -> u8 {
+pub(crate) fn generate(
+    traces: &[String],
+    name: String,
+    targets: Vec<Arch>,
+    trace_arch: Option<Arch>,
+    default: String,
+    output: Option<&str>,
+) -> u8 {
     use scpc::analysis::generate::{checked_draft, DraftOptions, GenerateError, Observed};
     let mut obs = Observed::default();
     for path in traces {
@@ -149,9 +156,10 @@ pub(crate) fn generate(traces: &[String], name: String, targets: Vec<Arch>, defa
             return 1;
         }
     }
-    let targets = if targets.is_empty() { host_arch().into_iter().collect() } else { targets };
-    let options = DraftOptions { name: name.clone(), targets, default };
-    let text = match checked_draft(&obs, &options, output.unwrap_or("<draft>")) {
+    let trace_arch = trace_arch.or_else(host_arch);
+    let targets = if targets.is_empty() { trace_arch.into_iter().collect() } else { targets };
+    let options = DraftOptions { name: name.clone(), targets, default, trace_arch };
+    let draft = match checked_draft(&obs, &options, output.unwrap_or("<draft>")) {
         Ok(t) => t,
         Err(e) => {
             let message = e.to_string();
@@ -162,9 +170,12 @@ pub(crate) fn generate(traces: &[String], name: String, targets: Vec<Arch>, defa
             return 1;
         }
     };
-    let code = deliver(output, text);
+    for u in &draft.unmapped {
+        eprintln!("warning: {u}");
+    }
+    let code = deliver(output, draft.text);
     if let (0, Some(path)) = (code, output) {
-        eprintln!("{path}: policy `{name}` allowing {} syscall(s)", obs.calls.len());
+        eprintln!("{path}: policy `{name}` drafted from {} traced syscall(s)", obs.calls.len());
     }
     code
 }
