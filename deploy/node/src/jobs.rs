@@ -24,8 +24,7 @@ use crate::bpf;
 use crate::enforce;
 use crate::hooks;
 use crate::protocol::{
-    Change, ErrorReport, Holding, Job, JobResult, Kind, Outcome, Reading, Record, Service, ServiceReading, StepFailure, StepStatus,
-    Upload,
+    Change, ErrorReport, Holding, Job, JobResult, Kind, Outcome, Reading, Record, Service, ServiceReading, StepFailure, StepStatus, Upload,
 };
 use crate::sha256::Sha256;
 use crate::state::{Deployed, Last, Pending, State, StateError, FOUND_ON_HOST};
@@ -297,7 +296,12 @@ fn read(services: &[Service], fetch: bool, enforcement: bool, cx: &Ctx) -> JobRe
     let services = services
         .iter()
         .map(|s| {
-            let mut reading = ServiceReading { name: s.name.clone(), holding: Reading::Error(ErrorReport { code: String::new(), message: String::new() }), bytes: None, enforcement: None };
+            let mut reading = ServiceReading {
+                name: s.name.clone(),
+                holding: Reading::Error(ErrorReport { code: String::new(), message: String::new() }),
+                bytes: None,
+                enforcement: None,
+            };
             match read_one(s, cx) {
                 Ok((holding, actual, deployed)) => {
                     if fetch {

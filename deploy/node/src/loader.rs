@@ -361,7 +361,9 @@ pub fn loaded_filters(pid: i32) -> io::Result<Vec<Vec<Insn>>> {
             let mut insns = vec![Insn { code: 0, jt: 0, jf: 0, k: 0 }; n as usize];
             // SAFETY: the buffer holds `n` sock_filter records, as many as the kernel said it
             // would write for this index (a filter never changes once installed).
-            let m = unsafe { libc::ptrace(PTRACE_SECCOMP_GET_FILTER, pid, index as *mut libc::c_void, insns.as_mut_ptr().cast::<libc::c_void>()) };
+            let m = unsafe {
+                libc::ptrace(PTRACE_SECCOMP_GET_FILTER, pid, index as *mut libc::c_void, insns.as_mut_ptr().cast::<libc::c_void>())
+            };
             if m != n {
                 return Err((io::Error::last_os_error(), resend));
             }

@@ -19,7 +19,8 @@ use scpc_node::loader::Flags;
 use scpc_node::run::{exec, read_filter};
 use scpc_node::Sha256;
 
-const USAGE: &str = "usage: scpc-node run [--tsync] [--log] [--spec-allow] [--sha256 HEX] FILTER -- CMD [ARG...]\n       scpc-node serve < REQUEST.json";
+const USAGE: &str =
+    "usage: scpc-node run [--tsync] [--log] [--spec-allow] [--sha256 HEX] FILTER -- CMD [ARG...]\n       scpc-node serve < REQUEST.json";
 
 /// `run`'s arguments.
 struct RunArgs {
@@ -89,7 +90,8 @@ fn main() -> ExitCode {
     match args.first().and_then(|a| a.to_str()) {
         Some("run") => {}
         Some("serve") if args.len() == 1 => {
-            let out: std::sync::Arc<std::sync::Mutex<dyn std::io::Write + Send>> = std::sync::Arc::new(std::sync::Mutex::new(std::io::stdout()));
+            let out: std::sync::Arc<std::sync::Mutex<dyn std::io::Write + Send>> =
+                std::sync::Arc::new(std::sync::Mutex::new(std::io::stdout()));
             return ExitCode::from(scpc_node::serve::serve(&mut std::io::stdin(), out));
         }
         Some("--version" | "-V") => {

@@ -447,9 +447,7 @@ impl Service {
         crate::store::components(&self.path).map_err(|e| refuse(e.to_string()))?;
         match (self.kind, &self.unit, &self.reload) {
             (Kind::Systemd, Some(unit), None) if crate::systemd::unit_name(unit) => {}
-            (Kind::Systemd, Some(unit), None) => {
-                return Err(refuse(format!("`{unit}` is not a systemd service unit name (NAME.service)")))
-            }
+            (Kind::Systemd, Some(unit), None) => return Err(refuse(format!("`{unit}` is not a systemd service unit name (NAME.service)"))),
             (Kind::Systemd, None, _) => return Err(refuse(format!("service `{}` is of kind systemd and names no unit", self.name))),
             (Kind::Systemd, _, Some(_)) => {
                 return Err(refuse(format!("service `{}` is of kind systemd: the node restarts the unit, no reload command", self.name)))

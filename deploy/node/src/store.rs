@@ -334,7 +334,11 @@ impl Dir {
     /// Renames `from` to `to` in this directory (replacing what is at `to`: a rename never
     /// follows a link) and `fsync`s the directory, so the rename survives a crash.
     pub fn rename(&self, from: &str, to: &str) -> Result<()> {
-        rustix::fs::renameat(&self.fd, from, &self.fd, to).map_err(io_err(format!("renaming `{}` to `{}`", self.join(from), self.join(to))))?;
+        rustix::fs::renameat(&self.fd, from, &self.fd, to).map_err(io_err(format!(
+            "renaming `{}` to `{}`",
+            self.join(from),
+            self.join(to)
+        )))?;
         self.sync()
     }
 
@@ -409,7 +413,8 @@ impl Dir {
     /// Takes the directory's lock (`flock`, exclusive or shared), waiting at most `wait`;
     /// `beat` is called while waiting. The lock holds until the returned guard is dropped.
     pub fn lock(&self, exclusive: bool, wait: Duration, beat: &dyn Fn()) -> Result<Lock> {
-        let fd = self.fd.as_fd().try_clone_to_owned().map_err(|error| StoreError::Io { what: format!("locking `{}`", self.path), error })?;
+        let fd =
+            self.fd.as_fd().try_clone_to_owned().map_err(|error| StoreError::Io { what: format!("locking `{}`", self.path), error })?;
         let op = if exclusive { FlockOperation::NonBlockingLockExclusive } else { FlockOperation::NonBlockingLockShared };
         let started = Instant::now();
         loop {

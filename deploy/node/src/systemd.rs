@@ -113,7 +113,9 @@ fn drop_in_text(unit: &str, service: &str, node: &str, filter: &str, limit: Dura
     let fail = |why: String| StepFailure { step: "drop-in".into(), status: StepStatus::Failed, stderr: why };
     let plain = |p: &str| p.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._+-".contains(&b));
     if !plain(node) || !plain(filter) {
-        return Err(fail("the node program's path and the install path must hold only letters, digits and `/._+-` to go into a unit file".into()));
+        return Err(fail(
+            "the node program's path and the install path must hold only letters, digits and `/._+-` to go into a unit file".into(),
+        ));
     }
     let values = exec_start(unit, limit)?;
     let [command] = values.as_slice() else {
@@ -124,9 +126,7 @@ fn drop_in_text(unit: &str, service: &str, node: &str, filter: &str, limit: Dura
     if prefix.contains('@') {
         return Err(fail(format!("`{unit}`'s ExecStart= sets its own argv[0] (`@`), which the node cannot keep")));
     }
-    Ok(format!(
-        "{MARK}\n# service {service}, filter {filter}\n[Service]\nExecStart=\nExecStart={prefix}{node} run {filter} -- {body}\n"
-    ))
+    Ok(format!("{MARK}\n# service {service}, filter {filter}\n[Service]\nExecStart=\nExecStart={prefix}{node} run {filter} -- {body}\n"))
 }
 
 /// The directory of `unit`'s drop-ins, made when `create`.

@@ -170,6 +170,9 @@ enum Command {
         /// Canary hosts (overrides rollout.canary).
         #[arg(long)]
         canary: Option<usize>,
+        /// Replace a file that is not a seccomp filter at a path scpc never installed to (a copy is kept).
+        #[arg(long)]
+        force: bool,
     },
     /// What each host runs, and where it drifts from the local build.
     #[cfg(feature = "deploy")]
@@ -226,7 +229,14 @@ struct FleetFlags {
 
 #[cfg(feature = "deploy")]
 impl FleetFlags {
-    fn into_args(self, verb: scpc_deploy::report::Command, inventory: String, dry_run: bool, canary: Option<usize>) -> deploy::FleetArgs {
+    fn into_args(
+        self,
+        verb: scpc_deploy::report::Command,
+        inventory: String,
+        dry_run: bool,
+        canary: Option<usize>,
+        force: bool,
+    ) -> deploy::FleetArgs {
         let operator = self.operator.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "unknown".into());
         let opts = scpc_deploy::rollout::Options {
             dry_run,
@@ -235,6 +245,7 @@ impl FleetFlags {
             concurrency: self.concurrency,
             hosts: self.hosts,
             operator,
+            force,
         };
         deploy::FleetArgs { verb, inventory, opts, json: self.json }
     }
@@ -288,14 +299,16 @@ fn main() -> ExitCode {
             diff::diff(&diff::DiffArgs { old, new, policy, old_policy, new_policy, json })
         }
         #[cfg(feature = "deploy")]
-        Command::Deploy { inventory, fleet, dry_run, canary } => {
-            deploy::run(fleet.into_args(scpc_deploy::report::Command::Deploy, inventory, dry_run, canary))
+        Command::Deploy { inventory, fleet, dry_run, canary, force } => {
+            deploy::run(fleet.into_args(scpc_deploy::report::Command::Deploy, inventory, dry_run, canary, force))
         }
         #[cfg(feature = "deploy")]
-        Command::Status { inventory, fleet } => deploy::run(fleet.into_args(scpc_deploy::report::Command::Status, inventory, false, None)),
+        Command::Status { inventory, fleet } => {
+            deploy::run(fleet.into_args(scpc_deploy::report::Command::Status, inventory, false, None, false))
+        }
         #[cfg(feature = "deploy")]
         Command::Rollback { inventory, fleet } => {
-            deploy::run(fleet.into_args(scpc_deploy::report::Command::Rollback, inventory, false, None))
+            deploy::run(fleet.into_args(scpc_deploy::report::Command::Rollback, inventory, false, None, false))
         }
         Command::Generate { traces, name, targets, default, output } => tools::generate(&traces, name, targets, default, output.as_deref()),
         Command::Explain(args) => explain::explain(&args),
