@@ -26,6 +26,33 @@ use std::time::{Duration, Instant};
 /// Where the nodes see their deploy directory.
 pub const EDGE: &str = "/srv/edge";
 
+/// Where the nodes keep the node program (each node its own, bound over this path).
+pub const NODE_DIR: &str = "/var/lib/scpc";
+
+/// The node programs of every architecture (`deploy/node/build.sh`), built once per test
+/// run into `target/node-programs` (a lock keeps two test programs from building at once;
+/// cargo makes a build that is up to date cost a second).
+pub fn node_programs() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            let out = root.join("target/node-programs");
+            std::fs::create_dir_all(root.join("target")).expect("target");
+            let lock = std::fs::File::create(root.join("target/node-programs.lock")).expect("lock file");
+            lock.lock().expect("lock the node programs");
+            let built = Command::new("sh").arg(root.join("deploy/node/build.sh")).arg(&out).output().expect("sh runs");
+            assert!(
+                built.status.success(),
+                "building the node programs failed (.ci/run installs the rust targets and linkers):\n{}{}",
+                String::from_utf8_lossy(&built.stdout),
+                String::from_utf8_lossy(&built.stderr)
+            );
+            out
+        })
+        .clone()
+}
+
 /// Claims a network number 10..=250 for this process: a lock file per number under
 /// `/run/scpc-testbed`, held while the node lives, so that test runs side by side (two
 /// checkouts, a stress run beside CI) never share a namespace, and a namespace left by a
@@ -122,6 +149,7 @@ impl Fleet {
         std::fs::create_dir_all(&root).expect("testbed root");
         std::fs::create_dir_all("/run/sshd").expect("/run/sshd");
         std::fs::create_dir_all(EDGE).expect("/srv/edge");
+        std::fs::create_dir_all(NODE_DIR).expect("/var/lib/scpc");
         let key = root.join("id_ed25519");
         sh(&format!("ssh-keygen -q -t ed25519 -N '' -C scpc-test -f {}", key.display()));
         Fleet { root, key, nodes: Vec::new() }
@@ -157,10 +185,11 @@ impl Fleet {
         // ssh commands; a development box's may run slow tools, and a session killed inside one
         // can leave a lock behind that hangs every later login)
         std::fs::write(home.join("bashrc"), "").expect("bashrc");
+        std::fs::create_dir_all(home.join("scpc")).expect("node program dir");
         let mut mounts = format!(
-            "mount --bind {} {EDGE} && {{ [ ! -e /root/.bashrc ] || mount --bind {}/bashrc /root/.bashrc; }}",
+            "mount --bind {} {EDGE} && mount --bind {h}/scpc {NODE_DIR} && {{ [ ! -e /root/.bashrc ] || mount --bind {h}/bashrc /root/.bashrc; }}",
             dir.display(),
-            home.display()
+            h = home.display()
         );
         if spec.machine.is_some() || spec.kernel.is_some() {
             let real = sh("uname -m").trim().to_string();
@@ -340,11 +369,13 @@ impl Fleet {
         path
     }
 
-    /// An inventory of every node, with `services` (TOML) and `rollout` settings appended.
+    /// An inventory of every node, with `services` (TOML) and `rollout` settings appended;
+    /// install paths under `/srv/edge`, the node programs of [`node_programs`].
     pub fn inventory(&self, artifacts: &Path, rollout: &str, services: &str) -> PathBuf {
         let mut t = format!(
-            "artifacts = \"{}\"\n\n[defaults]\nuser = \"root\"\nidentity = \"{}\"\nknown_hosts = \"{}\"\n\n[rollout]\n{rollout}\n",
+            "artifacts = \"{}\"\ninstall_root = \"{EDGE}\"\nnode_programs = \"{}\"\n\n[defaults]\nuser = \"root\"\nidentity = \"{}\"\nknown_hosts = \"{}\"\n\n[rollout]\n{rollout}\n",
             artifacts.display(),
+            node_programs().display(),
             self.key.display(),
             self.root.join("known_hosts").display()
         );

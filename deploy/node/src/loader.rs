@@ -149,7 +149,7 @@ fn load(insns: &[Insn], bits: libc::c_ulong) -> Result<libc::c_long, LoadError> 
     let rc = unsafe { libc::syscall(libc::SYS_seccomp, SECCOMP_SET_MODE_FILTER, bits, &prog as *const SockFprog) };
     if rc > 0 && bits & SECCOMP_FILTER_FLAG_TSYNC != 0 && bits & SECCOMP_FILTER_FLAG_NEW_LISTENER == 0 {
         // the id of a thread that could not be synchronized: nothing was installed
-        return Err(LoadError::ThreadNotSynchronized { tid: rc });
+        return Err(LoadError::ThreadNotSynchronized { tid: i64::from(rc) });
     }
     if rc >= 0 {
         return Ok(rc);
@@ -318,12 +318,12 @@ const PTRACE_EVENT_STOP: i32 = 128;
 pub fn loaded_filters(pid: i32) -> io::Result<Vec<Vec<Insn>>> {
     let null = std::ptr::null_mut::<libc::c_void>();
     // SAFETY: ptrace with integer arguments; no memory is passed.
-    if unsafe { libc::ptrace(PTRACE_SEIZE, pid, null, null) } != 0 {
+    if unsafe { libc::ptrace(PTRACE_SEIZE as _, pid, null, null) } != 0 {
         return Err(io::Error::last_os_error());
     }
     let result = (|| {
         // SAFETY: as above.
-        if unsafe { libc::ptrace(PTRACE_INTERRUPT, pid, null, null) } != 0 {
+        if unsafe { libc::ptrace(PTRACE_INTERRUPT as _, pid, null, null) } != 0 {
             return Err((io::Error::last_os_error(), 0));
         }
         let mut status = 0;
@@ -350,7 +350,7 @@ pub fn loaded_filters(pid: i32) -> io::Result<Vec<Vec<Insn>>> {
         let mut out = Vec::new();
         for index in 0usize.. {
             // SAFETY: with a null buffer the kernel only returns the filter's length.
-            let n = unsafe { libc::ptrace(PTRACE_SECCOMP_GET_FILTER, pid, index as *mut libc::c_void, null) };
+            let n = unsafe { libc::ptrace(PTRACE_SECCOMP_GET_FILTER as _, pid, index as *mut libc::c_void, null) };
             if n < 0 {
                 let e = io::Error::last_os_error();
                 if e.raw_os_error() == Some(libc::ENOENT) {
@@ -362,7 +362,7 @@ pub fn loaded_filters(pid: i32) -> io::Result<Vec<Vec<Insn>>> {
             // SAFETY: the buffer holds `n` sock_filter records, as many as the kernel said it
             // would write for this index (a filter never changes once installed).
             let m = unsafe {
-                libc::ptrace(PTRACE_SECCOMP_GET_FILTER, pid, index as *mut libc::c_void, insns.as_mut_ptr().cast::<libc::c_void>())
+                libc::ptrace(PTRACE_SECCOMP_GET_FILTER as _, pid, index as *mut libc::c_void, insns.as_mut_ptr().cast::<libc::c_void>())
             };
             if m != n {
                 return Err((io::Error::last_os_error(), resend));
@@ -376,7 +376,7 @@ pub fn loaded_filters(pid: i32) -> io::Result<Vec<Vec<Insn>>> {
     };
     if resend >= 0 {
         // SAFETY: as above; the data argument is the signal to deliver.
-        unsafe { libc::ptrace(PTRACE_DETACH, pid, null, resend as libc::c_long as *mut libc::c_void) };
+        unsafe { libc::ptrace(PTRACE_DETACH as _, pid, null, resend as libc::c_long as *mut libc::c_void) };
     }
     result.map(|(f, _)| f).map_err(|(e, _)| e)
 }
@@ -384,7 +384,7 @@ pub fn loaded_filters(pid: i32) -> io::Result<Vec<Vec<Insn>>> {
 /// The calling thread's id (gettid).
 pub fn thread_id() -> i64 {
     // SAFETY: gettid takes no arguments and cannot fail.
-    unsafe { libc::syscall(libc::SYS_gettid) }
+    i64::from(unsafe { libc::syscall(libc::SYS_gettid) })
 }
 
 /// Restores the default SIGPIPE disposition (Rust ignores it), so that `scpc ... | head`
