@@ -342,7 +342,9 @@ fn unwrap_departed(session: &Session, services: &[&Service], inv: &Inventory, re
         let change = match node::call(&session.conn, &session.host.node_program, &req, Duration::from_secs(inv.rollout.command_timeout))
             .and_then(|r| node::result(&session.conn, r))
         {
-            Ok(JobResult::Remove { failure: Some(f), .. }) => Change::Failed { reason: format!("drop-in of {unit} removed, then {f}") },
+            Ok(JobResult::Remove { failure: Some(f), .. }) => {
+                Change::Failed { reason: format!("drop-in of {unit} removed, then {}", step_text(f)) }
+            }
             Ok(_) => Change::Unwrapped { unit: unit.clone() },
             Err(e) => Change::Failed { reason: e.to_string() },
         };
@@ -353,11 +355,22 @@ fn unwrap_departed(session: &Session, services: &[&Service], inv: &Inventory, re
 /// How a failed step reads in a report: the step, its status, its stderr excerpt (never the
 /// command).
 fn failure_text(outcome: &wire::Outcome) -> String {
-    let mut text = outcome.failure.as_ref().map_or_else(|| "a step failed".to_string(), |f| format!("{f}"));
+    let mut text = outcome.failure.as_ref().map_or_else(|| "a step failed".to_string(), step_text);
     if let Some(u) = &outcome.undo_failure {
-        text.push_str(&format!("; undoing it, {u}"));
+        text.push_str(&format!("; undoing it, {}", step_text(u)));
     }
     text
+}
+
+/// A failed step for the table: its name, how it ended, and the last line of its standard
+/// error cut to 200 characters (the whole excerpt is in the JSON report's `failure`).
+fn step_text(f: &wire::StepFailure) -> String {
+    let last = f.stderr.trim().lines().last().unwrap_or("").chars().take(200).collect::<String>();
+    if last.is_empty() {
+        format!("{} {}", f.step, f.status)
+    } else {
+        format!("{} {}: {last}", f.step, f.status)
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -452,6 +465,15 @@ fn recover(
         rep.warnings.push(format!("{}: {lost}; connected again: the node had finished the install and its checks", s.name));
         return Change::Installed { from: None, to: new };
     }
+    let undone = held.last.as_ref().filter(|l| l.job == "install" && l.result == "rolled-back" && l.target == Some(new));
+    if let (Some(l), false) = (undone, held.actual == Some(new)) {
+        let why = l.failure.as_ref().map_or_else(|| "a step failed".to_string(), step_text);
+        return Change::RolledBack {
+            reason: format!("{lost}; connected again: the node had rolled back itself ({why})"),
+            failure: l.failure.clone(),
+            to: held.actual,
+        };
+    }
     if held.actual != Some(new) {
         let holds = held.actual.map_or("no filter".to_string(), |a| a.to_string());
         return Change::Failed { reason: format!("{lost}; connected again: the host holds {holds} (read back), not the new filter") };
@@ -464,7 +486,10 @@ fn recover(
     match node::call(&conn, &host.node_program, &req, Duration::from_secs(inv.rollout.command_timeout)).and_then(|r| node::result(&conn, r))
     {
         Ok(JobResult::Rollback(o)) => Change::RolledBack {
-            reason: format!("{lost}; connected again and rolled back{}", o.failure.as_ref().map_or(String::new(), |f| format!(" ({f})"))),
+            reason: format!(
+                "{lost}; connected again and rolled back{}",
+                o.failure.as_ref().map_or(String::new(), |f| format!(" ({})", step_text(f)))
+            ),
             failure: o.failure.clone(),
             to: o.now,
         },

@@ -130,6 +130,8 @@ pub struct Spec {
     pub server: Server,
     /// No SFTP server on the node (OpenWrt's dropbear, busybox images).
     pub no_sftp: bool,
+    /// The deploy directory is a tmpfs of this size (`8k`, `64k`): a nearly full disk.
+    pub edge_tmpfs: Option<String>,
 }
 
 /// The SSH server of a node.
@@ -160,6 +162,9 @@ impl Fleet {
         let home = self.root.join(format!("node-{name}"));
         let dir = home.join("edge");
         std::fs::create_dir_all(&dir).expect("node dir");
+        if let Some(size) = &spec.edge_tmpfs {
+            sh(&format!("mount -t tmpfs -o size={size},mode=755 scpc-edge {}", dir.display()));
+        }
         let host_key = new_host_key(&home, name);
         let mut net_lock = None;
         let (address, port, netns, veth) = if spec.netns {
@@ -476,9 +481,60 @@ impl Node {
     }
 }
 
+/// The processes whose parent is `pid`.
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+            // the parent is the second field after the parenthesized name
+            stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok()) == Some(pid)
+        })
+        .collect()
+}
+
+impl Node {
+    /// The most bytes any `scpc-node` process of the node has read so far (`rchar` of
+    /// `/proc/PID/io`): a request being received shows as a number that grows.
+    pub fn node_program_read(&self) -> u64 {
+        let Some(unshare) = self.child.as_ref().map(Child::id) else { return 0 };
+        let mut stack = vec![unshare];
+        let mut most = 0;
+        while let Some(p) = stack.pop() {
+            let kids = children(p);
+            stack.extend(&kids);
+            let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+            if comm.trim() == "scpc-node" {
+                let io = std::fs::read_to_string(format!("/proc/{p}/io")).unwrap_or_default();
+                let rchar = io.lines().find_map(|l| l.strip_prefix("rchar:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+                most = most.max(rchar);
+            }
+        }
+        most
+    }
+
+    /// Cuts every SSH session of the node (kills each per-connection server process, by its
+    /// id) and leaves the node running: what a client sees when its link dies mid-command.
+    /// Returns how many sessions were cut.
+    pub fn kill_sessions(&self) -> usize {
+        let Some(unshare) = self.child.as_ref().map(Child::id) else { return 0 };
+        let mut cut = 0;
+        for listener in children(unshare) {
+            for session in children(listener) {
+                let _ = Command::new("kill").args(["-9", &session.to_string()]).status();
+                cut += 1;
+            }
+        }
+        cut
+    }
+}
+
 impl Drop for Node {
     fn drop(&mut self) {
         self.kill();
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).stderr(Stdio::null()).status();
         if let Some(v) = &self.veth {
             let _ = Command::new("ip").args(["link", "del", v]).status();
         }
@@ -583,6 +639,30 @@ pub fn vm_image(arch: VmArch) -> PathBuf {
         eprintln!("built the {} node image in {:.1} s", arch.name(), started.elapsed().as_secs_f64());
     }
     dir
+}
+
+/// Builds policy `tests/deploy/FILE` (policy `policy`) into `out` under the fleet's root.
+pub fn build_policy(fleet: &Fleet, file: &str, policy: &str, out: &str) -> PathBuf {
+    let dir = fleet.root.join(out);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/deploy").join(file);
+    let (code, _, err) = support::scpc(&["build", src.to_str().expect("utf-8"), "--policy", policy, "-o", dir.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "{err}");
+    dir
+}
+
+/// Runs a fleet command (`deploy`, `status`, `rollback`) with `--json`; (exit status, the
+/// report, stderr).
+pub fn fleet_json(verb: &str, inv: &Path, extra: &[&str]) -> (i32, serde_json::Value, String) {
+    let mut args = vec![verb, inv.to_str().expect("utf-8"), "--json", "--operator", "ci"];
+    args.extend_from_slice(extra);
+    let (code, out, err) = support::scpc(&args);
+    let json = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
+    (code, json, err)
+}
+
+/// One host's part of a report.
+pub fn report_host<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["hosts"].as_array().expect("hosts").iter().find(|h| h["host"] == name).unwrap_or_else(|| panic!("{name} in {report:#}"))
 }
 
 /// The tests' one support module (running the scpc binary, digests, probes).
