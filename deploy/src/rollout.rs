@@ -343,7 +343,7 @@ fn unwrap_departed(session: &Session, services: &[&Service], inv: &Inventory, re
             .and_then(|r| node::result(&session.conn, r))
         {
             Ok(JobResult::Remove { failure: Some(f), .. }) => {
-                Change::Failed { reason: format!("drop-in of {unit} removed, then {}", step_text(f)) }
+                Change::Failed { reason: format!("drop-in of {unit} removed, then {}", step_text(&f)) }
             }
             Ok(_) => Change::Unwrapped { unit: unit.clone() },
             Err(e) => Change::Failed { reason: e.to_string() },
@@ -363,9 +363,10 @@ fn failure_text(outcome: &wire::Outcome) -> String {
 }
 
 /// A failed step for the table: its name, how it ended, and the last line of its standard
-/// error cut to 200 characters (the whole excerpt is in the JSON report's `failure`).
+/// error, its last 200 characters (the whole excerpt is in the JSON report's `failure`).
 fn step_text(f: &wire::StepFailure) -> String {
-    let last = f.stderr.trim().lines().last().unwrap_or("").chars().take(200).collect::<String>();
+    let line = f.stderr.trim().lines().last().unwrap_or("");
+    let last: String = line.chars().skip(line.chars().count().saturating_sub(200)).collect();
     if last.is_empty() {
         format!("{} {}", f.step, f.status)
     } else {
