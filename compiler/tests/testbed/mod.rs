@@ -253,7 +253,8 @@ impl Fleet {
             }
             None => Command::new("unshare"),
         };
-        cmd.args(["--pid", "--fork", "--kill-child", "--mount", "--propagation", "private", "sh", "-c", &inner]);
+        // its own /proc: process ids the node's programs write (pid files) are the ones it reads
+        cmd.args(["--pid", "--fork", "--kill-child", "--mount-proc", "--propagation", "private", "sh", "-c", &inner]);
         let log = std::fs::File::create(home.join("sshd.log")).expect("log");
         let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn().expect("unshare sshd");
         let node = Node {
