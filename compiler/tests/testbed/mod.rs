@@ -277,6 +277,74 @@ impl Fleet {
         self.nodes.len() - 1
     }
 
+    /// Boots a node that runs a real systemd: the Debian root of `systemd/build.sh` (built once,
+    /// then cached) booted with `systemd-nspawn -b` in its own network namespace (10.231.N.2,
+    /// port 22, OpenSSH's sshd as a systemd service), with a volatile overlay over the cached
+    /// root, its deploy directory and node program directory bound in, and nspawn's own
+    /// seccomp filter off (`SYSTEMD_SECCOMP=0`: a node program under a filter may not read
+    /// other processes' filters). It runs `edge-probe.service`, a real unit.
+    pub fn add_systemd(&mut self, name: &str) -> usize {
+        let root = systemd_root();
+        let home = self.root.join(format!("node-{name}"));
+        let dir = home.join("edge");
+        let keys = home.join("ssh");
+        std::fs::create_dir_all(&dir).expect("node dir");
+        std::fs::create_dir_all(home.join("scpc")).expect("node program dir");
+        std::fs::create_dir_all(&keys).expect("ssh dir");
+        let host_key = new_host_key(&home, name);
+        std::fs::copy(home.join("host_key"), keys.join("host_key")).expect("host key");
+        std::fs::copy(format!("{}.pub", self.key.display()), keys.join("authorized_keys")).expect("authorized_keys");
+        sh(&format!("chmod 700 {k} && chmod 600 {k}/host_key {k}/authorized_keys", k = keys.display()));
+        let (n, lock) = claim_net();
+        let ns = format!("scpc{n}");
+        let veth = format!("scpc{n}h");
+        if Path::new("/run/netns").join(&ns).exists() {
+            let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+            let _ = Command::new("ip").args(["link", "del", &veth]).status();
+        }
+        sh(&format!(
+            "ip netns add {ns} && ip link add {veth} type veth peer name host0 netns {ns} && \
+             ip addr add 10.231.{n}.1/30 dev {veth} && ip link set {veth} up && \
+             ip -n {ns} addr add 10.231.{n}.2/30 dev host0 && ip -n {ns} link set host0 up && ip -n {ns} link set lo up"
+        ));
+        let log = std::fs::File::create(home.join("sshd.log")).expect("console log");
+        let child = Command::new("systemd-nspawn")
+            .env("SYSTEMD_SECCOMP", "0")
+            .args(["--quiet", "--register=no", "--keep-unit", "--volatile=overlay", "-b"])
+            .arg(format!("--directory={}", root.display()))
+            .arg(format!("--network-namespace-path=/run/netns/{ns}"))
+            .arg(format!("--bind={}:{EDGE}", dir.display()))
+            .arg(format!("--bind={}:{NODE_DIR}", home.join("scpc").display()))
+            .arg(format!("--bind-ro={}:/etc/ssh/scpc", keys.display()))
+            .arg(format!("--machine=scpc-{name}-{n}"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("systemd-nspawn (.ci/run installs systemd-container)");
+        let node = Node {
+            name: name.into(),
+            dir,
+            home,
+            vm: false,
+            key: self.key.clone(),
+            address: format!("10.231.{n}.2"),
+            port: 22,
+            host_key,
+            netns: Some(ns),
+            veth: Some(veth),
+            net_lock: Some(lock),
+            child: Some(child),
+            boot: None,
+        };
+        let started = Instant::now();
+        node.wait_ready(Duration::from_secs(180));
+        let mut node = node;
+        node.boot = Some(started.elapsed());
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+
     /// Boots a real aarch64 node ([`Fleet::add_vm`] with [`VmArch::Aarch64`]).
     pub fn add_arm64(&mut self, name: &str) -> usize {
         self.add_vm(name, VmArch::Aarch64)
@@ -420,6 +488,11 @@ impl Node {
     /// Power loss: every process of the node dies at once.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
+            // the first process of the node's own PID namespace (sshd, or a container's
+            // systemd): when it dies, every process of the namespace dies with it
+            for first in children(c.id()) {
+                let _ = Command::new("kill").args(["-9", &first.to_string()]).status();
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -664,6 +737,32 @@ pub fn fleet_json(verb: &str, inv: &Path, extra: &[&str]) -> (i32, serde_json::V
 /// One host's part of a report.
 pub fn report_host<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     report["hosts"].as_array().expect("hosts").iter().find(|h| h["host"] == name).unwrap_or_else(|| panic!("{name} in {report:#}"))
+}
+
+/// The root of the systemd node: `systemd/build.sh` run once into a directory named by the
+/// hash of the script, under `SCPC_TESTBED_CACHE` if set, else under the target directory (a
+/// lock keeps two test programs from building it at once).
+pub fn systemd_root() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testbed/systemd");
+    let script = std::fs::read(here.join("build.sh")).expect("systemd/build.sh");
+    let cache = std::env::var_os("SCPC_TESTBED_CACHE").map(PathBuf::from);
+    let tmp = cache.as_deref().unwrap_or(Path::new(env!("CARGO_TARGET_TMPDIR")));
+    let dir = tmp.join(format!("systemd-{}", &sha256(&script)[..16]));
+    std::fs::create_dir_all(tmp).expect("cache dir");
+    let lock = std::fs::File::create(tmp.join("systemd.lock")).expect("lock file");
+    lock.lock().expect("lock the systemd root");
+    if !dir.join("root/usr/lib/systemd/systemd").exists() {
+        let started = Instant::now();
+        let out = Command::new("sh").arg(here.join("build.sh")).arg(&dir).output().expect("sh runs");
+        assert!(
+            out.status.success(),
+            "building the systemd node's root failed (.ci/run installs debootstrap):\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eprintln!("built the systemd node's root in {:.1} s", started.elapsed().as_secs_f64());
+    }
+    dir.join("root")
 }
 
 /// The tests' one support module (running the scpc binary, digests, probes).

@@ -44,6 +44,12 @@ fn comm(pid: u32) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{pid}/comm")).ok().map(|s| s.trim_end().to_string())
 }
 
+/// Whether `pid` still runs (exists and is not a zombie).
+fn alive(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()).is_some_and(|state| !matches!(state, "Z" | "X" | "x"))
+}
+
 /// `Seccomp:` and `Seccomp_filters:` of `/proc/PID/status`.
 fn seccomp_status(pid: u32) -> Option<(u8, Option<u32>)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -65,6 +71,9 @@ pub fn check_process(pid: u32, deployed: Option<&[Insn]>) -> Option<ProcessCheck
     };
     match crate::loader::loaded_filters(pid as i32) {
         Ok(programs) => check.matches = Some(programs.iter().any(|p| p.as_slice() == deployed)),
+        // a short-lived child (a command the service ran) that ended meanwhile is no longer one
+        // of its processes
+        Err(_) if !alive(pid) => return None,
         Err(e) => {
             check.why = Some(match e.raw_os_error() {
                 Some(libc::EACCES) => {
