@@ -149,6 +149,8 @@ fn load(insns: &[Insn], bits: libc::c_ulong) -> Result<libc::c_long, LoadError> 
     let rc = unsafe { libc::syscall(libc::SYS_seccomp, SECCOMP_SET_MODE_FILTER, bits, &prog as *const SockFprog) };
     if rc > 0 && bits & SECCOMP_FILTER_FLAG_TSYNC != 0 && bits & SECCOMP_FILTER_FLAG_NEW_LISTENER == 0 {
         // the id of a thread that could not be synchronized: nothing was installed
+        // c_long is 32 bits wide on 32-bit targets
+        #[allow(clippy::useless_conversion)]
         return Err(LoadError::ThreadNotSynchronized { tid: i64::from(rc) });
     }
     if rc >= 0 {
@@ -384,6 +386,8 @@ pub fn loaded_filters(pid: i32) -> io::Result<Vec<Vec<Insn>>> {
 /// The calling thread's id (gettid).
 pub fn thread_id() -> i64 {
     // SAFETY: gettid takes no arguments and cannot fail.
+    // c_long is 32 bits wide on 32-bit targets
+    #[allow(clippy::useless_conversion)]
     i64::from(unsafe { libc::syscall(libc::SYS_gettid) })
 }
 
