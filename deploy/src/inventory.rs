@@ -816,7 +816,7 @@ mod tests {
             assert_eq!(code, want.code());
             codes.insert(code);
         }
-        assert_eq!(codes.len(), 14, "one code per kind of mistake");
+        assert_eq!(codes.len(), 13, "one code per kind of mistake");
     }
 
     #[test]
