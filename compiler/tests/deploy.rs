@@ -11,13 +11,9 @@ fn manifest_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Builds `tests/deploy/FILE` into a fresh directory under the fleet's root.
+/// Builds `tests/deploy/FILE` (policy `fleet`) into a fresh directory under the fleet's root.
 fn build(fleet: &Fleet, file: &str, out: &str) -> PathBuf {
-    let dir = fleet.root.join(out);
-    let src = manifest_root().join("tests/deploy").join(file);
-    let (code, _, err) = scpc(&["build", src.to_str().expect("utf-8"), "--policy", "fleet", "-o", dir.to_str().expect("utf-8")]);
-    assert_eq!(code, 0, "{err}");
-    dir
+    testbed::build_policy(fleet, file, "fleet", out)
 }
 
 fn artifact(dir: &Path, arch: &str) -> Vec<u8> {
@@ -27,16 +23,10 @@ fn artifact(dir: &Path, arch: &str) -> Vec<u8> {
 const SERVICE: &str = "[[service]]\nname = \"edge\"\npolicy = \"fleet\"\npath = \"/srv/edge/fleet.bpf\"\n";
 
 fn deploy(inv: &Path, extra: &[&str]) -> (i32, serde_json::Value, String) {
-    let mut args = vec!["deploy", inv.to_str().expect("utf-8"), "--json", "--operator", "ci"];
-    args.extend_from_slice(extra);
-    let (code, out, err) = scpc(&args);
-    let json = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
-    (code, json, err)
+    testbed::fleet_json("deploy", inv, extra)
 }
 
-fn host<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    report["hosts"].as_array().expect("hosts").iter().find(|h| h["host"] == name).unwrap_or_else(|| panic!("{name} in {report:#}"))
-}
+use testbed::report_host as host;
 
 #[test]
 fn ten_hosts_of_mixed_architectures_each_get_their_own_artifact() {
