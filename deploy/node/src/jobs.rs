@@ -236,12 +236,16 @@ impl Place {
             Err(e) => return undo(state, e.into()),
         }
         let swapped = match to {
-            Some(_) => self.dir.rename(&temp, &self.file),
-            None => self.dir.remove(&self.file).and_then(|()| self.dir.sync()),
+            Some(_) => self.dir.rename_unflushed(&temp, &self.file),
+            None => self.dir.remove(&self.file),
         };
         if let Err(e) = swapped {
             return undo(state, e.into());
         }
+        // the path holds `to` now: a failed flush of the directory is no reason to undo, and
+        // no reason to record the old version (the pending record says truly that the path
+        // holds one or the other; whoever reads the state next settles it)
+        let _ = self.dir.sync();
         state.history = history;
         state.pending = None;
         // a failure here leaves the pending record, which still says truly what is there

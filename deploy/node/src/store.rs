@@ -334,12 +334,14 @@ impl Dir {
     /// Renames `from` to `to` in this directory (replacing what is at `to`: a rename never
     /// follows a link) and `fsync`s the directory, so the rename survives a crash.
     pub fn rename(&self, from: &str, to: &str) -> Result<()> {
-        rustix::fs::renameat(&self.fd, from, &self.fd, to).map_err(io_err(format!(
-            "renaming `{}` to `{}`",
-            self.join(from),
-            self.join(to)
-        )))?;
+        self.rename_unflushed(from, to)?;
         self.sync()
+    }
+
+    /// Renames `from` to `to` in this directory without flushing it: an error means nothing
+    /// was renamed (the caller flushes the directory with [`Dir::sync`]).
+    pub fn rename_unflushed(&self, from: &str, to: &str) -> Result<()> {
+        rustix::fs::renameat(&self.fd, from, &self.fd, to).map_err(io_err(format!("renaming `{}` to `{}`", self.join(from), self.join(to))))
     }
 
     /// Writes `bytes` to `name` atomically: a temporary file beside it, `fsync`, rename,
