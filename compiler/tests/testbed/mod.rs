@@ -53,6 +53,26 @@ pub fn node_programs() -> PathBuf {
         .clone()
 }
 
+/// A network namespace `scpcN` of its own (N claimed by [`claim_net`]) behind a veth pair:
+/// `scpcNh` on this side (10.231.N.1/30), `peer` inside (10.231.N.2/30). (N, its lock, the
+/// namespace, the host's end.)
+fn new_netns(peer: &str) -> (usize, std::fs::File, String, String) {
+    let (n, lock) = claim_net();
+    let ns = format!("scpc{n}");
+    let veth = format!("scpc{n}h");
+    // left by a run that was killed: its lock is free, so nobody uses it
+    if Path::new("/run/netns").join(&ns).exists() {
+        let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+        let _ = Command::new("ip").args(["link", "del", &veth]).status();
+    }
+    sh(&format!(
+        "ip netns add {ns} && ip link add {veth} type veth peer name {peer} netns {ns} && \
+         ip addr add 10.231.{n}.1/30 dev {veth} && ip link set {veth} up && \
+         ip -n {ns} addr add 10.231.{n}.2/30 dev {peer} && ip -n {ns} link set {peer} up && ip -n {ns} link set lo up"
+    ));
+    (n, lock, ns, veth)
+}
+
 /// Claims a network number 10..=250 for this process: a lock file per number under
 /// `/run/scpc-testbed`, held while the node lives, so that test runs side by side (two
 /// checkouts, a stress run beside CI) never share a namespace, and a namespace left by a
@@ -168,20 +188,8 @@ impl Fleet {
         let host_key = new_host_key(&home, name);
         let mut net_lock = None;
         let (address, port, netns, veth) = if spec.netns {
-            let (n, lock) = claim_net();
+            let (n, lock, ns, veth) = new_netns("eth0");
             net_lock = Some(lock);
-            let ns = format!("scpc{n}");
-            let veth = format!("scpc{n}h");
-            // left by a run that was killed: its lock is free, so nobody uses it
-            if Path::new("/run/netns").join(&ns).exists() {
-                let _ = Command::new("ip").args(["netns", "del", &ns]).status();
-                let _ = Command::new("ip").args(["link", "del", &veth]).status();
-            }
-            sh(&format!(
-                "ip netns add {ns} && ip link add {veth} type veth peer name eth0 netns {ns} && \
-                 ip addr add 10.231.{n}.1/30 dev {veth} && ip link set {veth} up && \
-                 ip -n {ns} addr add 10.231.{n}.2/30 dev eth0 && ip -n {ns} link set eth0 up && ip -n {ns} link set lo up"
-            ));
             (format!("10.231.{n}.2"), 22u16, Some(ns), Some(veth))
         } else {
             ("127.0.0.1".to_string(), free_port(), None, None)
@@ -295,18 +303,7 @@ impl Fleet {
         std::fs::copy(home.join("host_key"), keys.join("host_key")).expect("host key");
         std::fs::copy(format!("{}.pub", self.key.display()), keys.join("authorized_keys")).expect("authorized_keys");
         sh(&format!("chmod 700 {k} && chmod 600 {k}/host_key {k}/authorized_keys", k = keys.display()));
-        let (n, lock) = claim_net();
-        let ns = format!("scpc{n}");
-        let veth = format!("scpc{n}h");
-        if Path::new("/run/netns").join(&ns).exists() {
-            let _ = Command::new("ip").args(["netns", "del", &ns]).status();
-            let _ = Command::new("ip").args(["link", "del", &veth]).status();
-        }
-        sh(&format!(
-            "ip netns add {ns} && ip link add {veth} type veth peer name host0 netns {ns} && \
-             ip addr add 10.231.{n}.1/30 dev {veth} && ip link set {veth} up && \
-             ip -n {ns} addr add 10.231.{n}.2/30 dev host0 && ip -n {ns} link set host0 up && ip -n {ns} link set lo up"
-        ));
+        let (n, lock, ns, veth) = new_netns("host0");
         let log = std::fs::File::create(home.join("sshd.log")).expect("console log");
         let child = Command::new("systemd-nspawn")
             .env("SYSTEMD_SECCOMP", "0")
