@@ -56,4 +56,14 @@ pub use analysis::generate;
 #[doc(hidden)]
 pub use ir::{eval, policy};
 
+/// `scpc --version`: the compiler's version and the newest kernel its ABI tables know.
+pub fn version() -> String {
+    format!(
+        "{} (ABI tables: Linux {}; {})",
+        env!("CARGO_PKG_VERSION"),
+        abi::tables_kernel(),
+        abi::Arch::ALL.map(abi::Arch::name).join(", ")
+    )
+}
+
 pub use session::{check_source, compile, fs_loader, fs_loader_with, load, BuildOptions, Bundle, CompileError};

@@ -111,6 +111,10 @@ pub enum CompileError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Oci(#[from] ExportError),
+    /// `--emit systemd` for a policy systemd cannot express.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Systemd(#[from] crate::artifact::systemd::SystemdError),
     /// `--require-proof`, and the decision procedure did not answer for a filter.
     #[error("the filter of `{policy}` for {arch} was validated by sampling ({cases} calls) but not proven: the decision procedure ran out of its node budget; nothing was written")]
     #[diagnostic(code(scpc::build::not_proven), help("build without --require-proof to accept a filter checked on sampled calls only"))]
@@ -131,7 +135,11 @@ impl CompileError {
         match self {
             CompileError::Build(BuildError::Codegen(crate::codegen::CodegenError::TooLarge { .. })) => true,
             CompileError::Build(_) | CompileError::NotProven { .. } => false,
-            CompileError::Invalid | CompileError::NoTarget { .. } | CompileError::AuditNeedsKernel { .. } | CompileError::Oci(_) => true,
+            CompileError::Invalid
+            | CompileError::NoTarget { .. }
+            | CompileError::AuditNeedsKernel { .. }
+            | CompileError::Oci(_)
+            | CompileError::Systemd(_) => true,
         }
     }
 }
@@ -293,6 +301,10 @@ pub fn compile(unit: &Unit, map: &SourceMap, options: &BuildOptions, diags: &mut
         // one profile for every target: the format names architectures, not filters
         files.push((oci_file(&policy.name), export(&policy)?.into_bytes()));
     }
+    if options.emit.contains(&Emit::Systemd) {
+        // one drop-in for every target: systemd lists names for all architectures
+        files.push((format!("{}.systemd.conf", policy.name), crate::artifact::systemd::export(&policy)?.into_bytes()));
+    }
     let manifest = Manifest {
         policy: policy.name.clone(),
         compiler: format!("scpc {}", env!("CARGO_PKG_VERSION")),
@@ -346,4 +358,14 @@ pub fn format(file: &str, text: &str) -> Result<String, Box<Unparsable>> {
 /// `generate` write their drafts.
 pub fn canonical(file: &str, text: String) -> String {
     format(file, &text).unwrap_or(text)
+}
+
+/// What `scpc fmt --check` prints for a file not in canonical form: a unified diff from the
+/// file (`a/FILE`) to its canonical form (`b/FILE`), 3 lines of context.
+pub fn format_diff(file: &str, text: &str, formatted: &str) -> String {
+    similar::TextDiff::from_lines(text, formatted)
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("a/{file}"), &format!("b/{file}"))
+        .to_string()
 }

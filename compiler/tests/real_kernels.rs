@@ -24,7 +24,7 @@ fn policies() -> usize {
     if let Some(n) = std::env::var("SCPC_NODE_POLICIES").ok().and_then(|n| n.parse().ok()) {
         n
     } else if std::env::var_os("SCPC_STRESS").is_some() {
-        2000
+        200
     } else {
         50
     }
@@ -47,13 +47,27 @@ fn arch_of(vm: VmArch) -> Arch {
     Arch::from_name(vm.name()).expect("an scpc architecture")
 }
 
-/// The judges of a node: its own, and on aarch64 the 32-bit one for the arm half.
+/// The judges of a node: its own, and on aarch64 the 32-bit one for the arm half; those
+/// [`selected`] by `SCPC_NODE_RUNS`.
 fn judges(vm: VmArch) -> Vec<(&'static str, Arch)> {
-    match vm {
+    let all = match vm {
         VmArch::Aarch64 => vec![("judge", Arch::Aarch64), ("judge-arm", Arch::Arm)],
         VmArch::Arm => vec![("judge", Arch::Arm)],
         VmArch::Riscv64 => vec![("judge", Arch::Riscv64)],
-    }
+    };
+    all.into_iter().filter(|(_, calls_of)| selected(vm, Some(*calls_of))).collect()
+}
+
+/// Whether `SCPC_NODE_RUNS` (a list of `NODE/CALLS`, e.g. `aarch64/arm,riscv64/riscv64`: the
+/// node's architecture and the architecture of the calls judged there) selects this node
+/// (`calls_of` none) or this judge; without it every node and judge runs. A stress run of one
+/// judge is `SCPC_STRESS=1 SCPC_NODE_RUNS=aarch64/arm`.
+fn selected(vm: VmArch, calls_of: Option<Arch>) -> bool {
+    let Ok(runs) = std::env::var("SCPC_NODE_RUNS") else { return true };
+    runs.split(',').any(|run| {
+        let (node, calls) = run.trim().split_once('/').unwrap_or((run.trim(), ""));
+        node == vm.name() && calls_of.is_none_or(|a| calls.is_empty() || calls == a.name())
+    })
 }
 
 fn shape(vm: VmArch) -> policygen::Shape {
@@ -275,7 +289,9 @@ fn the_real_kernels_of_arm_aarch64_and_riscv64_decide_as_the_interpreter() {
     assert!(testbed::available(), "the test bed needs root, /usr/sbin/sshd and ssh-keygen (.ci/run installs them)");
     let seed = policygen::seed();
     let mut fleet = Fleet::new("kernels");
-    let specs: Vec<(String, VmArch)> = VmArch::ALL.iter().map(|a| (format!("edge-{}", a.name()), *a)).collect();
+    let specs: Vec<(String, VmArch)> =
+        VmArch::ALL.iter().filter(|a| selected(**a, None)).map(|a| (format!("edge-{}", a.name()), *a)).collect();
+    assert!(!specs.is_empty(), "SCPC_NODE_RUNS selects no node of {:?}", VmArch::ALL.map(|a| a.name()));
     let named: Vec<(&str, VmArch)> = specs.iter().map(|(n, a)| (n.as_str(), *a)).collect();
     let indices = fleet.add_vms(&named);
     for (&i, (_, vm)) in indices.iter().zip(&specs) {

@@ -278,6 +278,20 @@ impl AbiTable {
     }
 }
 
+/// The newest kernel the tables were made from (`scpc --version` says it): the newest
+/// version any syscall of any architecture appeared in, or was found missing after.
+pub fn tables_kernel() -> KernelVersion {
+    Arch::ALL
+        .iter()
+        .flat_map(|a| a.table().syscalls.iter())
+        .filter_map(|s| match s.since {
+            Since::Exact(v) | Since::After(v) => Some(v),
+            Since::AtMost(_) | Since::Never => s.removed_after,
+        })
+        .max()
+        .unwrap_or(KernelVersion::new(0, 0))
+}
+
 /// Every syscall name of any architecture, sorted (for "did you mean").
 pub fn all_syscall_names() -> &'static [&'static str] {
     static NAMES: OnceLock<Vec<&'static str>> = OnceLock::new();

@@ -134,6 +134,9 @@ pub struct SummaryRow {
 /// What a log says, and (given a policy) which rules decided.
 #[derive(Clone, Debug, Serialize)]
 pub struct ExplainReport {
+    /// Records left out by `--pid`, `--comm` or `--since`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub filtered_out: usize,
     /// Non-blank lines that are not seccomp records.
     pub other_lines: usize,
     /// The decoded records, in log order.
@@ -144,6 +147,10 @@ pub struct ExplainReport {
     pub summary: Vec<SummaryRow>,
     /// Lines that could not be decoded.
     pub unreadable: Vec<Unreadable>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 fn action_text(r: &Record) -> String {
@@ -169,13 +176,92 @@ fn describe(policy: &Policy, map: &SourceMap, c: &Culprit) -> String {
     }
 }
 
+/// Which records of a log to explain (`scpc explain --pid --comm --since`): on a busy host
+/// the log holds other programs' records too, which no rule of your policy decided.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RecordFilter {
+    /// Only records of this process (the calling thread's id, as logged).
+    pub pid: Option<u32>,
+    /// Only records whose thread name (`comm`) or executable's file name is this.
+    pub comm: Option<String>,
+    /// Only records stamped at or after this time (seconds since the epoch, as the audit
+    /// stamp `audit(TIME:SERIAL)` writes it); records without a stamp are left out then.
+    pub since: Option<f64>,
+}
+
+impl RecordFilter {
+    /// Whether the filter keeps `r`.
+    pub fn keeps(&self, r: &Record) -> bool {
+        let pid = self.pid.is_none_or(|p| r.pid == Some(p));
+        let comm = self
+            .comm
+            .as_deref()
+            .is_none_or(|c| r.comm.as_deref() == Some(c) || r.exe.as_deref().is_some_and(|e| e == c || e.rsplit('/').next() == Some(c)));
+        let since = self.since.is_none_or(|t| stamp_time(r.stamp.as_deref()).is_some_and(|s| s >= t));
+        pid && comm && since
+    }
+}
+
+/// The time of an audit stamp `TIME:SERIAL`.
+fn stamp_time(stamp: Option<&str>) -> Option<f64> {
+    stamp?.split(':').next()?.parse().ok()
+}
+
+/// A `--since` value: seconds since the epoch (`1700000000`, `1700000000.5`) or a UTC date
+/// and time `YYYY-MM-DD[THH:MM[:SS]]` (a space may stand for the `T`).
+pub fn parse_since(s: &str) -> Result<f64, String> {
+    if let Ok(t) = s.parse::<f64>() {
+        return if t.is_finite() && t >= 0.0 { Ok(t) } else { Err(format!("`{s}` is not a time")) };
+    }
+    let bad = || format!("`{s}` is not a time: write seconds since the epoch or YYYY-MM-DD[THH:MM[:SS]] (UTC)");
+    let (date, time) = s.split_once(['T', ' ']).unwrap_or((s, "00:00:00"));
+    let numbers = |text: &str, sep: char, min: usize| -> Result<Vec<i64>, String> {
+        let v: Vec<i64> = text.split(sep).map(|p| p.parse::<i64>().map_err(|_| bad())).collect::<Result<_, _>>()?;
+        if v.len() < min || v.len() > 3 {
+            return Err(bad());
+        }
+        Ok(v)
+    };
+    let d = numbers(date, '-', 3)?;
+    let mut t = numbers(time, ':', 2)?;
+    t.resize(3, 0);
+    let (y, m, day, hh, mm, ss) = (d[0], d[1], d[2], t[0], t[1], t[2]);
+    let in_range = (1970..=9999).contains(&y)
+        && (1..=12).contains(&m)
+        && (1..=31).contains(&day)
+        && (0..=23).contains(&hh)
+        && (0..=59).contains(&mm)
+        && (0..=60).contains(&ss);
+    if !in_range {
+        return Err(bad());
+    }
+    // days from the civil date (Howard Hinnant's algorithm)
+    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Ok((days * 86_400 + hh * 3600 + mm * 60 + ss) as f64)
+}
+
 /// Reads the log `text` (named `source`) and, with a policy and the source map it was
 /// resolved from, names what decided each record.
 pub fn report(source: &str, text: &str, policy: Option<(&Policy, &SourceMap)>) -> ExplainReport {
+    report_filtered(source, text, policy, &RecordFilter::default())
+}
+
+/// [`report`] of the records `filter` keeps; the others are counted in `filtered_out`.
+pub fn report_filtered(source: &str, text: &str, policy: Option<(&Policy, &SourceMap)>, filter: &RecordFilter) -> ExplainReport {
     let parsed = parse(text);
     let mut counts: BTreeMap<(String, String, String, String), usize> = BTreeMap::new();
     let mut records = Vec::new();
+    let mut filtered_out = 0;
     for r in parsed.records {
+        if !filter.keeps(&r) {
+            filtered_out += 1;
+            continue;
+        }
         *counts.entry((action_text(&r), arch_text(&r), r.syscall_name(), r.program().to_string())).or_default() += 1;
         let (decided_by, possible) = match policy {
             Some((policy, map)) => {
@@ -213,7 +299,7 @@ pub fn report(source: &str, text: &str, policy: Option<(&Policy, &SourceMap)>) -
     let summary =
         counts.into_iter().map(|((action, arch, syscall, program), count)| SummaryRow { action, arch, count, program, syscall }).collect();
     let unreadable = parsed.unreadable.iter().map(|(line, e)| Unreadable { error: e.to_string(), line: *line }).collect();
-    ExplainReport { other_lines: parsed.other_lines, records, source: source.to_string(), summary, unreadable }
+    ExplainReport { filtered_out, other_lines: parsed.other_lines, records, source: source.to_string(), summary, unreadable }
 }
 
 impl ExplainReport {
@@ -269,6 +355,9 @@ impl ExplainReport {
             self.unreadable.len(),
             self.other_lines
         );
+        if self.filtered_out > 0 {
+            out.push_str(&format!("{} record(s) of other processes or times left out (--pid, --comm, --since)\n", self.filtered_out));
+        }
         if !self.summary.is_empty() {
             let mut rows: Vec<&SummaryRow> = self.summary.iter().collect();
             rows.sort_by(|x, y| {
@@ -293,5 +382,19 @@ impl ExplainReport {
 impl fmt::Display for ExplainReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}{}", self.records_text(), self.summary_text())
+    }
+}
+
+#[cfg(test)]
+mod filter_tests {
+    use super::*;
+
+    #[test]
+    fn since_reads_epoch_seconds_and_utc_dates() {
+        assert_eq!(parse_since("1700000000.5"), Ok(1_700_000_000.5));
+        assert_eq!(parse_since("1970-01-01"), Ok(0.0));
+        assert_eq!(parse_since("2023-11-14T22:13:20"), Ok(1_700_000_000.0));
+        assert_eq!(parse_since("2023-11-14 22:13"), Ok(1_699_999_980.0));
+        assert!(parse_since("yesterday").is_err() && parse_since("2023-13-01").is_err() && parse_since("-5").is_err());
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod oci;
 pub mod render;
+pub mod systemd;
 
 use crate::abi::Arch;
 use crate::bpf::Program;
@@ -116,6 +117,13 @@ pub enum FilterFileError {
         /// Its size.
         bytes: usize,
     },
+    /// It is a policy source, not a built filter.
+    #[error("{path}: this is a policy source, not a filter: build it first\n  help: `scpc build {path} --policy NAME -o DIR` writes DIR/NAME.ARCH.bpf")]
+    #[diagnostic(code(scpc::artifact::filter_is_source))]
+    Source {
+        /// The file.
+        path: String,
+    },
     /// It is empty.
     #[error("{path}: byte 0: the file is empty\n  help: build a filter with `scpc build FILE --policy NAME`")]
     #[diagnostic(code(scpc::artifact::filter_empty))]
@@ -148,10 +156,45 @@ impl FilterFileError {
 /// checks, [`crate::bpf::sim::check`]); errors are located by instruction and byte.
 pub fn read_filter(path: &str) -> Result<Program, FilterFileError> {
     let bytes = std::fs::read(path).map_err(|source| FilterFileError::Unreadable { path: path.to_string(), source })?;
+    if scpc_node::run::is_policy_source(std::path::Path::new(path), &bytes) {
+        return Err(FilterFileError::Source { path: path.to_string() });
+    }
     let program = Program::from_bytes(&bytes).ok_or(FilterFileError::Size { path: path.to_string(), bytes: bytes.len() })?;
     if program.insns.is_empty() {
         return Err(FilterFileError::Empty { path: path.to_string() });
     }
     crate::bpf::sim::check(&program).map_err(|error| FilterFileError::Refused { path: path.to_string(), error })?;
     Ok(program)
+}
+
+/// The header `scpc disasm` prints above a filter read from `path` (its bytes `bytes`): its
+/// sha256 and, from the build manifest beside it (`NAME.manifest.json` for
+/// `NAME.ARCH.bpf`), its policy and architectures, when the manifest lists the file with
+/// this sha256. The manifest's strings are printed only when they are plain names (the
+/// manifest's own check), so a manifest cannot put text into the listing.
+pub fn listing_header(path: &std::path::Path, bytes: &[u8]) -> crate::bpf::disasm::Header {
+    let sha256 = scpc_node::Sha256::of(bytes);
+    let mut header = crate::bpf::disasm::Header { sha256: sha256.to_string(), ..Default::default() };
+    let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let Some((policy, _arch)) = file.strip_suffix(".bpf").and_then(|s| s.rsplit_once('.')) else {
+        header.source = "no build manifest (not a NAME.ARCH.bpf file)".into();
+        return header;
+    };
+    let manifest_name = scpc_node::manifest::manifest_file(policy);
+    let manifest = path.with_file_name(&manifest_name);
+    let parsed = std::fs::read(&manifest).ok().map(|b| scpc_node::Manifest::from_json(&b));
+    match parsed {
+        None => header.source = format!("no build manifest ({manifest_name} is not beside it)"),
+        Some(Err(e)) => header.source = format!("{manifest_name} is not a build manifest: {e}"),
+        Some(Ok(m)) => match m.targets.iter().find(|t| t.file == file) {
+            Some(t) if t.sha256 == sha256 => {
+                header.policy = Some(m.policy.clone());
+                header.targets = t.archs.iter().filter(|a| Arch::from_name(a).is_some()).cloned().collect();
+                header.source = format!("{manifest_name} ({})", m.compiler.chars().filter(|c| !c.is_control()).collect::<String>());
+            }
+            Some(t) => header.source = format!("{manifest_name} lists sha256 {} for it: this is not the file that was built", t.sha256),
+            None => header.source = format!("{manifest_name} does not list {file}"),
+        },
+    }
+    header
 }

@@ -260,6 +260,28 @@ pub struct Outcome {
 /// (bad opcodes, loads and operands are errors where they are run); the kernel also
 /// refuses, before running anything, programs that [`check`] refuses.
 pub fn run(program: &Program, data: &SeccompData) -> Result<Outcome, SimError> {
+    run_observed(program, data, &mut |_| {})
+}
+
+/// One executed instruction, as `scpc sim --trace` prints it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// Its index.
+    pub pc: usize,
+    /// A after it ran.
+    pub a: u32,
+    /// X after it ran.
+    pub x: u32,
+}
+
+/// [`run`], and every instruction executed, in order (as `seccomp-tools emu` lists them).
+pub fn run_traced(program: &Program, data: &SeccompData) -> (Result<Outcome, SimError>, Vec<Step>) {
+    let mut steps = Vec::new();
+    let result = run_observed(program, data, &mut |s| steps.push(s));
+    (result, steps)
+}
+
+fn run_observed(program: &Program, data: &SeccompData, observe: &mut dyn FnMut(Step)) -> Result<Outcome, SimError> {
     let insns = &program.insns;
     if insns.is_empty() || insns.len() > BPF_MAXINSNS {
         return Err(SimError::BadLength(insns.len()));
@@ -301,6 +323,7 @@ pub fn run(program: &Program, data: &SeccompData) -> Result<Outcome, SimError> {
             Op::Alu(op, s) => match alu(op, a, value(s, x)) {
                 Some(v) => a = v,
                 None => {
+                    observe(Step { pc, a, x });
                     out.ret = 0;
                     return Ok(out);
                 }
@@ -314,14 +337,17 @@ pub fn run(program: &Program, data: &SeccompData) -> Result<Outcome, SimError> {
                 next = jump(usize::from(off), &mut out)?;
             }
             Op::RetK(k) => {
+                observe(Step { pc, a, x });
                 out.ret = k;
                 return Ok(out);
             }
             Op::RetA => {
+                observe(Step { pc, a, x });
                 out.ret = a;
                 return Ok(out);
             }
         }
+        observe(Step { pc, a, x });
         pc = next;
     }
 }

@@ -12,7 +12,10 @@
 //!   the deployer through the same type, and the file names of a build.
 //! - [`bpf`]: the `struct sock_filter` record, the `.bpf` file format, and the checks the
 //!   kernel makes before loading a filter.
-//! - [`loader`]: no_new_privs and seccomp(2): the only `unsafe` code of the workspace.
+//! - [`loader`]: no_new_privs and seccomp(2), and ptrace to read a process's filters: the
+//!   only `unsafe` code of the workspace.
+//! - [`dump`]: the filters a running process is under (PTRACE_SECCOMP_GET_FILTER), for `scpc
+//!   dump` and `scpc status`.
 //! - [`run`]: a filter file checked for this machine, then a command run under it (`scpc-node
 //!   run`, `scpc exec`).
 //! - [`protocol`]: the requests and responses of `scpc-node serve`.
@@ -37,6 +40,7 @@
 #![deny(missing_docs)]
 
 pub mod bpf;
+pub mod dump;
 pub mod enforce;
 pub mod hooks;
 pub mod jobs;

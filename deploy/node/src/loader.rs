@@ -306,7 +306,6 @@ pub fn probe(insns: &[Insn], calls: &[(u32, [u64; 6])]) -> io::Result<Vec<i32>> 
 const PTRACE_SEIZE: libc::c_uint = 0x4206;
 const PTRACE_INTERRUPT: libc::c_uint = 0x4207;
 const PTRACE_DETACH: libc::c_uint = 17;
-const PTRACE_SECCOMP_GET_FILTER: libc::c_uint = 0x420c;
 const PTRACE_EVENT_STOP: i32 = 128;
 
 /// The classic BPF programs of the seccomp filters process `pid` (its main thread) runs
@@ -381,6 +380,65 @@ pub fn loaded_filters(pid: i32) -> io::Result<Vec<Vec<Insn>>> {
         unsafe { libc::ptrace(PTRACE_DETACH as _, pid, null, resend as libc::c_long as *mut libc::c_void) };
     }
     result.map(|(f, _)| f).map_err(|(e, _)| e)
+}
+
+/// The type of ptrace's request in the C library's declaration.
+#[cfg(target_env = "musl")]
+type PtraceRequest = libc::c_int;
+#[cfg(not(target_env = "musl"))]
+type PtraceRequest = libc::c_uint;
+
+/// `PTRACE_SECCOMP_GET_FILTER` (linux/ptrace.h).
+const PTRACE_SECCOMP_GET_FILTER: PtraceRequest = 0x420c;
+
+/// Seizes `pid` with ptrace and stops it (PTRACE_SEIZE, PTRACE_INTERRUPT, then waits for the
+/// stop), so that its filters can be read ([`seccomp_filter`]); [`release`] lets it go.
+pub fn seize(pid: libc::pid_t) -> io::Result<()> {
+    // SAFETY: ptrace with integer arguments only; the kernel checks that we may trace `pid`.
+    if unsafe { libc::ptrace(libc::PTRACE_SEIZE, pid, 0usize, 0usize) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::ptrace(libc::PTRACE_INTERRUPT, pid, 0usize, 0usize) } != 0 {
+        let e = io::Error::last_os_error();
+        release(pid);
+        return Err(e);
+    }
+    let mut status = 0;
+    // SAFETY: waiting for the tracee's stop; `status` is a live int.
+    if unsafe { libc::waitpid(pid, &mut status, libc::__WALL) } != pid {
+        let e = io::Error::last_os_error();
+        release(pid);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Lets a process seized by [`seize`] run on (PTRACE_DETACH).
+pub fn release(pid: libc::pid_t) {
+    // SAFETY: ptrace with integer arguments only.
+    unsafe { libc::ptrace(libc::PTRACE_DETACH, pid, 0usize, 0usize) };
+}
+
+/// Filter `index` of a process stopped by [`seize`] (0: the one installed last), read with
+/// PTRACE_SECCOMP_GET_FILTER (needs CAP_SYS_ADMIN, and no filter on the caller). ENOENT
+/// past the last filter, EINVAL when the process has no filter.
+pub fn seccomp_filter(pid: libc::pid_t, index: usize) -> io::Result<Vec<Insn>> {
+    // SAFETY: with a null buffer the kernel only returns the filter's length.
+    let count = unsafe { libc::ptrace(PTRACE_SECCOMP_GET_FILTER, pid, index, std::ptr::null_mut::<Insn>()) };
+    if count < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut insns = vec![Insn { code: 0, jt: 0, jf: 0, k: 0 }; count as usize];
+    // SAFETY: the buffer holds `count` `struct sock_filter` records (Insn has the kernel's
+    // layout), as many as the kernel said the filter has; filters never change once
+    // installed, so it writes no more than that.
+    let got = unsafe { libc::ptrace(PTRACE_SECCOMP_GET_FILTER, pid, index, insns.as_mut_ptr()) };
+    if got < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    insns.truncate(got as usize);
+    Ok(insns)
 }
 
 /// The calling thread's id (gettid).

@@ -8,8 +8,8 @@
 //! refuses a filter the kernel would refuse, one without code for this machine's
 //! architecture, or (with `--sha256`) one whose bytes are not those; else it sets
 //! no_new_privs, installs the filter and becomes CMD. Exit status when it gives up: 1 the
-//! filter or the arguments are wrong, 2 it could not do its job (a file that cannot be read,
-//! a command that cannot be run).
+//! filter or the arguments are wrong, 2 it could not do its job (a file that cannot be read),
+//! and as `env` says it, 127 when CMD is not found, 126 when it cannot be run.
 
 use std::ffi::OsString;
 use std::path::PathBuf;

@@ -120,6 +120,24 @@ pub enum RunError {
         /// The manifest.
         manifest: PathBuf,
     },
+    /// The file given as the filter is a policy source (`.scp` text), not a built filter.
+    Source {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The command is not found (exit status 127, as `env` and `timeout` say it).
+    NotFound {
+        /// The program.
+        program: OsString,
+    },
+    /// The command is found but cannot be run: not executable, a directory (exit status
+    /// 126).
+    NotRunnable {
+        /// The program.
+        program: OsString,
+        /// Why.
+        reason: &'static str,
+    },
     /// The command could not be run (or the kernel refused the filter as it was installed).
     Exec {
         /// The program.
@@ -141,20 +159,32 @@ impl RunError {
             RunError::Manifest { .. } => "scpc::node::run::manifest",
             RunError::NotListed { .. } => "scpc::node::run::not_listed",
             RunError::Exec { .. } => "scpc::node::run::exec",
+            RunError::Source { .. } => "scpc::node::run::source",
+            RunError::NotFound { .. } => "scpc::node::run::not_found",
+            RunError::NotRunnable { .. } => "scpc::node::run::not_runnable",
         }
     }
 
     /// The exit status of a command-line tool that gives up with this error: 1 when the
     /// input is wrong (a damaged filter, one of another architecture), 2 when the job could
-    /// not be done.
+    /// not be done, and as `env` says it, 127 when the command is not found and 126 when it
+    /// cannot be run.
     pub fn exit_status(&self) -> u8 {
         match self {
+            RunError::NotFound { .. } => 127,
+            RunError::NotRunnable { .. } => 126,
+            RunError::Exec { error, .. } => match error.raw_os_error() {
+                Some(libc::ENOENT) => 127,
+                Some(libc::ENOEXEC | libc::ETXTBSY | libc::EISDIR | libc::ELOOP | libc::ENOTDIR) => 126,
+                _ => 2,
+            },
+            RunError::Source { .. } => 1,
             RunError::Filter { .. }
             | RunError::Digest { .. }
             | RunError::OtherArch { .. }
             | RunError::Manifest { .. }
             | RunError::NotListed { .. } => 1,
-            RunError::Read { .. } | RunError::UnknownHost { .. } | RunError::Exec { .. } => 2,
+            RunError::Read { .. } | RunError::UnknownHost { .. } => 2,
         }
     }
 }
@@ -182,6 +212,14 @@ impl fmt::Display for RunError {
                 manifest.display(),
                 path.display()
             ),
+            RunError::Source { path } => write!(
+                f,
+                "`{}` is a policy source, not a filter: build it first\n  help: `scpc build {} --policy NAME -o DIR` writes DIR/NAME.ARCH.bpf; run that",
+                path.display(),
+                path.display()
+            ),
+            RunError::NotFound { program } => write!(f, "`{}`: command not found", program.to_string_lossy()),
+            RunError::NotRunnable { program, reason } => write!(f, "`{}` cannot be run: {reason}", program.to_string_lossy()),
             RunError::Exec { program, error } => match error.raw_os_error() {
                 Some(libc::EINVAL) => f.write_str(
                     "the kernel refused the filter or a flag (EINVAL): check that this kernel supports the actions and flags used",
@@ -224,6 +262,9 @@ pub fn manifest_digest(filter: &Path, manifest: Option<&Path>) -> Result<Option<
 /// machine's architecture, and (when `expected` is given) its sha256 is that.
 pub fn read_filter(path: &Path, expected: Option<Sha256>) -> Result<Filter, RunError> {
     let bytes = std::fs::read(path).map_err(|error| RunError::Read { path: path.into(), error })?;
+    if is_policy_source(path, &bytes) {
+        return Err(RunError::Source { path: path.into() });
+    }
     let sha256 = Sha256::of(&bytes);
     if let Some(expected) = expected.filter(|e| *e != sha256) {
         return Err(RunError::Digest { path: path.into(), expected, found: sha256 });
@@ -236,6 +277,14 @@ pub fn read_filter(path: &Path, expected: Option<Sha256>) -> Result<Filter, RunE
         return Err(RunError::OtherArch { path: path.into(), arch: host.name });
     }
     Ok(Filter { insns, sha256 })
+}
+
+/// Whether a file given as a filter is a policy source: named `.scp`, or text that holds a
+/// `policy` (a built filter is binary: its first record's jump offsets and high bytes are
+/// not printable text).
+pub fn is_policy_source(path: &Path, bytes: &[u8]) -> bool {
+    let text = std::str::from_utf8(bytes).ok().filter(|t| t.chars().all(|c| !c.is_control() || c.is_ascii_whitespace()));
+    path.extension().is_some_and(|e| e == "scp") || text.is_some_and(|t| t.contains("policy ") || t.contains("include "))
 }
 
 /// The file `program` names: itself when it holds a `/`, else the first executable file of
@@ -258,8 +307,22 @@ pub fn exec(filter: &Filter, flags: Flags, command: &[OsString]) -> RunError {
         return RunError::Exec { program: OsString::new(), error: io::Error::from(io::ErrorKind::InvalidInput) };
     };
     let Some(path) = resolve(program) else {
-        return RunError::Exec { program: program.clone(), error: io::Error::from_raw_os_error(libc::ENOENT) };
+        return RunError::NotFound { program: program.clone() };
     };
+    match path.metadata() {
+        Err(_) => return RunError::NotFound { program: program.clone() },
+        Ok(m) if m.is_dir() => return RunError::NotRunnable { program: program.clone(), reason: "it is a directory" },
+        Ok(m) if !m.is_file() => return RunError::NotRunnable { program: program.clone(), reason: "it is not a regular file" },
+        Ok(m)
+            if {
+                use std::os::unix::fs::PermissionsExt;
+                m.permissions().mode() & 0o111 == 0
+            } =>
+        {
+            return RunError::NotRunnable { program: program.clone(), reason: "it is not executable (no x permission)" }
+        }
+        Ok(_) => {}
+    }
     let mut cmd = Command::new(path);
     cmd.arg0(program).args(args);
     loader::with_filter(&mut cmd, filter.insns.clone(), flags);

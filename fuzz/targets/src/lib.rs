@@ -22,6 +22,9 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("docker", docker),
     ("auditlog", auditlog),
     ("inventory", inventory),
+    ("seccompiler", seccompiler),
+    ("minijail", minijail),
+    ("kafel", kafel),
 ];
 
 /// Arbitrary text through the parser and, when it parses, the formatter: the formatted text
@@ -85,6 +88,60 @@ pub fn docker(data: &[u8]) {
             let items = diags.into_sorted();
             panic!("import wrote a policy that does not check:\n{scp}\n{}", scpc::report::render_human(&items, &map, false, 100));
         }
+    }
+}
+
+/// An importer's result: when it accepts the input, the policy it writes checks (the importers
+/// check it themselves; this holds them to it).
+fn checks(scp: &str) {
+    let (_, diags, map) = scpc::check_source("imported.scp", scp);
+    if diags.has_errors() {
+        let items = diags.into_sorted();
+        panic!("import wrote a policy that does not check:\n{scp}\n{}", scpc::report::render_human(&items, &map, false, 100));
+    }
+}
+
+/// Arbitrary JSON through the seccompiler importer (x86_64 and aarch64): never a panic, and
+/// every file it accepts becomes policies that check.
+pub fn seccompiler(data: &[u8]) {
+    use scpc::import::seccompiler::{import, SeccompilerOptions};
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    for arch in [scpc::abi::Arch::X86_64, scpc::abi::Arch::Aarch64] {
+        if let Ok(scp) = import("fuzz.json", text, &SeccompilerOptions { arch }) {
+            checks(&scp);
+        }
+    }
+}
+
+/// Arbitrary text as a minijail policy (in memory; its includes name no file): never a panic,
+/// and every policy it accepts checks.
+pub fn minijail(data: &[u8]) {
+    use scpc::import::minijail::{import, Files, MinijailOptions};
+    struct One(String);
+    impl Files for One {
+        fn read(&self, path: &std::path::Path) -> std::io::Result<String> {
+            if path == std::path::Path::new("fuzz/p.policy") {
+                Ok(self.0.clone())
+            } else {
+                Err(std::io::Error::from(std::io::ErrorKind::NotFound))
+            }
+        }
+    }
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let opts = MinijailOptions { arch: Some(scpc::abi::Arch::X86_64), ..Default::default() };
+    if let Ok(imported) = import(std::path::Path::new("fuzz/p.policy"), &opts, &One(text.to_string())) {
+        checks(&imported.policy);
+    }
+}
+
+/// Arbitrary text as a kafel policy for x86_64 and arm: never a panic, and every policy it
+/// accepts checks.
+pub fn kafel(data: &[u8]) {
+    use scpc::import::kafel::{import, KafelOptions};
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let opts = KafelOptions { targets: vec![scpc::abi::Arch::X86_64, scpc::abi::Arch::Arm], name: None };
+    if let Ok(scp) = import("fuzz.policy", text, &opts) {
+        checks(&scp);
     }
 }
 

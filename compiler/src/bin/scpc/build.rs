@@ -25,6 +25,10 @@ pub(crate) struct BuildArgs {
     #[arg(long = "target", value_parser = crate::parse_arch)]
     targets: Vec<Arch>,
     /// Syscall frequencies (TSV, strace -c or strace -f output) to lay the filter out by.
+    /// Without it, scpc's built-in profile (measured on common server workloads) is used,
+    /// which the manifest records as `"profile": "builtin (...)"`; a file given here is
+    /// recorded by its name and sha256. The profile changes the filter's layout (and so its
+    /// bytes and sha256), never its decisions.
     #[arg(long)]
     profile: Option<String>,
     /// Audit-only: every decision other than allow becomes log.
@@ -33,7 +37,10 @@ pub(crate) struct BuildArgs {
     /// Output directory.
     #[arg(short = 'o', long = "out-dir", default_value = ".")]
     out_dir: String,
-    /// Renderings to write: bpf, c, rust, disasm (comma-separated).
+    /// Renderings to write (comma-separated): bpf (NAME.ARCH.bpf), c (a C header), rust (a Rust
+    /// array), disasm (the annotated listing), oci (one Docker/OCI seccomp profile,
+    /// NAME.oci.json, when the format can say what the policy says), systemd (NAME.systemd.conf:
+    /// SystemCallFilter= lines, when systemd can say it).
     #[arg(long = "emit", value_name = "EMIT", value_delimiter = ',', default_value = "bpf")]
     renderings: Vec<String>,
     /// How to print diagnostics.

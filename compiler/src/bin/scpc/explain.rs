@@ -20,6 +20,15 @@ pub(crate) struct ExplainArgs {
     /// One JSON document instead of text.
     #[arg(long)]
     json: bool,
+    /// Only the records of this process (the thread id the record names).
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Only the records of this program (its thread name, `comm`, or its executable's name).
+    #[arg(long)]
+    comm: Option<String>,
+    /// Only records from this time on: seconds since the epoch or YYYY-MM-DD[THH:MM[:SS]] (UTC).
+    #[arg(long, value_parser = scpc::analysis::explain::parse_since)]
+    since: Option<f64>,
 }
 
 pub(crate) fn explain(a: &ExplainArgs) -> u8 {
@@ -51,7 +60,8 @@ pub(crate) fn explain(a: &ExplainArgs) -> u8 {
             return 1;
         }
     };
-    let report = scpc::analysis::explain::report(&source, &text, loaded.as_ref().map(|(p, m)| (p, m)));
+    let filter = scpc::analysis::explain::RecordFilter { pid: a.pid, comm: a.comm.clone(), since: a.since };
+    let report = scpc::analysis::explain::report_filtered(&source, &text, loaded.as_ref().map(|(p, m)| (p, m)), &filter);
     let unreadable = || {
         for u in &report.unreadable {
             eprintln!("{source}:{}: error: cannot read this seccomp record: {}", u.line, u.error);

@@ -12,13 +12,47 @@ use scpc_lang::diag::Diagnostics;
 use scpc_lang::source::SourceMap;
 
 #[derive(Parser)]
-#[command(name = "scpc", version, about = "Compile, check and deploy Linux seccomp policies written in .scp")]
-struct Cli {
+#[command(name = "scpc", version = version_text(), about = "Compile, check and deploy Linux seccomp policies written in .scp")]
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// When to print colors: auto (on a terminal, unless NO_COLOR is set; CLICOLOR_FORCE forces them), always, never.
+    #[arg(long, value_enum, global = true, default_value = "auto", value_name = "WHEN")]
+    color: ColorWhen,
     /// A directory policy files may include from (searched after the including file's own).
     #[arg(short = 'I', long = "include-dir", value_name = "DIR", global = true)]
     include_dirs: Vec<std::path::PathBuf>,
+}
+
+/// `--version`: scpc's and its ABI tables' kernel.
+fn version_text() -> &'static str {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEXT.get_or_init(scpc::version)
+}
+
+/// `--color`.
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ColorWhen {
+    /// On a terminal, unless NO_COLOR says otherwise (CLICOLOR_FORCE forces them).
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// `--color` of this run.
+static COLOR: std::sync::OnceLock<ColorWhen> = std::sync::OnceLock::new();
+
+/// Whether to color what goes to standard error.
+pub(crate) fn stderr_color() -> bool {
+    let choice = match COLOR.get().copied().unwrap_or(ColorWhen::Auto) {
+        ColorWhen::Auto => scpc::report::ColorChoice::Auto,
+        ColorWhen::Always => scpc::report::ColorChoice::Always,
+        ColorWhen::Never => scpc::report::ColorChoice::Never,
+    };
+    let var = |k: &str| std::env::var(k).ok();
+    scpc::report::use_color(choice, std::io::stderr().is_terminal(), var("NO_COLOR").as_deref(), var("CLICOLOR_FORCE").as_deref())
 }
 
 /// The `-I` directories of this run.
@@ -34,6 +68,7 @@ mod build;
 mod deploy;
 mod diff;
 mod explain;
+mod toolbox;
 mod tools;
 
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
@@ -84,8 +119,12 @@ enum Command {
         /// Arguments (decimal, 0x, 0o, 0b; negative values are two's complement).
         #[arg(allow_hyphen_values = true)]
         args: Vec<String>,
+        /// Print every instruction executed, with A and X after it (as `seccomp-tools emu`).
+        #[arg(long)]
+        trace: bool,
     },
-    /// Print a compiled filter as readable BPF with labels.
+    /// Print a compiled filter as readable BPF with labels: syscalls, arguments and constants
+    /// named, and a header with the policy, targets and sha256 (from the manifest beside it).
     Disasm {
         /// The filter (.bpf).
         filter: String,
@@ -164,6 +203,8 @@ enum Command {
         inventory: String,
         #[command(flatten)]
         fleet: FleetFlags,
+        #[command(flatten)]
+        operator: OperatorFlag,
         /// Connect and show, per host, what would change (and how the decisions change); write nothing.
         #[arg(long)]
         dry_run: bool,
@@ -189,20 +230,68 @@ enum Command {
         inventory: String,
         #[command(flatten)]
         fleet: FleetFlags,
+        #[command(flatten)]
+        operator: OperatorFlag,
     },
     /// Translate another tool's profile to .scp.
     Import {
         #[command(subcommand)]
         from: ImportFrom,
     },
-    /// Rewrite files in canonical form (comments kept).
+    /// Rewrite files in canonical form (comments kept); `-` reads standard input and writes
+    /// standard output.
     Fmt {
-        /// Policy files.
+        /// Policy files (`-`: standard input).
         #[arg(required = true)]
         files: Vec<String>,
-        /// Change nothing; exit 1 if a file is not in canonical form.
+        /// Change nothing; print a diff and exit 1 if a file is not in canonical form.
         #[arg(long)]
         check: bool,
+    },
+    /// Look syscalls up by name or number: number, signature, first kernel, groups (as
+    /// `scmp_sys_resolver`); with no name, the whole table.
+    Syscalls {
+        /// Names or numbers (seccomp_data.nr, decimal or 0x).
+        queries: Vec<String>,
+        /// The architecture (default: this machine's).
+        #[arg(long, value_parser = parse_arch)]
+        arch: Option<Arch>,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The syscall groups of std/groups.scp and their members per architecture (as
+    /// `systemd-analyze syscall-filter`).
+    Groups {
+        /// Groups (`@basic-io` or `basic-io`; all when none).
+        names: Vec<String>,
+        /// Architectures (repeatable; default: this machine's).
+        #[arg(long = "arch", value_parser = parse_arch)]
+        archs: Vec<Arch>,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the seccomp filters a running process is under as .bpf files (as `seccomp-tools
+    /// dump`; needs CAP_SYS_ADMIN); compare one with its policy by `scpc diff POLICY FILE`.
+    Dump {
+        /// The process (or thread) id.
+        #[arg(long)]
+        pid: i32,
+        /// Directory to write PID.N.bpf to (N = 0 is the filter installed last).
+        #[arg(short = 'o', long = "out-dir", default_value = ".")]
+        out_dir: String,
+    },
+    /// Print a completion script for a shell (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), or write one per command into a directory.
+    Man {
+        /// Write scpc.1 and scpc-COMMAND.1 here instead of printing scpc.1.
+        #[arg(short = 'o', long = "out-dir")]
+        out_dir: Option<String>,
     },
 }
 
@@ -222,6 +311,12 @@ struct FleetFlags {
     /// One JSON report on stdout instead of the table.
     #[arg(long)]
     json: bool,
+}
+
+/// `--operator`, for the commands that change hosts (deploy, rollback).
+#[cfg(feature = "deploy")]
+#[derive(clap::Args)]
+struct OperatorFlag {
     /// Who is deploying, recorded on the hosts (default: $USER).
     #[arg(long)]
     operator: Option<String>,
@@ -233,11 +328,12 @@ impl FleetFlags {
         self,
         verb: scpc_deploy::report::Command,
         inventory: String,
+        operator: Option<String>,
         dry_run: bool,
         canary: Option<usize>,
         force: bool,
     ) -> deploy::FleetArgs {
-        let operator = self.operator.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "unknown".into());
+        let operator = operator.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "unknown".into());
         let opts = scpc_deploy::rollout::Options {
             dry_run,
             accept_new: self.accept_new,
@@ -267,6 +363,52 @@ enum ImportFrom {
         #[arg(short = 'o', long)]
         output: Option<String>,
     },
+    /// Firecracker's seccompiler JSON: one policy per thread filter.
+    Seccompiler {
+        /// The JSON file.
+        file: String,
+        /// The architecture it is compiled for (x86_64, aarch64, riscv64; default: from the
+        /// file's name, as Firecracker names them).
+        #[arg(long, value_parser = parse_arch)]
+        arch: Option<Arch>,
+        /// Write here instead of standard output.
+        #[arg(short = 'o', long)]
+        output: Option<String>,
+    },
+    /// A minijail .policy file (with its @include files; @frequency becomes a profile).
+    Minijail {
+        /// The policy file.
+        file: String,
+        /// The architecture (default: that of the constants.json beside the file).
+        #[arg(long, value_parser = parse_arch)]
+        arch: Option<Arch>,
+        /// minijail's constants.json (default: the one beside the file, if any).
+        #[arg(long)]
+        constants: Option<String>,
+        /// The policy's name (default: the file's stem).
+        #[arg(long)]
+        name: Option<String>,
+        /// Write here instead of standard output.
+        #[arg(short = 'o', long)]
+        output: Option<String>,
+        /// Write the @frequency counts here as a profile for `scpc build --profile`.
+        #[arg(long)]
+        profile_out: Option<String>,
+    },
+    /// A kafel policy (nsjail's seccomp_string, kafel .policy files).
+    Kafel {
+        /// The policy file (`-`: standard input).
+        file: String,
+        /// Architectures to compile for (repeatable; default x86_64).
+        #[arg(long = "target", value_parser = parse_arch)]
+        targets: Vec<Arch>,
+        /// The policy's name (default: the file's stem).
+        #[arg(long)]
+        name: Option<String>,
+        /// Write here instead of standard output.
+        #[arg(short = 'o', long)]
+        output: Option<String>,
+    },
 }
 
 /// `--target` / `--arch` named no architecture.
@@ -284,34 +426,50 @@ fn main() -> ExitCode {
     scpc_node::loader::default_sigpipe();
     let cli = Cli::parse();
     let _ = INCLUDE_DIRS.set(cli.include_dirs.clone());
+    let _ = COLOR.set(cli.color);
     let code = match cli.command {
         Command::Check { files, message_format, deny_warnings, targets } => check(&files, message_format, deny_warnings, targets),
         Command::Fmt { files, check } => fmt(&files, check),
         Command::Build(args) => build::build(args),
         Command::Test { files, message_format } => build::test(&files, message_format),
-        Command::Sim { filter, arch, syscall, args } => tools::sim(&filter, arch, &syscall, &args),
+        Command::Sim { filter, arch, syscall, args, trace } => tools::sim(&filter, arch, &syscall, &args, trace),
         Command::Disasm { filter } => tools::disasm(&filter),
         Command::Profile { traces } => tools::profile(&traces),
         Command::Import { from: ImportFrom::Docker { profile, name, caps, output } } => {
             tools::import_docker(&profile, name, caps, output.as_deref())
         }
+        Command::Import { from: ImportFrom::Seccompiler { file, arch, output } } => {
+            tools::import_seccompiler(&file, arch, output.as_deref())
+        }
+        Command::Import { from: ImportFrom::Minijail { file, arch, constants, name, output, profile_out } } => {
+            let opts = scpc::import::minijail::MinijailOptions { arch, constants: constants.map(Into::into), name };
+            tools::import_minijail(&file, &opts, output.as_deref(), profile_out.as_deref())
+        }
+        Command::Import { from: ImportFrom::Kafel { file, targets, name, output } } => {
+            tools::import_kafel(&file, scpc::import::kafel::KafelOptions { targets, name }, output.as_deref())
+        }
         Command::Diff { old, new, policy, old_policy, new_policy, json } => {
             diff::diff(&diff::DiffArgs { old, new, policy, old_policy, new_policy, json })
         }
         #[cfg(feature = "deploy")]
-        Command::Deploy { inventory, fleet, dry_run, canary, force } => {
-            deploy::run(fleet.into_args(scpc_deploy::report::Command::Deploy, inventory, dry_run, canary, force))
+        Command::Deploy { inventory, fleet, operator, dry_run, canary, force } => {
+            deploy::run(fleet.into_args(scpc_deploy::report::Command::Deploy, inventory, operator.operator, dry_run, canary, force))
         }
         #[cfg(feature = "deploy")]
         Command::Status { inventory, fleet } => {
-            deploy::run(fleet.into_args(scpc_deploy::report::Command::Status, inventory, false, None, false))
+            deploy::run(fleet.into_args(scpc_deploy::report::Command::Status, inventory, None, false, None, false))
         }
         #[cfg(feature = "deploy")]
-        Command::Rollback { inventory, fleet } => {
-            deploy::run(fleet.into_args(scpc_deploy::report::Command::Rollback, inventory, false, None, false))
+        Command::Rollback { inventory, fleet, operator } => {
+            deploy::run(fleet.into_args(scpc_deploy::report::Command::Rollback, inventory, operator.operator, false, None, false))
         }
         Command::Generate { traces, name, targets, default, output } => tools::generate(&traces, name, targets, default, output.as_deref()),
         Command::Explain(args) => explain::explain(&args),
+        Command::Syscalls { queries, arch, json } => toolbox::syscalls(&queries, arch, json),
+        Command::Groups { names, archs, json } => toolbox::groups(&names, archs, json),
+        Command::Dump { pid, out_dir } => toolbox::dump(pid, &out_dir),
+        Command::Completions { shell } => toolbox::completions(shell),
+        Command::Man { out_dir } => toolbox::man(out_dir.as_deref()),
         Command::Exec { filter, tsync, log, spec_allow, manifest, command } => {
             tools::exec(&filter, manifest.as_deref(), scpc_node::loader::Flags { tsync, log, spec_allow }, &command)
         }
@@ -327,9 +485,8 @@ pub(crate) fn emit(diags: Diagnostics, map: &SourceMap, format: MessageFormat) {
             let _ = std::io::stdout().write_all(render_json(&items, map).as_bytes());
         }
         MessageFormat::Human => {
-            let stderr = std::io::stderr();
-            let color = stderr.is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            let _ = stderr.lock().write_all(render_human(&items, map, color, 100).as_bytes());
+            let color = stderr_color();
+            let _ = std::io::stderr().lock().write_all(render_human(&items, map, color, 100).as_bytes());
         }
     }
 }
@@ -374,7 +531,14 @@ fn check(files: &[String], format: MessageFormat, deny_warnings: bool, targets: 
 fn fmt(files: &[String], check: bool) -> u8 {
     let mut worst = 0u8;
     for path in files {
-        let text = match std::fs::read_to_string(path) {
+        let stdin = path == "-";
+        let read = if stdin {
+            let mut t = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut t).map(|_| t)
+        } else {
+            std::fs::read_to_string(path)
+        };
+        let text = match read {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("error: cannot read `{path}`: {e}");
@@ -382,7 +546,8 @@ fn fmt(files: &[String], check: bool) -> u8 {
                 continue;
             }
         };
-        let formatted = match scpc::session::format(path, &text) {
+        let name = if stdin { "<stdin>" } else { path.as_str() };
+        let formatted = match scpc::session::format(name, &text) {
             Ok(f) => f,
             Err(e) => {
                 emit(e.diagnostics, &e.map, MessageFormat::Human);
@@ -390,11 +555,16 @@ fn fmt(files: &[String], check: bool) -> u8 {
                 continue;
             }
         };
+        if stdin && !check {
+            print!("{formatted}");
+            continue;
+        }
         if formatted == text {
             continue;
         }
         if check {
-            eprintln!("{path}: not in canonical form (run `scpc fmt {path}`)");
+            print!("{}", scpc::session::format_diff(name, &text, &formatted));
+            eprintln!("{name}: not in canonical form (run `scpc fmt {path}`)");
             worst = worst.max(1);
         } else if let Err(e) = scpc::session::write_atomically(path.as_ref(), &formatted) {
             eprintln!("error: cannot write `{path}`: {e}");

@@ -1,8 +1,8 @@
 //! `scpc sim`, `scpc disasm` and `scpc exec`: working with compiled filters.
 
 use scpc::abi::Arch;
-use scpc::bpf::disasm::{disasm as listing, ret_name};
-use scpc::bpf::sim::{run, SeccompData};
+use scpc::bpf::disasm::{annotated, annotated_lines, ret_name};
+use scpc::bpf::sim::{run_traced, SeccompData};
 use scpc::bpf::Program;
 
 /// [`scpc::artifact::read_filter`] with its error as (exit status, message): the form
@@ -11,7 +11,7 @@ pub(crate) fn read_filter(path: &str) -> Result<Program, (u8, String)> {
     scpc::artifact::read_filter(path).map_err(|e| (e.exit_status(), e.to_string()))
 }
 
-pub(crate) fn sim(filter: &str, arch: Arch, syscall: &str, args: &[String]) -> u8 {
+pub(crate) fn sim(filter: &str, arch: Arch, syscall: &str, args: &[String], trace: bool) -> u8 {
     let program = match scpc::artifact::read_filter(filter) {
         Ok(p) => p,
         Err(e) => {
@@ -27,7 +27,15 @@ pub(crate) fn sim(filter: &str, arch: Arch, syscall: &str, args: &[String]) -> u
         }
     };
     let data = SeccompData { nr, arch: arch.table().audit_arch, instruction_pointer: 0, args };
-    match run(&program, &data) {
+    let (result, steps) = run_traced(&program, &data);
+    if trace {
+        let lines = annotated_lines(&program);
+        println!("  line  A           X           instruction");
+        for s in &steps {
+            println!("  {:4}  {:#010x}  {:#010x}  {}", s.pc, s.a, s.x, lines.get(s.pc).map_or("", String::as_str));
+        }
+    }
+    match result {
         Ok(o) => {
             println!(
                 "{} ({} instructions executed, {} jumps taken{})",
@@ -55,14 +63,20 @@ pub(crate) fn sim(filter: &str, arch: Arch, syscall: &str, args: &[String]) -> u
 /// with exit 1.
 pub(crate) fn disasm(filter: &str) -> u8 {
     let checked = scpc::artifact::read_filter(filter);
-    let lenient = std::fs::read(filter).ok().and_then(|b| Program::from_bytes(&b)).filter(|p| !p.insns.is_empty());
+    let bytes = std::fs::read(filter).unwrap_or_default();
+    let header = scpc::artifact::listing_header(std::path::Path::new(filter), &bytes);
+    let lenient = Program::from_bytes(&bytes).filter(|p| !p.insns.is_empty());
     match (checked, lenient) {
         (Ok(p), _) => {
-            print!("{}", listing(&p));
+            print!("{}", annotated(&p, &header));
             0
         }
+        (Err(e @ scpc::artifact::FilterFileError::Source { .. }), _) => {
+            eprintln!("error: {e}");
+            e.exit_status()
+        }
         (Err(e), Some(p)) if e.exit_status() == 1 => {
-            print!("{}", listing(&p));
+            print!("{}", annotated(&p, &header));
             eprintln!("error: {e}");
             1
         }
@@ -172,6 +186,81 @@ pub(crate) fn import_docker(profile: &str, name: Option<String>, caps: Vec<Strin
         }
     };
     deliver(output, scpc::session::canonical(output.unwrap_or("<imported>"), policy))
+}
+
+/// Reads an input file (or standard input for `-`): the exit status when it cannot.
+fn read_input(path: &str) -> Result<String, u8> {
+    let read = if path == "-" {
+        let mut t = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut t).map(|_| t)
+    } else {
+        std::fs::read_to_string(path)
+    };
+    read.map_err(|e| {
+        eprintln!("error: cannot read `{path}`: {e}");
+        2
+    })
+}
+
+/// Prints an import error: 2 when a file could not be read, else 1.
+fn import_failed(e: scpc::import::ImportError) -> u8 {
+    let code = if matches!(e, scpc::import::ImportError::Unreadable { .. }) { 2 } else { 1 };
+    eprintln!("{:?}", miette::Report::new(e));
+    code
+}
+
+pub(crate) fn import_seccompiler(file: &str, arch: Option<Arch>, output: Option<&str>) -> u8 {
+    let text = match read_input(file) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let Some(arch) = arch.or_else(|| scpc::import::seccompiler::arch_of_file_name(file)) else {
+        eprintln!(
+            "error: `{file}`: the architecture its filters are for is not in its name: give it with --arch (x86_64, aarch64, riscv64)"
+        );
+        return 1;
+    };
+    match scpc::import::seccompiler::import(file, &text, &scpc::import::seccompiler::SeccompilerOptions { arch }) {
+        Ok(p) => deliver(output, scpc::session::canonical(output.unwrap_or("<imported>"), p)),
+        Err(e) => import_failed(e),
+    }
+}
+
+pub(crate) fn import_minijail(
+    file: &str,
+    opts: &scpc::import::minijail::MinijailOptions,
+    output: Option<&str>,
+    profile_out: Option<&str>,
+) -> u8 {
+    let imported = match scpc::import::minijail::import(std::path::Path::new(file), opts, &scpc::import::minijail::Disk) {
+        Ok(i) => i,
+        Err(e) => return import_failed(e),
+    };
+    if let Some(path) = profile_out {
+        match &imported.profile {
+            Some(tsv) => {
+                let code = deliver(Some(path), tsv.clone());
+                if code != 0 {
+                    return code;
+                }
+            }
+            None => eprintln!("note: `{file}` names no @frequency file: no profile written"),
+        }
+    } else if imported.profile.is_some() {
+        eprintln!("note: `{file}` names an @frequency file: write it as a profile for `scpc build --profile` with --profile-out FILE");
+    }
+    deliver(output, scpc::session::canonical(output.unwrap_or("<imported>"), imported.policy))
+}
+
+pub(crate) fn import_kafel(file: &str, opts: scpc::import::kafel::KafelOptions, output: Option<&str>) -> u8 {
+    let text = match read_input(file) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    match scpc::import::kafel::import(file, &text, &opts) {
+        Ok(p) => deliver(output, scpc::session::canonical(output.unwrap_or("<imported>"), p)),
+        Err(e) => import_failed(e),
+    }
 }
 
 /// Writes `text` to `output` atomically, or to standard output: the exit status.
