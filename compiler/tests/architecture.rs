@@ -3,8 +3,8 @@
 //!   `artifact`) or of what comes after it (`analysis`, `diff`, `session`, `import`);
 //! - the library never reaches into the binary (`src/bin/`), nor uses the binary's crates
 //!   (clap, indicatif) or the deployer, which are optional features of the package;
-//! - scpc-node depends on no other crate of the workspace (libc, serde, serde_json, sha2
-//!   only), and the deployer on no compiler crate;
+//! - scpc-node depends on no other crate of the workspace (base64, libc, rustix, serde,
+//!   serde_json, sha2 only), and the deployer on no compiler crate;
 //! - `unsafe` is allowed in one file outside tests: the node's loader.
 
 use std::path::{Path, PathBuf};
@@ -85,7 +85,7 @@ fn the_node_crate_stands_alone() {
     let node = manifest("deploy/node/Cargo.toml");
     let mut normal = deps(&node, "dependencies");
     normal.sort();
-    assert_eq!(normal, ["libc", "serde", "serde_json", "sha2"], "scpc-node's dependencies");
+    assert_eq!(normal, ["base64", "libc", "rustix", "serde", "serde_json", "sha2"], "scpc-node's dependencies");
     for table in ["dev-dependencies", "build-dependencies"] {
         for d in deps(&node, table) {
             assert!(!d.starts_with("scpc"), "scpc-node's {table} name {d}");

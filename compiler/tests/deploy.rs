@@ -11,13 +11,9 @@ fn manifest_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Builds `tests/deploy/FILE` into a fresh directory under the fleet's root.
+/// Builds `tests/deploy/FILE` (policy `fleet`) into a fresh directory under the fleet's root.
 fn build(fleet: &Fleet, file: &str, out: &str) -> PathBuf {
-    let dir = fleet.root.join(out);
-    let src = manifest_root().join("tests/deploy").join(file);
-    let (code, _, err) = scpc(&["build", src.to_str().expect("utf-8"), "--policy", "fleet", "-o", dir.to_str().expect("utf-8")]);
-    assert_eq!(code, 0, "{err}");
-    dir
+    testbed::build_policy(fleet, file, "fleet", out)
 }
 
 fn artifact(dir: &Path, arch: &str) -> Vec<u8> {
@@ -27,16 +23,10 @@ fn artifact(dir: &Path, arch: &str) -> Vec<u8> {
 const SERVICE: &str = "[[service]]\nname = \"edge\"\npolicy = \"fleet\"\npath = \"/srv/edge/fleet.bpf\"\n";
 
 fn deploy(inv: &Path, extra: &[&str]) -> (i32, serde_json::Value, String) {
-    let mut args = vec!["deploy", inv.to_str().expect("utf-8"), "--json", "--operator", "ci"];
-    args.extend_from_slice(extra);
-    let (code, out, err) = scpc(&args);
-    let json = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
-    (code, json, err)
+    testbed::fleet_json("deploy", inv, extra)
 }
 
-fn host<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    report["hosts"].as_array().expect("hosts").iter().find(|h| h["host"] == name).unwrap_or_else(|| panic!("{name} in {report:#}"))
-}
+use testbed::report_host as host;
 
 #[test]
 fn ten_hosts_of_mixed_architectures_each_get_their_own_artifact() {
@@ -413,7 +403,7 @@ fn an_inventory_mistake_is_located() {
     let inv = dir.join("bad.toml");
     std::fs::write(
         &inv,
-        "[defaults]\nidentity = \"k\"\nknown_hosts = \"kh\"\n\n[[host]]\nname = \"a\"\naddress = \"10.0.0.1\"\n\n[[service]]\nname = \"s\"\npolicy = \"p\"\npath = \"/srv/edge/p.bpf\"\nhosts = [\"plant-b\"]\n",
+        "[defaults]\nidentity = \"k\"\nknown_hosts = \"kh\"\n\n[[host]]\nname = \"a\"\naddress = \"10.0.0.1\"\n\n[[service]]\nname = \"s\"\npolicy = \"p\"\npath = \"/etc/scpc/p.bpf\"\nhosts = [\"plant-b\"]\n",
     )
     .expect("write");
     let (code, out, err) = scpc(&["deploy", inv.to_str().expect("utf-8")]);
@@ -422,16 +412,12 @@ fn an_inventory_mistake_is_located() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn wait_for_upload(dir: &Path, deadline: std::time::Duration) -> bool {
+/// Waits until the node's node program has read more than a read request's worth of its
+/// standard input: an install request (the filter inside it) is on its way.
+fn wait_for_install_request(node: &testbed::Node, deadline: std::time::Duration) -> bool {
     let end = std::time::Instant::now() + deadline;
     while std::time::Instant::now() < end {
-        let growing = std::fs::read_dir(dir)
-            .map(|d| {
-                d.flatten()
-                    .any(|e| e.file_name().to_string_lossy().contains("scpc-tmp") && e.metadata().map(|m| m.len() > 0).unwrap_or(false))
-            })
-            .unwrap_or(false);
-        if growing {
+        if node.node_program_read() > 6000 {
             return true;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
@@ -455,7 +441,7 @@ fn hosts_killed_or_cut_off_mid_transfer_keep_their_previous_filter() {
     assert!(xbig.len() > 20_000);
     let inv = fleet.inventory(&v1, "canary = 0\nconcurrency = 4\nmax_failures = 4\ncommand_timeout = 15\nconnect_timeout = 5", SERVICE);
     assert_eq!(deploy(&inv, &[]).0, 0);
-    // about 7 s per upload of the big filter
+    // about 9 s per install request of the big filter (its bytes travel inside it, base64)
     for n in fleet.nodes[..3].iter().chain(&fleet.nodes[4..]) {
         n.shape("tbf rate 32kbit burst 4kb latency 5s");
     }
@@ -466,23 +452,18 @@ fn hosts_killed_or_cut_off_mid_transfer_keep_their_previous_filter() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("scpc deploy");
-    let dirs: Vec<PathBuf> = fleet.nodes.iter().map(|n| n.dir.clone()).collect();
-    let (d0, d1, d2, d4) = (dirs[0].clone(), dirs[1].clone(), dirs[2].clone(), dirs[4].clone());
-    let w4 = std::thread::spawn(move || wait_for_upload(&d4, std::time::Duration::from_secs(30)));
-    let w0 = std::thread::spawn(move || wait_for_upload(&d0, std::time::Duration::from_secs(30)));
-    let w1 = std::thread::spawn(move || wait_for_upload(&d1, std::time::Duration::from_secs(30)));
-    let w2 = std::thread::spawn(move || wait_for_upload(&d2, std::time::Duration::from_secs(30)));
-    assert!(w4.join().expect("watch"), "the upload to `reset` started");
+    let wait = std::time::Duration::from_secs(60);
+    assert!(wait_for_install_request(&fleet.nodes[4], wait), "the install request to `reset` is on its way");
     // a firewall answers the node's SSH traffic with TCP resets
     fleet.nodes[4].in_netns(
         "nft add table inet cut && nft add chain inet cut in { type filter hook input priority 0 \\; } && \
          nft add rule inet cut in tcp dport 22 reject with tcp reset",
     );
-    assert!(w0.join().expect("watch"), "the upload to `killed` started");
+    assert!(wait_for_install_request(&fleet.nodes[0], wait), "the install request to `killed` is on its way");
     fleet.nodes[0].kill(); // power loss: sshd and its sessions die
-    assert!(w1.join().expect("watch"), "the upload to `unplugged` started");
+    assert!(wait_for_install_request(&fleet.nodes[1], wait), "the install request to `unplugged` is on its way");
     fleet.nodes[1].link(false); // cable pulled, for good
-    assert!(w2.join().expect("watch"), "the upload to `flapping` started");
+    assert!(wait_for_install_request(&fleet.nodes[2], wait), "the install request to `flapping` is on its way");
     fleet.nodes[2].link(false); // cable pulled for 3 s, less than the timeout
     std::thread::sleep(std::time::Duration::from_secs(3));
     fleet.nodes[2].link(true);
@@ -494,14 +475,15 @@ fn hosts_killed_or_cut_off_mid_transfer_keep_their_previous_filter() {
         let h = host(&report, name);
         assert!(h["services"]["edge"]["result"] == "failed" || h["error"].is_string(), "{name}: {h:#}");
         assert_eq!(fleet.nodes[i].file("fleet.bpf"), Some(x1.clone()), "{name} still holds v1, whole");
+        // the node program acts on a whole request only: nothing of the cut one was written
         let partial =
             std::fs::read_dir(&fleet.nodes[i].dir).expect("dir").flatten().any(|e| e.file_name().to_string_lossy().contains("scpc-tmp"));
-        assert!(partial, "{name}: the partial upload is beside the target");
+        assert!(!partial, "{name}: nothing written beside the target");
     }
     assert_eq!(host(&report, "flapping")["services"]["edge"]["result"], "installed", "{report:#}");
     assert_eq!(fleet.nodes[2].file("fleet.bpf"), Some(xbig.clone()));
     assert_eq!(fleet.nodes[3].file("fleet.bpf"), Some(xbig.clone()));
-    // the partial upload is beside the target, never at it; the next run removes it
+    // plugged back, the next run installs
     fleet.nodes[1].link(true);
     fleet.nodes[1].shape("pfifo");
     fleet.nodes[4].in_netns("nft delete table inet cut");
@@ -510,12 +492,6 @@ fn hosts_killed_or_cut_off_mid_transfer_keep_their_previous_filter() {
     assert_eq!(code, 0, "{report:#}");
     for i in [1, 4] {
         assert_eq!(fleet.nodes[i].file("fleet.bpf"), Some(xbig.clone()));
-        let leftovers = std::fs::read_dir(&fleet.nodes[i].dir)
-            .expect("dir")
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().contains("scpc-tmp"))
-            .count();
-        assert_eq!(leftovers, 0, "{}", fleet.nodes[i].name);
     }
 }
 

@@ -62,6 +62,96 @@ pub enum ArtifactError {
     },
 }
 
+/// The node programs a deployment brings to hosts that lack them: `DIR/ARCH/scpc-node`, one
+/// per architecture (`deploy/node/build.sh DIR` builds them).
+#[derive(Clone, Debug, Default)]
+pub struct NodePrograms {
+    /// Where they were found.
+    pub dir: PathBuf,
+    /// Per architecture (scpc's name), the program's bytes and sha256.
+    pub programs: Vec<(String, Vec<u8>, Sha256)>,
+}
+
+/// The architectures a node program is built for.
+pub const NODE_ARCHES: [&str; 5] = ["x86_64", "aarch64", "arm", "i386", "riscv64"];
+
+/// The node programs cannot be read.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("no node programs in `{}`: {why}", dir.display())]
+#[diagnostic(
+    code(scpc::artifacts::node_programs),
+    help("build them with `deploy/node/build.sh DIR` and name DIR with `node_programs = \"DIR\"` in the inventory or SCPC_NODE_PROGRAMS")
+)]
+pub struct NodeProgramsError {
+    /// The directory.
+    pub dir: PathBuf,
+    /// Why.
+    pub why: String,
+}
+
+impl NodePrograms {
+    /// Reads `DIR/ARCH/scpc-node` for every architecture that has one (at least one must).
+    pub fn load(dir: &Path) -> Result<NodePrograms, NodeProgramsError> {
+        let mut programs = Vec::new();
+        for arch in NODE_ARCHES {
+            let path = dir.join(arch).join("scpc-node");
+            match std::fs::read(&path) {
+                Ok(bytes) => {
+                    let sha = Sha256::of(&bytes);
+                    programs.push((arch.to_string(), bytes, sha));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(NodeProgramsError { dir: dir.into(), why: format!("{}: {e}", path.display()) }),
+            }
+        }
+        if programs.is_empty() {
+            return Err(NodeProgramsError { dir: dir.into(), why: format!("none of {} holds `scpc-node`", NODE_ARCHES.join(", ")) });
+        }
+        Ok(NodePrograms { dir: dir.into(), programs })
+    }
+
+    /// Where to look: the inventory's `node_programs`, else `$SCPC_NODE_PROGRAMS`, else
+    /// `node-programs` beside the running program.
+    pub fn locate(from_inventory: Option<&Path>) -> PathBuf {
+        if let Some(d) = from_inventory {
+            return d.to_path_buf();
+        }
+        if let Some(d) = std::env::var_os("SCPC_NODE_PROGRAMS") {
+            return PathBuf::from(d);
+        }
+        let exe = std::env::current_exe().ok();
+        exe.as_deref().and_then(Path::parent).unwrap_or(Path::new(".")).join("node-programs")
+    }
+
+    /// The program for an architecture.
+    pub fn for_arch(&self, arch: &str) -> Option<(&[u8], Sha256)> {
+        self.programs.iter().find(|(a, _, _)| a == arch).map(|(_, b, s)| (b.as_slice(), *s))
+    }
+
+    /// The sha256 of every program.
+    pub fn digests(&self) -> Vec<Sha256> {
+        self.programs.iter().map(|(_, _, s)| *s).collect()
+    }
+}
+
+/// The scpc architecture of a program from the first 20 bytes of its ELF header (class,
+/// byte order, `e_machine`): what a node program must be built for to run where that program
+/// runs.
+pub fn arch_of_elf(header: &[u8]) -> Option<&'static str> {
+    if header.len() < 20 || &header[..4] != b"\x7fELF" || header[5] != 1 {
+        return None;
+    }
+    let machine = u16::from_le_bytes([header[18], header[19]]);
+    Some(match (header[4], machine) {
+        (2, 0x3e) => "x86_64",
+        (1, 0x03) => "i386",
+        (2, 0xb7) => "aarch64",
+        (1, 0x28) => "arm",
+        (2, 0xf3) => "riscv64",
+        _ => return None,
+    })
+}
+
 /// One architecture's filter.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Artifact {
@@ -163,5 +253,17 @@ mod tests {
         assert_eq!(kernel_version("4.14"), Some((4, 14)));
         assert_eq!(kernel_version("5"), Some((5, 0)));
         assert_eq!(kernel_version("x"), None);
+    }
+
+    #[test]
+    fn elf_headers() {
+        let mut h = b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x03\x00\x3e\x00".to_vec();
+        assert_eq!(arch_of_elf(&h), Some("x86_64"));
+        h[4] = 1;
+        h[18] = 0x28;
+        assert_eq!(arch_of_elf(&h), Some("arm"));
+        h[5] = 2;
+        assert_eq!(arch_of_elf(&h), None, "big-endian");
+        assert_eq!(arch_of_elf(b"#!/bin/sh"), None);
     }
 }

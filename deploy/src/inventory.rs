@@ -45,6 +45,18 @@ pub enum Problem {
     UnknownTarget,
     /// No service at all.
     NoService,
+    /// No host at all.
+    NoHost,
+    /// A service whose `hosts` is empty.
+    EmptyHosts,
+    /// Two hosts of one address and port.
+    SharedAddress,
+    /// An install path outside `install_root`.
+    OutsideRoot,
+    /// A service whose `kind` and keys do not go together.
+    ServiceKind,
+    /// A node program path that is not absolute and plain.
+    NodeProgram,
 }
 
 impl Problem {
@@ -68,6 +80,12 @@ impl Problem {
             Problem::SharedPath => "scpc::inventory::shared_path",
             Problem::UnknownTarget => "scpc::inventory::unknown_target",
             Problem::NoService => "scpc::inventory::no_service",
+            Problem::NoHost => "scpc::inventory::no_host",
+            Problem::EmptyHosts => "scpc::inventory::empty_hosts",
+            Problem::SharedAddress => "scpc::inventory::shared_address",
+            Problem::OutsideRoot => "scpc::inventory::outside_root",
+            Problem::ServiceKind => "scpc::inventory::service_kind",
+            Problem::NodeProgram => "scpc::inventory::node_program",
         }
     }
 }
@@ -141,6 +159,35 @@ pub struct Host {
     pub groups: Vec<String>,
     /// Whether it is in the canary set whatever `rollout.canary` says.
     pub canary: bool,
+    /// Where the node program lives on it ([`DEFAULT_NODE_PROGRAM`] unless set).
+    pub node_program: String,
+}
+
+/// Where the node program is installed on a host unless the inventory says otherwise.
+pub const DEFAULT_NODE_PROGRAM: &str = "/var/lib/scpc/scpc-node";
+
+/// The directory install paths must lie under unless the inventory says otherwise.
+pub const DEFAULT_INSTALL_ROOT: &str = "/etc/scpc/";
+
+/// How a service is started under its filter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// A systemd unit: the node program installs a drop-in that runs the unit's command under
+    /// `scpc-node run FILTER --` and restarts the unit.
+    Systemd {
+        /// The unit (`nginx.service`).
+        unit: String,
+    },
+    /// The service's own start command runs `scpc-node run FILTER -- ...`; `reload`
+    /// restarts it.
+    Command {
+        /// Run after installing (restart the service so it loads the new filter).
+        reload: Option<String>,
+        /// The file holding the service's main process id (for `status`).
+        pid_file: Option<String>,
+        /// The name of its processes (for `status`).
+        process: Option<String>,
+    },
 }
 
 /// One service: a policy's artifacts installed at a path on a set of hosts.
@@ -154,9 +201,10 @@ pub struct Service {
     pub path: String,
     /// Host names it goes to (already expanded from groups), in inventory order.
     pub hosts: Vec<String>,
-    /// Run after installing (e.g. restart the service so it loads the new filter).
-    pub reload: Option<String>,
-    /// Run after reloading; a non-zero exit marks the host failed and rolls it back.
+    /// How it is started under its filter.
+    pub start: Start,
+    /// Run after the service restarted; a non-zero exit (or a timeout) marks the host failed
+    /// and rolls it back.
     pub health: Option<String>,
 }
 
@@ -196,12 +244,19 @@ pub struct Inventory {
     pub services: Vec<Service>,
     /// Rollout settings.
     pub rollout: Rollout,
+    /// The directory install paths must lie under (a service may leave it with
+    /// `allow_any_path = true`).
+    pub install_root: String,
+    /// The directory of node programs (`ARCH/scpc-node`), when the inventory names one.
+    pub node_programs: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
     artifacts: Option<Spanned<String>>,
+    install_root: Option<Spanned<String>>,
+    node_programs: Option<String>,
     #[serde(default)]
     defaults: RawDefaults,
     #[serde(default)]
@@ -220,6 +275,7 @@ struct RawDefaults {
     identity: Option<String>,
     agent: Option<bool>,
     known_hosts: Option<String>,
+    node_program: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -248,6 +304,7 @@ struct RawHost {
     groups: Vec<Spanned<String>>,
     #[serde(default)]
     canary: bool,
+    node_program: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -256,9 +313,15 @@ struct RawService {
     name: Spanned<String>,
     policy: Spanned<String>,
     path: Spanned<String>,
-    hosts: Option<Vec<Spanned<String>>>,
-    reload: Option<String>,
+    hosts: Option<Spanned<Vec<Spanned<String>>>>,
+    kind: Option<Spanned<String>>,
+    unit: Option<Spanned<String>>,
+    reload: Option<Spanned<String>>,
     health: Option<String>,
+    pid_file: Option<Spanned<String>>,
+    process: Option<Spanned<String>>,
+    #[serde(default)]
+    allow_any_path: bool,
 }
 
 struct Ctx<'a> {
@@ -315,6 +378,9 @@ impl Inventory {
             }
         };
         rebase(&mut inv.artifacts);
+        if let Some(p) = &mut inv.node_programs {
+            rebase(p);
+        }
         for h in &mut inv.hosts {
             rebase(&mut h.known_hosts);
             if let Auth::KeyFile(k) = &mut h.auth {
@@ -344,8 +410,18 @@ impl Inventory {
             keep: cx.count(&r.keep, "keep", 1, 100, d.keep)?,
         };
         let default_port = cx.count(&raw.defaults.port, "port", 1, 65535, 22)?;
+        if raw.host.is_empty() {
+            return Err(Box::new(cx.err(
+                Problem::NoHost,
+                Some(0..0),
+                "add a [[host]]",
+                "the inventory has no [[host]]: nothing to deploy to".into(),
+                Some("add [[host]] name = \"...\" address = \"...\""),
+            )));
+        }
         let mut hosts: Vec<Host> = Vec::new();
         let mut seen: BTreeMap<String, Range<usize>> = BTreeMap::new();
+        let mut addresses: BTreeMap<(String, u16), (String, Range<usize>)> = BTreeMap::new();
         for h in &raw.host {
             let h = h.get_ref();
             let hname = h.name.get_ref();
@@ -375,6 +451,30 @@ impl Inventory {
                 Some(_) => cx.count(&h.port, "port", 1, 65535, 22)?,
                 None => default_port,
             } as u16;
+            let address = h.address.get_ref().trim().to_ascii_lowercase();
+            if let Some((other, first)) = addresses.insert((address.clone(), port), (hname.clone(), h.address.span())) {
+                let (l, _) = line_col(text, first.start);
+                return Err(Box::new(cx.err(
+                    Problem::SharedAddress,
+                    Some(h.address.span()),
+                    "the same host again",
+                    format!("hosts `{other}` and `{hname}` are both {address} port {port}: one machine under two names would be deployed to twice at once"),
+                    Some(&format!("keep one of them (the first is on line {l}); put the other's groups on it")),
+                )));
+            }
+            let node_program = match h.node_program.as_ref().or(raw.defaults.node_program.as_ref()) {
+                None => DEFAULT_NODE_PROGRAM.to_string(),
+                Some(p) if valid_remote_path(p.get_ref()) => p.get_ref().clone(),
+                Some(p) => {
+                    return Err(Box::new(cx.err(
+                        Problem::NodeProgram,
+                        Some(p.span()),
+                        "not an absolute, plain path",
+                        format!("node program path `{}` must be absolute and hold no `..`, spaces or shell characters", p.get_ref()),
+                        Some(&format!("for example `{DEFAULT_NODE_PROGRAM}`")),
+                    )))
+                }
+            };
             let identity = h.identity.clone().or_else(|| raw.defaults.identity.clone());
             let agent = h.agent.or(raw.defaults.agent).unwrap_or(false);
             let auth = match (identity, agent) {
@@ -430,8 +530,22 @@ impl Inventory {
                 known_hosts: PathBuf::from(known_hosts),
                 groups,
                 canary: h.canary,
+                node_program,
             });
         }
+        let install_root = match &raw.install_root {
+            None => DEFAULT_INSTALL_ROOT.to_string(),
+            Some(r) if valid_remote_path(r.get_ref().trim_end_matches('/')) => format!("{}/", r.get_ref().trim_end_matches('/')),
+            Some(r) => {
+                return Err(Box::new(cx.err(
+                    Problem::InstallPath,
+                    Some(r.span()),
+                    "not an absolute, plain directory",
+                    format!("install_root `{}` must be an absolute directory without `..`, spaces or shell characters", r.get_ref()),
+                    Some(&format!("the default is `{DEFAULT_INSTALL_ROOT}`")),
+                )))
+            }
+        };
         let groups: BTreeSet<&str> = hosts.iter().flat_map(|h| h.groups.iter().map(String::as_str)).collect();
         let mut services = Vec::new();
         let mut seen_services: BTreeMap<String, Range<usize>> = BTreeMap::new();
@@ -477,6 +591,16 @@ impl Inventory {
                     Some("for example `/etc/scpc/nginx.bpf`"),
                 )));
             }
+            if !s.allow_any_path && !path.starts_with(&install_root) {
+                return Err(Box::new(cx.err(
+                    Problem::OutsideRoot,
+                    Some(s.path.span()),
+                    "outside the install root",
+                    format!("install path `{path}` is not under `{install_root}`"),
+                    Some("put it under the install root (set `install_root = \"/DIR/\"` at the top of the inventory to change it), or set `allow_any_path = true` on this service"),
+                )));
+            }
+            let start = service_start(&cx, s)?;
             if let Some(other) = paths.insert(path.clone(), sname.clone()) {
                 return Err(Box::new(cx.err(
                     Problem::SharedPath,
@@ -488,9 +612,18 @@ impl Inventory {
             }
             let selected: Vec<String> = match &s.hosts {
                 None => hosts.iter().map(|h| h.name.clone()).collect(),
+                Some(sel) if sel.get_ref().is_empty() => {
+                    return Err(Box::new(cx.err(
+                        Problem::EmptyHosts,
+                        Some(sel.span()),
+                        "no host",
+                        format!("service `{sname}` lists no host: it would be deployed nowhere"),
+                        Some("name hosts or groups, or leave `hosts` out to mean every host"),
+                    )))
+                }
                 Some(sel) => {
                     let mut names = BTreeSet::new();
-                    for x in sel {
+                    for x in sel.get_ref() {
                         let x_ref = x.get_ref().as_str();
                         if hosts.iter().any(|h| h.name == x_ref) {
                             names.insert(x_ref.to_string());
@@ -514,7 +647,7 @@ impl Inventory {
                 policy: s.policy.get_ref().clone(),
                 path: path.clone(),
                 hosts: selected,
-                reload: s.reload.clone(),
+                start,
                 health: s.health.clone(),
             });
         }
@@ -528,12 +661,100 @@ impl Inventory {
             )));
         }
         let artifacts = raw.artifacts.as_ref().map_or_else(|| PathBuf::from("."), |a| PathBuf::from(a.get_ref()));
-        Ok(Inventory { artifacts, hosts, services, rollout })
+        let node_programs = raw.node_programs.as_ref().map(PathBuf::from);
+        Ok(Inventory { artifacts, hosts, services, rollout, install_root, node_programs })
     }
 
     /// The host of that name.
     pub fn host(&self, name: &str) -> Option<&Host> {
         self.hosts.iter().find(|h| h.name == name)
+    }
+}
+
+/// How a service is started, from its `kind` and the keys that go with it.
+fn service_start(cx: &Ctx, s: &RawService) -> Result<Start, Box<InventoryError>> {
+    let kind = s.kind.as_ref().map_or("command", |k| k.get_ref().as_str());
+    let wrong = |span: Option<Range<usize>>, label: &str, message: String, help: &str| {
+        Box::new(cx.err(Problem::ServiceKind, span, label, message, Some(help)))
+    };
+    let sname = s.name.get_ref();
+    match kind {
+        "systemd" => {
+            if let Some(r) = &s.reload {
+                return Err(wrong(
+                    Some(r.span()),
+                    "not for a systemd service",
+                    format!("service `{sname}` is of kind systemd: the node restarts its unit, it takes no `reload`"),
+                    "remove `reload`; `health` still runs after the restart",
+                ));
+            }
+            if let Some(p) = s.pid_file.as_ref().or(s.process.as_ref()) {
+                return Err(wrong(
+                    Some(p.span()),
+                    "not for a systemd service",
+                    format!("service `{sname}` is of kind systemd: its processes are its unit's"),
+                    "remove `pid_file` and `process`",
+                ));
+            }
+            let Some(unit) = &s.unit else {
+                return Err(wrong(
+                    Some(s.name.span()),
+                    "this service",
+                    format!("service `{sname}` is of kind systemd and names no `unit`"),
+                    "add `unit = \"NAME.service\"`",
+                ));
+            };
+            if !scpc_node::systemd::unit_name(unit.get_ref()) {
+                return Err(wrong(
+                    Some(unit.span()),
+                    "not a service unit",
+                    format!("`{}` is not a systemd service unit name", unit.get_ref()),
+                    "a unit name is letters, digits and `-_.@:`, ending in `.service`",
+                ));
+            }
+            Ok(Start::Systemd { unit: unit.get_ref().clone() })
+        }
+        "command" => {
+            if let Some(u) = &s.unit {
+                return Err(wrong(
+                    Some(u.span()),
+                    "only for kind = \"systemd\"",
+                    format!("service `{sname}` is of kind command and names a unit"),
+                    "set `kind = \"systemd\"`, or remove `unit`",
+                ));
+            }
+            if let Some(p) = &s.pid_file {
+                if !valid_remote_path(p.get_ref()) {
+                    return Err(wrong(
+                        Some(p.span()),
+                        "not an absolute, plain path",
+                        format!("pid_file `{}` is not an absolute path", p.get_ref()),
+                        "for example `/run/nginx.pid`",
+                    ));
+                }
+            }
+            if let Some(p) = &s.process {
+                if !scpc_node::protocol::plain_name(p.get_ref(), 15) {
+                    return Err(wrong(
+                        Some(p.span()),
+                        "not a process name",
+                        format!("process `{}` is not a process name", p.get_ref()),
+                        "the name in /proc/PID/comm: at most 15 letters, digits and `-_.@:`",
+                    ));
+                }
+            }
+            Ok(Start::Command {
+                reload: s.reload.as_ref().map(|r| r.get_ref().clone()),
+                pid_file: s.pid_file.as_ref().map(|p| p.get_ref().clone()),
+                process: s.process.as_ref().map(|p| p.get_ref().clone()),
+            })
+        }
+        other => Err(wrong(
+            s.kind.as_ref().map(Spanned::span),
+            "unknown kind",
+            format!("service `{sname}` has kind `{other}`"),
+            "`kind` is \"systemd\" (with `unit`) or \"command\" (the default, with `reload`)",
+        )),
     }
 }
 
@@ -566,6 +787,7 @@ mod tests {
 
     const HOST: &str = "[[host]]\nname = \"a\"\naddress = \"10.0.0.1\"\nidentity = \"k\"\nknown_hosts = \"kh\"\n";
     const SERVICE: &str = "[[service]]\nname = \"s\"\npolicy = \"p\"\npath = \"/etc/scpc/p.bpf\"\n";
+    const HOST_B: &str = "[[host]]\nname = \"b\"\naddress = \"10.0.0.1\"\nidentity = \"k\"\nknown_hosts = \"kh\"\n";
 
     #[test]
     fn each_mistake_has_its_own_code() {
@@ -577,6 +799,15 @@ mod tests {
             (&format!("{HOST}{}", SERVICE.replace("/etc/scpc/p.bpf", "/etc/../p.bpf")), Problem::InstallPath),
             (&format!("{HOST}{}", SERVICE.replace("path", "hosts = [\"b\"]\npath")), Problem::UnknownTarget),
             (HOST, Problem::NoService),
+            (SERVICE, Problem::NoHost),
+            (&format!("{HOST}{}", SERVICE.replace("path", "hosts = []\npath")), Problem::EmptyHosts),
+            (&format!("{HOST}{HOST_B}{SERVICE}"), Problem::SharedAddress),
+            (&format!("{HOST}{}", SERVICE.replace("/etc/scpc/p.bpf", "/etc/passwd")), Problem::OutsideRoot),
+            (&format!("{HOST}{SERVICE}kind = \"systemd\"\n"), Problem::ServiceKind),
+            (&format!("{HOST}{SERVICE}kind = \"systemd\"\nunit = \"x.service\"\nreload = \"r\"\n"), Problem::ServiceKind),
+            (&format!("{HOST}{SERVICE}unit = \"x.service\"\n"), Problem::ServiceKind),
+            (&format!("{HOST}{SERVICE}kind = \"sysv\"\n"), Problem::ServiceKind),
+            (&format!("[defaults]\nnode_program = \"bin/scpc-node\"\n{HOST}{SERVICE}"), Problem::NodeProgram),
         ];
         let mut codes = BTreeSet::new();
         for (text, want) in cases {
@@ -586,7 +817,23 @@ mod tests {
             assert_eq!(code, want.code());
             codes.insert(code);
         }
-        assert_eq!(codes.len(), 7, "one code per kind of mistake");
+        assert_eq!(codes.len(), 13, "one code per kind of mistake");
+    }
+
+    #[test]
+    fn install_paths_outside_the_root_need_allow_any_path() {
+        let text = format!("install_root = \"/srv/edge\"\n{HOST}{}", SERVICE.replace("/etc/scpc/p.bpf", "/srv/edge/p.bpf"));
+        let inv = Inventory::parse("inv.toml", &text).expect("under the root");
+        assert_eq!(inv.install_root, "/srv/edge/");
+        assert_eq!(inv.hosts[0].node_program, DEFAULT_NODE_PROGRAM);
+        let text = format!("{HOST}{}allow_any_path = true\n", SERVICE.replace("/etc/scpc/p.bpf", "/opt/p.bpf"));
+        assert!(Inventory::parse("inv.toml", &text).is_ok());
+        // a root that is a prefix of a longer name does not hold it
+        let text = format!("install_root = \"/srv/edge\"\n{HOST}{}", SERVICE.replace("/etc/scpc/p.bpf", "/srv/edge2/p.bpf"));
+        assert_eq!(Inventory::parse("inv.toml", &text).expect_err("outside").problem, Problem::OutsideRoot);
+        let text = format!("{HOST}{SERVICE}kind = \"systemd\"\nunit = \"nginx.service\"\n");
+        let inv = Inventory::parse("inv.toml", &text).expect("systemd");
+        assert_eq!(inv.services[0].start, Start::Systemd { unit: "nginx.service".into() });
     }
 
     /// A service's policy is named as the language names policies: `-` is fine, and a name no

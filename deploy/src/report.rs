@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use scpc_node::protocol::{Enforcement, EnforcementState, StepFailure};
 use scpc_node::Sha256;
 use serde::Serialize;
 
@@ -73,11 +74,15 @@ pub enum Change {
         /// How the decisions change (from the caller's differ).
         diff: Vec<String>,
     },
-    /// The reload or health check failed; the previous filter was put back.
+    /// A step after the install failed (or the session was lost); the previous filter was
+    /// put back, or the new one removed.
     RolledBack {
-        /// Why.
+        /// Why, in words: the step, its exit status and a bounded excerpt of its standard
+        /// error, never its command line.
         reason: String,
-        /// What the host runs now.
+        /// The step that failed, when one did.
+        failure: Option<StepFailure>,
+        /// What the host holds now (read back from it).
         to: Option<Sha256>,
     },
     /// Rollback: the host went back a version.
@@ -86,6 +91,17 @@ pub enum Change {
         from: Sha256,
         /// sha256 now.
         to: Sha256,
+    },
+    /// Rollback past the first version of a systemd service: the filter and the unit's
+    /// drop-in are gone, the unit runs as it did before scpc.
+    Removed {
+        /// sha256 before.
+        from: Option<Sha256>,
+    },
+    /// The service left the inventory: its unit's drop-in was removed and the unit restarted.
+    Unwrapped {
+        /// The unit.
+        unit: String,
     },
     /// Rollback: nothing earlier is kept.
     NothingToRevert,
@@ -99,6 +115,8 @@ pub enum Change {
         local: Option<Sha256>,
         /// How the three compare.
         verdict: Verdict,
+        /// Whether the service's processes run under the deployed filter.
+        enforcement: Option<Enforcement>,
     },
     /// It failed; the host holds what it held before.
     Failed {
@@ -142,9 +160,18 @@ impl HostReport {
         self.error.is_some() || self.services.values().any(|c| matches!(c, Change::Failed { .. } | Change::RolledBack { .. }))
     }
 
-    /// Whether a status run found it out of step with the local build.
+    /// Whether a status run found it out of step with the local build, or a service running
+    /// without its filter (or under another one).
     pub fn out_of_sync(&self) -> bool {
-        self.services.values().any(|c| matches!(c, Change::Status { verdict, .. } if *verdict != Verdict::InSync))
+        self.services.values().any(|c| match c {
+            Change::Status { verdict, enforcement, .. } => {
+                *verdict != Verdict::InSync
+                    || enforcement
+                        .as_ref()
+                        .is_some_and(|e| matches!(e.state, EnforcementState::NotEnforced | EnforcementState::EnforcedOther))
+            }
+            _ => false,
+        })
     }
 }
 
@@ -188,16 +215,36 @@ impl fmt::Display for Change {
             Change::Installed { from, to } => write!(f, "installed {} → {}", short(from.as_ref()), short(Some(to))),
             Change::Unchanged { sha256 } => write!(f, "unchanged {}", short(Some(sha256))),
             Change::WouldInstall { from, to, .. } => write!(f, "would install {} → {}", short(from.as_ref()), short(Some(to))),
-            Change::RolledBack { reason, to } => write!(f, "ROLLED BACK to {}: {reason}", short(to.as_ref())),
+            Change::RolledBack { reason, to, .. } => write!(f, "ROLLED BACK to {}: {reason}", short(to.as_ref())),
+            Change::Removed { from } => write!(f, "removed {} and its drop-in", short(from.as_ref())),
+            Change::Unwrapped { unit } => write!(f, "drop-in of {unit} removed (the service left the inventory)"),
             Change::Reverted { from, to } => write!(f, "reverted {} → {}", short(Some(from)), short(Some(to))),
             Change::NothingToRevert => f.write_str("nothing earlier to revert to"),
-            Change::Status { actual, recorded, local, verdict } => match verdict {
-                Verdict::Drift => {
-                    write!(f, "DRIFT: the file is {} but scpc installed {}", short(actual.as_ref()), short(recorded.as_ref()))
+            Change::Status { actual, recorded, local, verdict, enforcement } => {
+                match verdict {
+                    Verdict::Drift => {
+                        write!(f, "DRIFT: the file is {} but scpc installed {}", short(actual.as_ref()), short(recorded.as_ref()))?
+                    }
+                    Verdict::Outdated => {
+                        write!(f, "outdated: the file is {}, local build {}", short(actual.as_ref()), short(local.as_ref()))?
+                    }
+                    v => write!(f, "{} {}", v.name(), short(actual.as_ref()))?,
                 }
-                Verdict::Outdated => write!(f, "outdated: runs {}, local build {}", short(actual.as_ref()), short(local.as_ref())),
-                v => write!(f, "{} {}", v.name(), short(actual.as_ref())),
-            },
+                if let Some(e) = enforcement {
+                    write!(f, ", {}", e.state.name())?;
+                    let pids: Vec<String> = e.processes.iter().map(|p| p.pid.to_string()).collect();
+                    if !pids.is_empty() {
+                        write!(f, " (pid {})", pids.join(", "))?;
+                    }
+                    if e.state == EnforcementState::Enforced {
+                        f.write_str(" byte for byte")?;
+                    }
+                    if let Some(why) = &e.why {
+                        write!(f, ": {why}")?;
+                    }
+                }
+                Ok(())
+            }
             Change::Failed { reason } => write!(f, "FAILED: {reason}"),
         }
     }

@@ -1,11 +1,14 @@
 //! Deploy, status and rollback over a fleet: canaries first, then waves, bounded concurrency,
 //! a failure threshold, and a report of what every host got.
 
-use crate::artifacts::{kernel_version, ArtifactError, Build};
-use crate::inventory::{Host, Inventory, Service};
-use crate::remote;
+use crate::artifacts::{kernel_version, Artifact, ArtifactError, Build, NodePrograms, NodeProgramsError};
+use crate::inventory::{Host, Inventory, Service, Start};
+use crate::node::{self, Facts};
 use crate::report::{Change, Command, HostReport, Report, Verdict};
-use crate::transport::{Conn, Timeouts};
+use crate::transport::{Conn, Timeouts, TransportError};
+use base64::Engine;
+use scpc_node::protocol::{self as wire, Holding, Job, JobResult, Reading, Request, ServiceReading, PROTOCOL};
+use scpc_node::Sha256;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -26,6 +29,8 @@ pub struct Options {
     pub hosts: Vec<String>,
     /// Recorded in the state files.
     pub operator: String,
+    /// Replace a file that is not a seccomp filter at a path scpc never installed to.
+    pub force: bool,
 }
 
 /// Why a fleet run did not start.
@@ -42,6 +47,10 @@ pub enum RolloutError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Artifacts(#[from] ArtifactError),
+    /// The node programs cannot be read.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    NodePrograms(#[from] NodeProgramsError),
 }
 
 /// Progress callbacks (the command line draws bars from them). Called from worker threads.
@@ -136,6 +145,108 @@ pub fn load_builds(inv: &Inventory) -> Result<BTreeMap<String, Build>, ArtifactE
     Ok(out)
 }
 
+/// How a service is described to the node program.
+fn wire_service(s: &Service) -> wire::Service {
+    let (kind, unit, reload, pid_file, process) = match &s.start {
+        Start::Systemd { unit } => (wire::Kind::Systemd, Some(unit.clone()), None, None, None),
+        Start::Command { reload, pid_file, process } => (wire::Kind::Command, None, reload.clone(), pid_file.clone(), process.clone()),
+    };
+    wire::Service { name: s.name.clone(), path: s.path.clone(), kind, unit, reload, health: s.health.clone(), pid_file, process }
+}
+
+fn read_request(services: &[&Service], fetch: bool, enforcement: bool, timeout: u64) -> Request {
+    let services = services.iter().map(|s| wire_service(s)).collect();
+    Request { protocol: PROTOCOL, job: Job::Read { services, fetch, enforcement, timeout } }
+}
+
+/// A session with a host's node program, and what it read first.
+struct Session<'a> {
+    conn: Conn,
+    host: &'a Host,
+    facts: Facts,
+    /// Per service (in the order asked), what its path holds; none when the node program is
+    /// not on the host (a dry run does not bring it).
+    readings: Option<Vec<ServiceReading>>,
+    /// The units carrying the node's drop-in.
+    wrapped: Vec<String>,
+}
+
+/// Connects, probes, brings the node program when the host lacks it (unless `bring` is off)
+/// and reads what each service's path holds.
+#[allow(clippy::too_many_arguments)]
+fn open_session<'a>(
+    host: &'a Host,
+    services: &[&Service],
+    inv: &Inventory,
+    opts: &Options,
+    programs: &NodePrograms,
+    (fetch, enforcement, bring): (bool, bool, bool),
+    rep: &mut HostReport,
+    obs: &dyn Observer,
+) -> Option<Session<'a>> {
+    let conn = connect(host, inv, opts, rep, obs)?;
+    obs.step(&host.name, "detecting architecture, reading what is deployed");
+    let timeout = inv.rollout.command_timeout;
+    let read = read_request(services, fetch, enforcement, timeout);
+    let probe = match node::probe(&conn, &host.node_program, programs, &read, Duration::from_secs(timeout)) {
+        Ok(p) => p,
+        Err(e) => {
+            rep.error = Some(e.to_string());
+            return None;
+        }
+    };
+    let facts = probe.facts.clone();
+    record(&facts, rep);
+    let Some(program_arch) = facts.program_arch else {
+        rep.error = Some(
+            "cannot tell the architecture of this host's programs (/bin/sh is not an ELF program scpc knows); nothing was installed".into(),
+        );
+        return None;
+    };
+    let Some((_, expected)) = programs.for_arch(program_arch) else {
+        rep.error = Some(format!(
+            "no node program for {program_arch} in {} (deploy/node/build.sh builds them); nothing was installed",
+            programs.dir.display()
+        ));
+        return None;
+    };
+    let answer = match probe.answer {
+        Some(a) if probe.installed == Some(expected) && a.node.arch == program_arch => Some(a),
+        _ if !bring => None,
+        _ => {
+            obs.step(&host.name, &format!("bringing the node program ({program_arch})"));
+            match node::install_program(&conn, &host.node_program, program_arch, programs, &read, Duration::from_secs(timeout)) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    rep.error = Some(e.to_string());
+                    return None;
+                }
+            }
+        }
+    };
+    let (readings, wrapped) = match answer.map(|a| node::result(&conn, a)) {
+        None => (None, Vec::new()),
+        Some(Ok(JobResult::Read { services, wrapped_units })) => (Some(services), wrapped_units),
+        Some(Ok(_)) => {
+            rep.error = Some(format!("{}: the node program answered another job", conn.name));
+            return None;
+        }
+        Some(Err(e)) => {
+            rep.error = Some(e.to_string());
+            return None;
+        }
+    };
+    Some(Session { conn, host, facts, readings, wrapped })
+}
+
+/// What a reading says the path holds, or why it cannot be read.
+fn holding(r: &ServiceReading) -> Result<&Holding, String> {
+    match &r.holding {
+        Reading::Holding(h) => Ok(h),
+        Reading::Error(e) => Err(format!("{} [{}]", e.message, e.code)),
+    }
+}
+
 /// One host of a deploy (or dry run).
 #[allow(clippy::too_many_arguments)]
 fn deploy_host(
@@ -143,28 +254,20 @@ fn deploy_host(
     services: &[&Service],
     inv: &Inventory,
     builds: &BTreeMap<String, Build>,
+    programs: &NodePrograms,
     opts: &Options,
     differ: Option<Differ>,
     rep: &mut HostReport,
     obs: &dyn Observer,
 ) {
-    let Some(conn) = connect(host, inv, opts, rep, obs) else { return };
-    obs.step(&rep.host, "detecting architecture, reading what is deployed");
-    let paths: Vec<&str> = services.iter().map(|s| s.path.as_str()).collect();
-    let (arch, installed) = match remote::survey(&conn, &paths) {
-        Ok((facts, installed)) => (record(facts, rep), installed),
-        Err(e) => {
-            rep.error = Some(e.to_string());
-            return;
-        }
-    };
-    let Some(arch) = arch else {
-        if rep.error.is_none() {
-            rep.error = Some(format!("unknown architecture `{}` (uname -m); nothing was installed", rep.machine.as_deref().unwrap_or("")));
-        }
+    let Some(session) = open_session(host, services, inv, opts, programs, (opts.dry_run, false, !opts.dry_run), rep, obs) else {
         return;
     };
-    let kernel = rep.kernel.clone().unwrap_or_default();
+    let Some(arch) = session.facts.arch else {
+        rep.error = Some(format!("unknown architecture `{}` (uname -m); nothing was installed", session.facts.machine));
+        return;
+    };
+    let kernel = session.facts.kernel.clone();
     // refuse the host before touching it if any of its services has no artifact for it
     for s in services {
         let build = &builds[&s.policy];
@@ -185,21 +288,35 @@ fn deploy_host(
             }
         }
     }
-    for (s, inst) in services.iter().zip(installed) {
+    let Some(readings) = &session.readings else {
+        // a dry run on a host without the node program
+        for s in services {
+            let Some(art) = builds[&s.policy].for_arch(arch) else { continue };
+            let diff =
+                vec!["(the node program is not on this host yet: `scpc deploy` brings it first; what the path holds is read by it)".into()];
+            rep.services.insert(s.name.clone(), Change::WouldInstall { from: None, to: art.sha256, diff });
+        }
+        return;
+    };
+    if !opts.dry_run {
+        unwrap_departed(&session, services, inv, rep, obs);
+    }
+    for (s, reading) in services.iter().zip(readings) {
         let build = &builds[&s.policy];
         let Some(art) = build.for_arch(arch) else { continue };
-        let change = if !opts.dry_run {
-            install_one(&conn, host, s, build, art, inst, inv, opts, obs)
-        } else if inst.actual == Some(art.sha256) {
-            Change::Unchanged { sha256: art.sha256 }
-        } else {
-            let diff = match (differ, conn.download(&s.path)) {
-                (Some(d), Ok(Some(old))) => d(arch, &old, &art.bytes),
-                (Some(_), Ok(None)) => vec!["(no filter installed yet)".into()],
-                (_, Err(e)) => vec![format!("(cannot read the deployed filter: {e})")],
-                (None, _) => Vec::new(),
-            };
-            Change::WouldInstall { from: inst.actual, to: art.sha256, diff }
+        let change = match holding(reading) {
+            Err(why) => Change::Failed { reason: why },
+            Ok(h) if opts.dry_run && h.actual == Some(art.sha256) => Change::Unchanged { sha256: art.sha256 },
+            Ok(h) if opts.dry_run => {
+                let old = reading.bytes.as_ref().and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
+                let diff = match (differ, old) {
+                    (Some(d), Some(old)) => d(arch, &old, &art.bytes),
+                    (Some(_), None) => vec!["(no filter installed yet)".into()],
+                    (None, _) => Vec::new(),
+                };
+                Change::WouldInstall { from: h.actual, to: art.sha256, diff }
+            }
+            Ok(_) => install_one(&session, s, build, art, inv, opts, rep, obs),
         };
         let stop = matches!(change, Change::Failed { .. } | Change::RolledBack { .. });
         rep.services.insert(s.name.clone(), change);
@@ -209,59 +326,186 @@ fn deploy_host(
     }
 }
 
+/// Removes the drop-in of every unit the node wrapped that no service of this host names any
+/// more (the service left the inventory).
+fn unwrap_departed(session: &Session, services: &[&Service], inv: &Inventory, rep: &mut HostReport, obs: &dyn Observer) {
+    let kept: Vec<&str> = services
+        .iter()
+        .filter_map(|s| match &s.start {
+            Start::Systemd { unit } => Some(unit.as_str()),
+            Start::Command { .. } => None,
+        })
+        .collect();
+    for unit in session.wrapped.iter().filter(|u| !kept.contains(&u.as_str())) {
+        obs.step(&rep.host, &format!("{unit}: removing the drop-in of a service that left the inventory"));
+        let req = Request { protocol: PROTOCOL, job: Job::Remove { unit: unit.clone(), timeout: inv.rollout.command_timeout } };
+        let change = match node::call(&session.conn, &session.host.node_program, &req, Duration::from_secs(inv.rollout.command_timeout))
+            .and_then(|r| node::result(&session.conn, r))
+        {
+            Ok(JobResult::Remove { failure: Some(f), .. }) => {
+                Change::Failed { reason: format!("drop-in of {unit} removed, then {}", step_text(&f)) }
+            }
+            Ok(_) => Change::Unwrapped { unit: unit.clone() },
+            Err(e) => Change::Failed { reason: e.to_string() },
+        };
+        rep.services.insert(format!("({unit})"), change);
+    }
+}
+
+/// How a failed step reads in a report: the step, its status, its stderr excerpt (never the
+/// command).
+fn failure_text(outcome: &wire::Outcome) -> String {
+    let mut text = outcome.failure.as_ref().map_or_else(|| "a step failed".to_string(), step_text);
+    if let Some(u) = &outcome.undo_failure {
+        text.push_str(&format!("; undoing it, {}", step_text(u)));
+    }
+    text
+}
+
+/// A failed step for the table: its name, how it ended, and the last line of its standard
+/// error, its last 200 characters (the whole excerpt is in the JSON report's `failure`).
+fn step_text(f: &wire::StepFailure) -> String {
+    let line = f.stderr.trim().lines().last().unwrap_or("");
+    let last: String = line.chars().skip(line.chars().count().saturating_sub(200)).collect();
+    if last.is_empty() {
+        format!("{} {}", f.step, f.status)
+    } else {
+        format!("{} {}: {last}", f.step, f.status)
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn install_one(
-    conn: &Conn,
-    host: &Host,
+    session: &Session,
     s: &Service,
     build: &Build,
-    art: &crate::artifacts::Artifact,
-    before: remote::Installed,
+    art: &Artifact,
     inv: &Inventory,
     opts: &Options,
+    rep: &mut HostReport,
     obs: &dyn Observer,
 ) -> Change {
-    obs.step(&host.name, &format!("{}: installing {} ({} bytes)", s.name, art.file, art.bytes.len()));
-    let before = match remote::install(conn, &s.path, art, build, &opts.operator, inv.rollout.keep, before) {
-        Ok(Some(before)) => before,
-        Ok(None) => return Change::Unchanged { sha256: art.sha256 },
-        Err(e) => return Change::Failed { reason: e.to_string() },
+    obs.step(&session.host.name, &format!("{}: installing {} ({} bytes)", s.name, art.file, art.bytes.len()));
+    let timeout = inv.rollout.command_timeout;
+    let req = Request {
+        protocol: PROTOCOL,
+        job: Job::Install {
+            service: wire_service(s),
+            filter: wire::Upload {
+                arch: art.arch.clone(),
+                sha256: art.sha256,
+                bytes: base64::engine::general_purpose::STANDARD.encode(&art.bytes),
+            },
+            record: wire::Record {
+                policy: build.policy.clone(),
+                manifest_sha256: build.manifest_sha256,
+                compiler: build.compiler.clone(),
+                operator: opts.operator.clone(),
+            },
+            keep: inv.rollout.keep,
+            force: opts.force,
+            timeout,
+        },
     };
-    let checks = [("reloading", &s.reload), ("health check", &s.health)];
-    for (what, cmd) in checks {
-        let Some(cmd) = cmd else { continue };
-        obs.step(&host.name, &format!("{}: {what}", s.name));
-        if let Err(e) = remote::hook(conn, &s.path, cmd) {
-            let reason = format!("{what} failed: {e}");
-            obs.step(&host.name, &format!("{}: rolling back", s.name));
-            return match remote::rollback(conn, &s.path, inv.rollout.keep) {
-                Ok(Some((_, to))) => {
-                    if let Some(reload) = &s.reload {
-                        let _ = remote::hook(conn, &s.path, reload);
-                    }
-                    Change::RolledBack { reason, to: Some(to) }
-                }
-                Ok(None) if before.actual.is_none() => match remote::uninstall(conn, &s.path, inv.rollout.keep) {
-                    Ok(()) => {
-                        Change::RolledBack { reason: format!("{reason}; the new filter was removed (there was none before)"), to: None }
-                    }
-                    Err(e2) => Change::Failed { reason: format!("{reason}; removing the new filter failed too: {e2}") },
-                },
-                Ok(None) => Change::RolledBack {
-                    reason: format!("{reason}; no earlier version is kept, the new filter stays"),
-                    to: Some(art.sha256),
-                },
-                Err(e2) => Change::Failed { reason: format!("{reason}; rollback failed too: {e2}") },
-            };
+    match node::call(&session.conn, &session.host.node_program, &req, Duration::from_secs(timeout))
+        .and_then(|r| node::result(&session.conn, r))
+    {
+        Ok(JobResult::Install(o)) => outcome_change(&o, art.sha256),
+        Ok(_) => Change::Failed { reason: format!("{}: the node program answered another job", session.conn.name) },
+        Err(e @ TransportError::Node { .. }) => Change::Failed { reason: e.to_string() },
+        Err(e) => recover(session.host, s, art.sha256, &e, inv, opts, rep, obs),
+    }
+}
+
+/// What an install's outcome means for the report.
+fn outcome_change(o: &wire::Outcome, new: Sha256) -> Change {
+    match o.result {
+        wire::Change::Installed if o.now == Some(new) => Change::Installed { from: o.from, to: new },
+        wire::Change::Installed => Change::Failed {
+            reason: format!("the node says installed, but the path holds {}", o.now.map_or("nothing".into(), |s| s.to_string())),
+        },
+        wire::Change::Unchanged => Change::Unchanged { sha256: new },
+        _ => Change::RolledBack { reason: failure_text(o), failure: o.failure.clone(), to: o.now },
+    }
+}
+
+/// The session died (or stopped answering) during an install: connect again, see what the
+/// host holds (the node finishes its job whatever became of the session), and roll back when
+/// it holds the new filter without the node having seen its checks pass.
+#[allow(clippy::too_many_arguments)]
+fn recover(
+    host: &Host,
+    s: &Service,
+    new: Sha256,
+    lost: &TransportError,
+    inv: &Inventory,
+    opts: &Options,
+    rep: &mut HostReport,
+    obs: &dyn Observer,
+) -> Change {
+    obs.step(&host.name, &format!("{}: the session was lost; connecting again to see what the host holds", s.name));
+    let conn = match Conn::open(host, opts.accept_new, timeouts(inv)) {
+        Ok(c) => c,
+        Err(e) => return Change::Failed { reason: format!("{lost}; connecting again failed ({e}): what the host holds is not known") },
+    };
+    // the node may still be at work: wait for its lock as long as a whole install may take
+    let wait = inv.rollout.command_timeout * 8;
+    let read = read_request(&[s], false, false, wait);
+    let reading = node::call(&conn, &host.node_program, &read, Duration::from_secs(wait)).and_then(|r| node::result(&conn, r));
+    let held = match reading {
+        Ok(JobResult::Read { services, .. }) => match services.first().map(holding) {
+            Some(Ok(h)) => h.clone(),
+            Some(Err(why)) => return Change::Failed { reason: format!("{lost}; connected again, but {why}") },
+            None => return Change::Failed { reason: format!("{lost}; connected again, but the node read nothing") },
+        },
+        Ok(_) => return Change::Failed { reason: format!("{lost}; connected again, but the node answered another job") },
+        Err(e) => return Change::Failed { reason: format!("{lost}; connected again, but reading the host failed: {e}") },
+    };
+    let confirmed = held.last.as_ref().is_some_and(|l| l.job == "install" && l.result == "installed" && l.target == Some(new));
+    if held.actual == Some(new) && held.recorded() == Some(new) && confirmed {
+        rep.warnings.push(format!("{}: {lost}; connected again: the node had finished the install and its checks", s.name));
+        return Change::Installed { from: None, to: new };
+    }
+    let undone = held.last.as_ref().filter(|l| l.job == "install" && l.result == "rolled-back" && l.target == Some(new));
+    if let (Some(l), false) = (undone, held.actual == Some(new)) {
+        let why = l.failure.as_ref().map_or_else(|| "a step failed".to_string(), step_text);
+        return Change::RolledBack {
+            reason: format!("{lost}; connected again: the node had rolled back itself ({why})"),
+            failure: l.failure.clone(),
+            to: held.actual,
+        };
+    }
+    if held.actual != Some(new) {
+        let holds = held.actual.map_or("no filter".to_string(), |a| a.to_string());
+        return Change::Failed { reason: format!("{lost}; connected again: the host holds {holds} (read back), not the new filter") };
+    }
+    obs.step(&host.name, &format!("{}: rolling back", s.name));
+    let req = Request {
+        protocol: PROTOCOL,
+        job: Job::Rollback { service: wire_service(s), keep: inv.rollout.keep, timeout: inv.rollout.command_timeout },
+    };
+    match node::call(&conn, &host.node_program, &req, Duration::from_secs(inv.rollout.command_timeout)).and_then(|r| node::result(&conn, r))
+    {
+        Ok(JobResult::Rollback(o)) => Change::RolledBack {
+            reason: format!(
+                "{lost}; connected again and rolled back{}",
+                o.failure.as_ref().map_or(String::new(), |f| format!(" ({})", step_text(f)))
+            ),
+            failure: o.failure.clone(),
+            to: o.now,
+        },
+        Ok(_) => Change::Failed { reason: format!("{lost}; connected again, but the node answered another job") },
+        Err(e) => {
+            Change::Failed { reason: format!("{lost}; connected again, but the rollback failed: {e}; the host holds the new filter") }
         }
     }
-    Change::Installed { from: before.actual, to: art.sha256 }
 }
 
 /// Pushes the local build to the fleet: canaries, then waves.
 pub fn deploy(inv: &Inventory, opts: &Options, differ: Option<Differ>, obs: &dyn Observer) -> Result<Report, RolloutError> {
     let started = Instant::now();
     let builds = load_builds(inv)?;
+    let programs = NodePrograms::load(&NodePrograms::locate(inv.node_programs.as_deref()))?;
     let targets = targets(inv, &opts.hosts)?;
     let canary_n = opts.canary.unwrap_or(inv.rollout.canary);
     let concurrency = opts.concurrency.unwrap_or(inv.rollout.concurrency).max(1);
@@ -301,7 +545,7 @@ pub fn deploy(inv: &Inventory, opts: &Options, differ: Option<Differ>, obs: &dyn
             let (host, services) = &targets[i];
             let t0 = Instant::now();
             let mut rep = blank(host, wave_no, is_canary);
-            deploy_host(host, services, inv, &builds, opts, differ, &mut rep, obs);
+            deploy_host(host, services, inv, &builds, &programs, opts, differ, &mut rep, obs);
             rep.seconds = t0.elapsed().as_secs_f64();
             if rep.failed() && !opts.dry_run {
                 let n = failures.fetch_add(1, Ordering::SeqCst) + 1;
@@ -336,45 +580,35 @@ pub fn deploy(inv: &Inventory, opts: &Options, differ: Option<Differ>, obs: &dyn
     })
 }
 
-/// Reads a host's architecture and kernel into its report; its scpc architecture, if known.
-fn record_facts(conn: &Conn, rep: &mut HostReport, obs: &dyn Observer) -> Option<&'static str> {
-    obs.step(&rep.host, "detecting architecture");
-    match remote::facts(conn) {
-        Ok(f) => record(f, rep),
-        Err(e) => {
-            rep.error = Some(e.to_string());
-            None
-        }
-    }
-}
-
-/// Puts a host's facts into its report; its scpc architecture, if known.
-fn record(f: remote::Facts, rep: &mut HostReport) -> Option<&'static str> {
-    rep.machine = Some(f.machine);
-    rep.kernel = Some(f.kernel);
+/// Puts a host's facts into its report.
+fn record(f: &Facts, rep: &mut HostReport) {
+    rep.machine = Some(f.machine.clone());
+    rep.kernel = Some(f.kernel.clone());
     rep.arch = f.arch.map(str::to_string);
-    f.arch
 }
 
-/// Connects to every host of the run (at most `concurrency` at once) and asks `each` what
-/// became of each of its services.
+/// Opens a session with every host of the run (at most `concurrency` at once, the node
+/// program brought where missing) and asks `each` what became of each of its services.
 fn across_hosts(
     command: Command,
     inv: &Inventory,
     opts: &Options,
     obs: &dyn Observer,
-    each: impl Fn(&Conn, &Service, &mut HostReport) -> Change + Sync,
+    enforcement: bool,
+    each: impl Fn(&Session, &Service, Option<&ServiceReading>, &mut HostReport) -> Change + Sync,
 ) -> Result<Report, RolloutError> {
     let started = Instant::now();
+    let programs = NodePrograms::load(&NodePrograms::locate(inv.node_programs.as_deref()))?;
     let targets = targets(inv, &opts.hosts)?;
     obs.start(targets.len());
     let stop = AtomicBool::new(false);
     let results = pool(&targets, opts.concurrency.unwrap_or(inv.rollout.concurrency), &stop, |(host, services)| {
         let t0 = Instant::now();
         let mut rep = blank(host, 0, false);
-        if let Some(conn) = connect(host, inv, opts, &mut rep, obs) {
-            for s in services {
-                let change = each(&conn, s, &mut rep);
+        if let Some(session) = open_session(host, services, inv, opts, &programs, (false, enforcement, true), &mut rep, obs) {
+            for (i, s) in services.iter().enumerate() {
+                let reading = session.readings.as_ref().and_then(|r| r.get(i));
+                let change = each(&session, s, reading, &mut rep);
                 rep.services.insert(s.name.clone(), change);
             }
         }
@@ -385,44 +619,54 @@ fn across_hosts(
     Ok(Report { command, hosts: results.into_iter().flatten().collect(), stopped: None, seconds: started.elapsed().as_secs_f64() })
 }
 
-/// What every host runs compared with the local build.
+/// What every host runs compared with the local build, and whether each service runs under
+/// its filter.
 pub fn status(inv: &Inventory, opts: &Options, obs: &dyn Observer) -> Result<Report, RolloutError> {
     let builds = load_builds(inv)?;
-    across_hosts(Command::Status, inv, opts, obs, |conn, s, rep| {
-        if rep.machine.is_none() && rep.error.is_none() {
-            record_facts(conn, rep, obs);
-        }
-        obs.step(&rep.host, &format!("{}: reading", s.name));
-        let local = rep.arch.as_deref().and_then(|a| builds[&s.policy].for_arch(a)).map(|a| a.sha256);
-        match remote::read(conn, &s.path) {
-            Ok(inst) => {
-                let recorded = inst.state.history.first().map(|d| d.sha256);
-                let verdict = if inst.actual.is_none() && recorded.is_none() {
+    across_hosts(Command::Status, inv, opts, obs, true, |session, s, reading, _rep| {
+        let local = session.facts.arch.and_then(|a| builds[&s.policy].for_arch(a)).map(|a| a.sha256);
+        let Some(reading) = reading else { return Change::Failed { reason: "the node program read nothing".into() } };
+        match holding(reading) {
+            Ok(h) => {
+                let recorded = h.recorded();
+                let verdict = if h.actual.is_none() && recorded.is_none() {
                     Verdict::NotInstalled
-                } else if inst.drifted() {
+                } else if recorded.is_some() && h.actual != recorded {
                     Verdict::Drift
-                } else if inst.actual != local {
+                } else if h.actual != local {
                     Verdict::Outdated
                 } else {
                     Verdict::InSync
                 };
-                Change::Status { actual: inst.actual, recorded, local, verdict }
+                Change::Status { actual: h.actual, recorded, local, verdict, enforcement: reading.enforcement.clone() }
             }
-            Err(e) => Change::Failed { reason: e.to_string() },
+            Err(why) => Change::Failed { reason: why },
         }
     })
 }
 
-/// Returns hosts to the version before the current one.
+/// Returns hosts to the version before the current one (a systemd service at its first
+/// version: to no filter and no drop-in).
 pub fn rollback(inv: &Inventory, opts: &Options, obs: &dyn Observer) -> Result<Report, RolloutError> {
-    across_hosts(Command::Rollback, inv, opts, obs, |conn, s, rep| {
+    across_hosts(Command::Rollback, inv, opts, obs, false, |session, s, _reading, rep| {
         obs.step(&rep.host, &format!("{}: rolling back", s.name));
-        match remote::rollback(conn, &s.path, inv.rollout.keep) {
-            Ok(Some((from, to))) => match s.reload.as_ref().map(|r| remote::hook(conn, &s.path, r)) {
-                Some(Err(e)) => Change::Failed { reason: format!("reverted to {to}, but the reload failed: {e}") },
-                _ => Change::Reverted { from, to },
+        let timeout = inv.rollout.command_timeout;
+        let req = Request { protocol: PROTOCOL, job: Job::Rollback { service: wire_service(s), keep: inv.rollout.keep, timeout } };
+        match node::call(&session.conn, &session.host.node_program, &req, Duration::from_secs(timeout))
+            .and_then(|r| node::result(&session.conn, r))
+        {
+            Ok(JobResult::Rollback(o)) => match (o.result, &o.failure) {
+                (_, Some(f)) => {
+                    Change::Failed { reason: format!("reverted to {}, but {f}", o.now.map_or("no filter".into(), |n| n.to_string())) }
+                }
+                (wire::Change::Reverted, None) => match (o.from, o.now) {
+                    (Some(from), Some(to)) => Change::Reverted { from, to },
+                    _ => Change::Failed { reason: "the node reverted to no file".into() },
+                },
+                (wire::Change::Removed, None) => Change::Removed { from: o.from },
+                _ => Change::NothingToRevert,
             },
-            Ok(None) => Change::NothingToRevert,
+            Ok(_) => Change::Failed { reason: "the node program answered another job".into() },
             Err(e) => Change::Failed { reason: e.to_string() },
         }
     })

@@ -70,6 +70,16 @@ pub enum TransportError {
     /// A remote command failed.
     #[error("{0}")]
     Remote(String),
+    /// The node program refused or failed the job.
+    #[error("{host}: {message} [{code}]")]
+    Node {
+        /// The host.
+        host: String,
+        /// The node's error code (`scpc::node::...`).
+        code: String,
+        /// Its message.
+        message: String,
+    },
 }
 
 impl TransportError {
@@ -82,6 +92,7 @@ impl TransportError {
             TransportError::KeyRevoked { .. } => "scpc::transport::key_revoked",
             TransportError::Auth(_) => "scpc::transport::auth",
             TransportError::Remote(_) => "scpc::transport::remote",
+            TransportError::Node { .. } => "scpc::transport::node",
         }
     }
 }
@@ -114,6 +125,8 @@ pub struct Conn {
     sftp: std::cell::RefCell<Sftp>,
     /// The host name as recorded in known_hosts (`[addr]:port`).
     pub name: String,
+    /// Each blocking operation's timeout (and the keepalive interval).
+    command_timeout: Duration,
 }
 
 /// The session's SFTP channel.
@@ -176,7 +189,7 @@ impl Conn {
         if !pinned.is_empty() {
             sess.method_pref(MethodType::HostKey, &pinned.join(",")).map_err(|e| net(&name, "host key algorithms", e))?;
         }
-        let mut conn = Conn { sess, socket, sftp: Default::default(), name: name.clone() };
+        let mut conn = Conn { sess, socket, sftp: Default::default(), name: name.clone(), command_timeout: t.command };
         conn.sess.handshake().map_err(|e| net(&name, "SSH handshake failed", e))?;
         let (key, ktype) = conn.sess.host_key().ok_or_else(|| net(&name, "handshake", "no host key"))?;
         let (key, ktype) = (key.to_vec(), type_name(ktype));
@@ -253,6 +266,21 @@ impl Conn {
         ch.wait_close().map_err(|e| self.fail("closing channel", e))?;
         out.status = ch.exit_status().unwrap_or(-1);
         Ok(out)
+    }
+
+    /// [`Conn::exec_with_input`] for a command that may run longer than one operation's
+    /// timeout but shows it is alive at least every `wait` (the node program prints a blank
+    /// line every second): the session's timeout and keepalive are `wait` for this command.
+    pub fn exec_with_input_waiting(&self, command: &str, input: &[u8], wait: Duration) -> Result<Output, TransportError> {
+        let set = |d: Duration| {
+            let secs = d.as_secs().clamp(1, u64::from(u32::MAX / 1000)) as u32;
+            self.sess.set_keepalive(true, secs);
+            self.sess.set_timeout(secs * 1000);
+        };
+        set(wait.max(self.command_timeout));
+        let out = self.exec_with_input(command, input);
+        set(self.command_timeout);
+        out
     }
 
     /// Runs a command that must succeed; returns its standard output.

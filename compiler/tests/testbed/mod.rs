@@ -26,6 +26,53 @@ use std::time::{Duration, Instant};
 /// Where the nodes see their deploy directory.
 pub const EDGE: &str = "/srv/edge";
 
+/// Where the nodes keep the node program (each node its own, bound over this path).
+pub const NODE_DIR: &str = "/var/lib/scpc";
+
+/// The node programs of every architecture (`deploy/node/build.sh`), built once per test
+/// run into `target/node-programs` (a lock keeps two test programs from building at once;
+/// cargo makes a build that is up to date cost a second).
+pub fn node_programs() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            let out = root.join("target/node-programs");
+            std::fs::create_dir_all(root.join("target")).expect("target");
+            let lock = std::fs::File::create(root.join("target/node-programs.lock")).expect("lock file");
+            lock.lock().expect("lock the node programs");
+            let built = Command::new("sh").arg(root.join("deploy/node/build.sh")).arg(&out).output().expect("sh runs");
+            assert!(
+                built.status.success(),
+                "building the node programs failed (.ci/run installs the rust targets and linkers):\n{}{}",
+                String::from_utf8_lossy(&built.stdout),
+                String::from_utf8_lossy(&built.stderr)
+            );
+            out
+        })
+        .clone()
+}
+
+/// A network namespace `scpcN` of its own (N claimed by [`claim_net`]) behind a veth pair:
+/// `scpcNh` on this side (10.231.N.1/30), `peer` inside (10.231.N.2/30). (N, its lock, the
+/// namespace, the host's end.)
+fn new_netns(peer: &str) -> (usize, std::fs::File, String, String) {
+    let (n, lock) = claim_net();
+    let ns = format!("scpc{n}");
+    let veth = format!("scpc{n}h");
+    // left by a run that was killed: its lock is free, so nobody uses it
+    if Path::new("/run/netns").join(&ns).exists() {
+        let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+        let _ = Command::new("ip").args(["link", "del", &veth]).status();
+    }
+    sh(&format!(
+        "ip netns add {ns} && ip link add {veth} type veth peer name {peer} netns {ns} && \
+         ip addr add 10.231.{n}.1/30 dev {veth} && ip link set {veth} up && \
+         ip -n {ns} addr add 10.231.{n}.2/30 dev {peer} && ip -n {ns} link set {peer} up && ip -n {ns} link set lo up"
+    ));
+    (n, lock, ns, veth)
+}
+
 /// Claims a network number 10..=250 for this process: a lock file per number under
 /// `/run/scpc-testbed`, held while the node lives, so that test runs side by side (two
 /// checkouts, a stress run beside CI) never share a namespace, and a namespace left by a
@@ -103,6 +150,8 @@ pub struct Spec {
     pub server: Server,
     /// No SFTP server on the node (OpenWrt's dropbear, busybox images).
     pub no_sftp: bool,
+    /// The deploy directory is a tmpfs of this size (`8k`, `64k`): a nearly full disk.
+    pub edge_tmpfs: Option<String>,
 }
 
 /// The SSH server of a node.
@@ -122,6 +171,7 @@ impl Fleet {
         std::fs::create_dir_all(&root).expect("testbed root");
         std::fs::create_dir_all("/run/sshd").expect("/run/sshd");
         std::fs::create_dir_all(EDGE).expect("/srv/edge");
+        std::fs::create_dir_all(NODE_DIR).expect("/var/lib/scpc");
         let key = root.join("id_ed25519");
         sh(&format!("ssh-keygen -q -t ed25519 -N '' -C scpc-test -f {}", key.display()));
         Fleet { root, key, nodes: Vec::new() }
@@ -132,23 +182,14 @@ impl Fleet {
         let home = self.root.join(format!("node-{name}"));
         let dir = home.join("edge");
         std::fs::create_dir_all(&dir).expect("node dir");
+        if let Some(size) = &spec.edge_tmpfs {
+            sh(&format!("mount -t tmpfs -o size={size},mode=755 scpc-edge {}", dir.display()));
+        }
         let host_key = new_host_key(&home, name);
         let mut net_lock = None;
         let (address, port, netns, veth) = if spec.netns {
-            let (n, lock) = claim_net();
+            let (n, lock, ns, veth) = new_netns("eth0");
             net_lock = Some(lock);
-            let ns = format!("scpc{n}");
-            let veth = format!("scpc{n}h");
-            // left by a run that was killed: its lock is free, so nobody uses it
-            if Path::new("/run/netns").join(&ns).exists() {
-                let _ = Command::new("ip").args(["netns", "del", &ns]).status();
-                let _ = Command::new("ip").args(["link", "del", &veth]).status();
-            }
-            sh(&format!(
-                "ip netns add {ns} && ip link add {veth} type veth peer name eth0 netns {ns} && \
-                 ip addr add 10.231.{n}.1/30 dev {veth} && ip link set {veth} up && \
-                 ip -n {ns} addr add 10.231.{n}.2/30 dev eth0 && ip -n {ns} link set eth0 up && ip -n {ns} link set lo up"
-            ));
             (format!("10.231.{n}.2"), 22u16, Some(ns), Some(veth))
         } else {
             ("127.0.0.1".to_string(), free_port(), None, None)
@@ -157,10 +198,11 @@ impl Fleet {
         // ssh commands; a development box's may run slow tools, and a session killed inside one
         // can leave a lock behind that hangs every later login)
         std::fs::write(home.join("bashrc"), "").expect("bashrc");
+        std::fs::create_dir_all(home.join("scpc")).expect("node program dir");
         let mut mounts = format!(
-            "mount --bind {} {EDGE} && {{ [ ! -e /root/.bashrc ] || mount --bind {}/bashrc /root/.bashrc; }}",
+            "mount --bind {} {EDGE} && mount --bind {h}/scpc {NODE_DIR} && {{ [ ! -e /root/.bashrc ] || mount --bind {h}/bashrc /root/.bashrc; }}",
             dir.display(),
-            home.display()
+            h = home.display()
         );
         if spec.machine.is_some() || spec.kernel.is_some() {
             let real = sh("uname -m").trim().to_string();
@@ -219,7 +261,8 @@ impl Fleet {
             }
             None => Command::new("unshare"),
         };
-        cmd.args(["--pid", "--fork", "--kill-child", "--mount", "--propagation", "private", "sh", "-c", &inner]);
+        // its own /proc: process ids the node's programs write (pid files) are the ones it reads
+        cmd.args(["--pid", "--fork", "--kill-child", "--mount-proc", "--propagation", "private", "sh", "-c", &inner]);
         let log = std::fs::File::create(home.join("sshd.log")).expect("log");
         let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn().expect("unshare sshd");
         let node = Node {
@@ -238,6 +281,63 @@ impl Fleet {
             boot: None,
         };
         node.wait_ready(Duration::from_secs(10));
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+
+    /// Boots a node that runs a real systemd: the Debian root of `systemd/build.sh` (built once,
+    /// then cached) booted with `systemd-nspawn -b` in its own network namespace (10.231.N.2,
+    /// port 22, OpenSSH's sshd as a systemd service), with a volatile overlay over the cached
+    /// root, its deploy directory and node program directory bound in, and nspawn's own
+    /// seccomp filter off (`SYSTEMD_SECCOMP=0`: a node program under a filter may not read
+    /// other processes' filters). It runs `edge-probe.service`, a real unit.
+    pub fn add_systemd(&mut self, name: &str) -> usize {
+        let root = systemd_root();
+        let home = self.root.join(format!("node-{name}"));
+        let dir = home.join("edge");
+        let keys = home.join("ssh");
+        std::fs::create_dir_all(&dir).expect("node dir");
+        std::fs::create_dir_all(home.join("scpc")).expect("node program dir");
+        std::fs::create_dir_all(&keys).expect("ssh dir");
+        let host_key = new_host_key(&home, name);
+        std::fs::copy(home.join("host_key"), keys.join("host_key")).expect("host key");
+        std::fs::copy(format!("{}.pub", self.key.display()), keys.join("authorized_keys")).expect("authorized_keys");
+        sh(&format!("chmod 700 {k} && chmod 600 {k}/host_key {k}/authorized_keys", k = keys.display()));
+        let (n, lock, ns, veth) = new_netns("host0");
+        let log = std::fs::File::create(home.join("sshd.log")).expect("console log");
+        let child = Command::new("systemd-nspawn")
+            .env("SYSTEMD_SECCOMP", "0")
+            .args(["--quiet", "--register=no", "--keep-unit", "--volatile=overlay", "-b"])
+            .arg(format!("--directory={}", root.display()))
+            .arg(format!("--network-namespace-path=/run/netns/{ns}"))
+            .arg(format!("--bind={}:{EDGE}", dir.display()))
+            .arg(format!("--bind={}:{NODE_DIR}", home.join("scpc").display()))
+            .arg(format!("--bind-ro={}:/etc/ssh/scpc", keys.display()))
+            .arg(format!("--machine=scpc-{name}-{n}"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("systemd-nspawn (.ci/run installs systemd-container)");
+        let node = Node {
+            name: name.into(),
+            dir,
+            home,
+            vm: false,
+            key: self.key.clone(),
+            address: format!("10.231.{n}.2"),
+            port: 22,
+            host_key,
+            netns: Some(ns),
+            veth: Some(veth),
+            net_lock: Some(lock),
+            child: Some(child),
+            boot: None,
+        };
+        let started = Instant::now();
+        node.wait_ready(Duration::from_secs(180));
+        let mut node = node;
+        node.boot = Some(started.elapsed());
         self.nodes.push(node);
         self.nodes.len() - 1
     }
@@ -340,11 +440,13 @@ impl Fleet {
         path
     }
 
-    /// An inventory of every node, with `services` (TOML) and `rollout` settings appended.
+    /// An inventory of every node, with `services` (TOML) and `rollout` settings appended;
+    /// install paths under `/srv/edge`, the node programs of [`node_programs`].
     pub fn inventory(&self, artifacts: &Path, rollout: &str, services: &str) -> PathBuf {
         let mut t = format!(
-            "artifacts = \"{}\"\n\n[defaults]\nuser = \"root\"\nidentity = \"{}\"\nknown_hosts = \"{}\"\n\n[rollout]\n{rollout}\n",
+            "artifacts = \"{}\"\ninstall_root = \"{EDGE}\"\nnode_programs = \"{}\"\n\n[defaults]\nuser = \"root\"\nidentity = \"{}\"\nknown_hosts = \"{}\"\n\n[rollout]\n{rollout}\n",
             artifacts.display(),
+            node_programs().display(),
             self.key.display(),
             self.root.join("known_hosts").display()
         );
@@ -385,6 +487,11 @@ impl Node {
     /// Power loss: every process of the node dies at once.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
+            // the first process of the node's own PID namespace (sshd, or a container's
+            // systemd): when it dies, every process of the namespace dies with it
+            for first in children(c.id()) {
+                let _ = Command::new("kill").args(["-9", &first.to_string()]).status();
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -447,9 +554,60 @@ impl Node {
     }
 }
 
+/// The processes whose parent is `pid`.
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+            // the parent is the second field after the parenthesized name
+            stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok()) == Some(pid)
+        })
+        .collect()
+}
+
+impl Node {
+    /// The most bytes any `scpc-node` process of the node has read so far (`rchar` of
+    /// `/proc/PID/io`): a request being received shows as a number that grows.
+    pub fn node_program_read(&self) -> u64 {
+        let Some(unshare) = self.child.as_ref().map(Child::id) else { return 0 };
+        let mut stack = vec![unshare];
+        let mut most = 0;
+        while let Some(p) = stack.pop() {
+            let kids = children(p);
+            stack.extend(&kids);
+            let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+            if comm.trim() == "scpc-node" {
+                let io = std::fs::read_to_string(format!("/proc/{p}/io")).unwrap_or_default();
+                let rchar = io.lines().find_map(|l| l.strip_prefix("rchar:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+                most = most.max(rchar);
+            }
+        }
+        most
+    }
+
+    /// Cuts every SSH session of the node (kills each per-connection server process, by its
+    /// id) and leaves the node running: what a client sees when its link dies mid-command.
+    /// Returns how many sessions were cut.
+    pub fn kill_sessions(&self) -> usize {
+        let Some(unshare) = self.child.as_ref().map(Child::id) else { return 0 };
+        let mut cut = 0;
+        for listener in children(unshare) {
+            for session in children(listener) {
+                let _ = Command::new("kill").args(["-9", &session.to_string()]).status();
+                cut += 1;
+            }
+        }
+        cut
+    }
+}
+
 impl Drop for Node {
     fn drop(&mut self) {
         self.kill();
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).stderr(Stdio::null()).status();
         if let Some(v) = &self.veth {
             let _ = Command::new("ip").args(["link", "del", v]).status();
         }
@@ -554,6 +712,59 @@ pub fn vm_image(arch: VmArch) -> PathBuf {
         eprintln!("built the {} node image in {:.1} s", arch.name(), started.elapsed().as_secs_f64());
     }
     dir
+}
+
+/// Builds policy `tests/deploy/FILE` (policy `policy`) into `out` under the fleet's root.
+pub fn build_policy(fleet: &Fleet, file: &str, policy: &str, out: &str) -> PathBuf {
+    let dir = fleet.root.join(out);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/deploy").join(file);
+    let (code, _, err) = support::scpc(&["build", src.to_str().expect("utf-8"), "--policy", policy, "-o", dir.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "{err}");
+    dir
+}
+
+/// Runs a fleet command (`deploy`, `status`, `rollback`) with `--json`; (exit status, the
+/// report, stderr).
+pub fn fleet_json(verb: &str, inv: &Path, extra: &[&str]) -> (i32, serde_json::Value, String) {
+    let mut args = vec![verb, inv.to_str().expect("utf-8"), "--json"];
+    if verb != "status" {
+        args.extend(["--operator", "ci"]);
+    }
+    args.extend_from_slice(extra);
+    let (code, out, err) = support::scpc(&args);
+    let json = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
+    (code, json, err)
+}
+
+/// One host's part of a report.
+pub fn report_host<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["hosts"].as_array().expect("hosts").iter().find(|h| h["host"] == name).unwrap_or_else(|| panic!("{name} in {report:#}"))
+}
+
+/// The root of the systemd node: `systemd/build.sh` run once into a directory named by the
+/// hash of the script, under `SCPC_TESTBED_CACHE` if set, else under the target directory (a
+/// lock keeps two test programs from building it at once).
+pub fn systemd_root() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testbed/systemd");
+    let script = std::fs::read(here.join("build.sh")).expect("systemd/build.sh");
+    let cache = std::env::var_os("SCPC_TESTBED_CACHE").map(PathBuf::from);
+    let tmp = cache.as_deref().unwrap_or(Path::new(env!("CARGO_TARGET_TMPDIR")));
+    let dir = tmp.join(format!("systemd-{}", &sha256(&script)[..16]));
+    std::fs::create_dir_all(tmp).expect("cache dir");
+    let lock = std::fs::File::create(tmp.join("systemd.lock")).expect("lock file");
+    lock.lock().expect("lock the systemd root");
+    if !dir.join("root/usr/lib/systemd/systemd").exists() {
+        let started = Instant::now();
+        let out = Command::new("sh").arg(here.join("build.sh")).arg(&dir).output().expect("sh runs");
+        assert!(
+            out.status.success(),
+            "building the systemd node's root failed (.ci/run installs debootstrap):\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eprintln!("built the systemd node's root in {:.1} s", started.elapsed().as_secs_f64());
+    }
+    dir.join("root")
 }
 
 /// The tests' one support module (running the scpc binary, digests, probes).

@@ -1,6 +1,8 @@
-//! Loading a filter into the kernel: the only `unsafe` code of the workspace (besides tests).
-//! Sets no_new_privs, then installs the filter with seccomp(SECCOMP_SET_MODE_FILTER), falling
-//! back to prctl(PR_SET_SECCOMP) where seccomp(2) is missing (kernels before 3.17).
+//! Loading a filter into the kernel, and reading back the filters a process runs under: the
+//! only `unsafe` code of the workspace (besides tests). Sets no_new_privs, then installs the
+//! filter with seccomp(SECCOMP_SET_MODE_FILTER), falling back to prctl(PR_SET_SECCOMP) where
+//! seccomp(2) is missing (kernels before 3.17). [`loaded_filters`] asks the kernel for the
+//! programs another process runs under (PTRACE_SECCOMP_GET_FILTER).
 //!
 //! With SECCOMP_FILTER_FLAG_TSYNC the kernel puts the filter on every thread of the process,
 //! or on none: when a thread cannot take it (it has a filter of its own that is not an
@@ -147,7 +149,9 @@ fn load(insns: &[Insn], bits: libc::c_ulong) -> Result<libc::c_long, LoadError> 
     let rc = unsafe { libc::syscall(libc::SYS_seccomp, SECCOMP_SET_MODE_FILTER, bits, &prog as *const SockFprog) };
     if rc > 0 && bits & SECCOMP_FILTER_FLAG_TSYNC != 0 && bits & SECCOMP_FILTER_FLAG_NEW_LISTENER == 0 {
         // the id of a thread that could not be synchronized: nothing was installed
-        return Err(LoadError::ThreadNotSynchronized { tid: rc });
+        // c_long is 32 bits wide on 32-bit targets
+        #[allow(clippy::useless_conversion)]
+        return Err(LoadError::ThreadNotSynchronized { tid: i64::from(rc) });
     }
     if rc >= 0 {
         return Ok(rc);
@@ -299,6 +303,85 @@ pub fn probe(insns: &[Insn], calls: &[(u32, [u64; 6])]) -> io::Result<Vec<i32>> 
     Ok(bytes.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
 }
 
+const PTRACE_SEIZE: libc::c_uint = 0x4206;
+const PTRACE_INTERRUPT: libc::c_uint = 0x4207;
+const PTRACE_DETACH: libc::c_uint = 17;
+const PTRACE_EVENT_STOP: i32 = 128;
+
+/// The classic BPF programs of the seccomp filters process `pid` (its main thread) runs
+/// under, in the order they were installed (none: EINVAL), as the kernel keeps them: each exactly the
+/// `struct sock_filter` array that was loaded. The process is stopped for a moment
+/// (PTRACE_SEIZE, PTRACE_INTERRUPT) and let go again with any signal that arrived meanwhile.
+///
+/// The kernel answers only a caller with CAP_SYS_ADMIN that runs under no seccomp filter
+/// itself (else EACCES), and only when it kept the programs (CONFIG_CHECKPOINT_RESTORE, else
+/// EMEDIUMTYPE); ptrace rules (Yama, another tracer: EPERM) apply.
+pub fn loaded_filters(pid: i32) -> io::Result<Vec<Vec<Insn>>> {
+    let null = std::ptr::null_mut::<libc::c_void>();
+    // SAFETY: ptrace with integer arguments; no memory is passed.
+    if unsafe { libc::ptrace(PTRACE_SEIZE as _, pid, null, null) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let result = (|| {
+        // SAFETY: as above.
+        if unsafe { libc::ptrace(PTRACE_INTERRUPT as _, pid, null, null) } != 0 {
+            return Err((io::Error::last_os_error(), 0));
+        }
+        let mut status = 0;
+        let started = std::time::Instant::now();
+        loop {
+            // SAFETY: waitpid writes one int.
+            let rc = unsafe { libc::waitpid(pid, &mut status, libc::__WALL | libc::WNOHANG) };
+            if rc == pid {
+                break;
+            }
+            if rc < 0 {
+                return Err((io::Error::last_os_error(), 0));
+            }
+            if started.elapsed() > std::time::Duration::from_secs(2) {
+                return Err((io::Error::from_raw_os_error(libc::ETIMEDOUT), 0));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        if !libc::WIFSTOPPED(status) {
+            return Err((io::Error::from_raw_os_error(libc::ESRCH), -1));
+        }
+        // a signal that stopped it instead of our interrupt goes back to it on detach
+        let resend = if status >> 16 == PTRACE_EVENT_STOP { 0 } else { libc::WSTOPSIG(status) };
+        let mut out = Vec::new();
+        for index in 0usize.. {
+            // SAFETY: with a null buffer the kernel only returns the filter's length.
+            let n = unsafe { libc::ptrace(PTRACE_SECCOMP_GET_FILTER as _, pid, index as *mut libc::c_void, null) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.raw_os_error() == Some(libc::ENOENT) {
+                    break;
+                }
+                return Err((e, resend));
+            }
+            let mut insns = vec![Insn { code: 0, jt: 0, jf: 0, k: 0 }; n as usize];
+            // SAFETY: the buffer holds `n` sock_filter records, as many as the kernel said it
+            // would write for this index (a filter never changes once installed).
+            let m = unsafe {
+                libc::ptrace(PTRACE_SECCOMP_GET_FILTER as _, pid, index as *mut libc::c_void, insns.as_mut_ptr().cast::<libc::c_void>())
+            };
+            if m != n {
+                return Err((io::Error::last_os_error(), resend));
+            }
+            out.push(insns);
+        }
+        Ok((out, resend))
+    })();
+    let resend = match &result {
+        Ok((_, s)) | Err((_, s)) => *s,
+    };
+    if resend >= 0 {
+        // SAFETY: as above; the data argument is the signal to deliver.
+        unsafe { libc::ptrace(PTRACE_DETACH as _, pid, null, resend as libc::c_long as *mut libc::c_void) };
+    }
+    result.map(|(f, _)| f).map_err(|(e, _)| e)
+}
+
 /// The type of ptrace's request in the C library's declaration.
 #[cfg(target_env = "musl")]
 type PtraceRequest = libc::c_int;
@@ -361,7 +444,9 @@ pub fn seccomp_filter(pid: libc::pid_t, index: usize) -> io::Result<Vec<Insn>> {
 /// The calling thread's id (gettid).
 pub fn thread_id() -> i64 {
     // SAFETY: gettid takes no arguments and cannot fail.
-    unsafe { libc::syscall(libc::SYS_gettid) }
+    // c_long is 32 bits wide on 32-bit targets
+    #[allow(clippy::useless_conversion)]
+    i64::from(unsafe { libc::syscall(libc::SYS_gettid) })
 }
 
 /// Restores the default SIGPIPE disposition (Rust ignores it), so that `scpc ... | head`

@@ -1,5 +1,9 @@
 //! `scpc-node`: the program a node runs.
 //!
+//! `scpc-node serve` reads one JSON request on standard input and writes one JSON response
+//! on standard output (`scpc_node::protocol`, docs/deploy.md): exit status 0 done, 1 the
+//! request is wrong, 2 the job failed.
+//!
 //! `scpc-node run [--tsync] [--log] [--spec-allow] [--sha256 HEX] FILTER -- CMD [ARG...]`
 //! refuses a filter the kernel would refuse, one without code for this machine's
 //! architecture, or (with `--sha256`) one whose bytes are not those; else it sets
@@ -15,7 +19,8 @@ use scpc_node::loader::Flags;
 use scpc_node::run::{exec, read_filter};
 use scpc_node::Sha256;
 
-const USAGE: &str = "usage: scpc-node run [--tsync] [--log] [--spec-allow] [--sha256 HEX] FILTER -- CMD [ARG...]";
+const USAGE: &str =
+    "usage: scpc-node run [--tsync] [--log] [--spec-allow] [--sha256 HEX] FILTER -- CMD [ARG...]\n       scpc-node serve < REQUEST.json";
 
 /// `run`'s arguments.
 struct RunArgs {
@@ -84,6 +89,11 @@ fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     match args.first().and_then(|a| a.to_str()) {
         Some("run") => {}
+        Some("serve") if args.len() == 1 => {
+            let out: std::sync::Arc<std::sync::Mutex<dyn std::io::Write + Send>> =
+                std::sync::Arc::new(std::sync::Mutex::new(std::io::stdout()));
+            return ExitCode::from(scpc_node::serve::serve(&mut std::io::stdin(), out));
+        }
         Some("--version" | "-V") => {
             println!("scpc-node {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;

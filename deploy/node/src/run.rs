@@ -24,17 +24,29 @@ pub struct HostArch {
     pub audit_arch: u32,
 }
 
+/// `AUDIT_ARCH_*` of an architecture by scpc's name for it.
+pub fn audit_arch(name: &str) -> Option<u32> {
+    Some(match name {
+        "x86_64" => 0xc000_003e,
+        "i386" => 0x4000_0003,
+        "aarch64" => 0xc000_00b7,
+        "arm" => 0x4000_0028,
+        "riscv64" => 0xc000_00f3,
+        _ => return None,
+    })
+}
+
 /// The architecture this program was built for, if seccomp filters built by scpc can serve it.
 pub fn host_arch() -> Option<HostArch> {
-    let (name, audit_arch) = match std::env::consts::ARCH {
-        "x86_64" => ("x86_64", 0xc000_003e),
-        "x86" => ("i386", 0x4000_0003),
-        "aarch64" => ("aarch64", 0xc000_00b7),
-        "arm" => ("arm", 0x4000_0028),
-        "riscv64" => ("riscv64", 0xc000_00f3),
+    let name = match std::env::consts::ARCH {
+        "x86_64" => "x86_64",
+        "x86" => "i386",
+        "aarch64" => "aarch64",
+        "arm" => "arm",
+        "riscv64" => "riscv64",
         _ => return None,
     };
-    Some(HostArch { name, audit_arch })
+    Some(HostArch { name, audit_arch: audit_arch(name)? })
 }
 
 /// A filter file the kernel would take, with code for this machine.

@@ -213,6 +213,40 @@ fn a_missing_program_is_reported_before_the_filter_is_in_force() -> Result<(), F
     Ok(())
 }
 
+/// A process started under a filter by `scpc-node run` shows that filter, byte for byte, to
+/// PTRACE_SECCOMP_GET_FILTER (what `status` compares); a process without one shows none.
+fn loaded_filters_are_read_back_byte_for_byte() -> Result<(), Failed> {
+    let dir = scratch("readback");
+    let path = dir.join("f.bpf");
+    std::fs::write(&path, encode(&native_filter())).map_err(|e| e.to_string())?;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scpc-node"))
+        .args(["run", path.to_str().unwrap_or_default(), "--", "sleep", "30"])
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let pid = child.id() as i32;
+    // the filter is in place once `scpc-node run` became `sleep`
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim() != "sleep" && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let got = scpc_node::loader::loaded_filters(pid);
+    let _ = child.kill();
+    let _ = child.wait();
+    let got = got.map_err(|e| format!("reading the filters back: {e}"))?;
+    if got != [native_filter()] {
+        return Err(format!("read back {got:?}").into());
+    }
+    let mut plain = Command::new("sleep").arg("30").spawn().map_err(|e| e.to_string())?;
+    let none = scpc_node::loader::loaded_filters(plain.id() as i32);
+    let _ = plain.kill();
+    let _ = plain.wait();
+    match none {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
+        other => Err(format!("a process without a filter: {other:?}").into()),
+    }
+}
+
 fn main() {
     if let Ok(scenario) = std::env::var("SCPC_NODE_LOADER_CHILD") {
         let result = match scenario.as_str() {
@@ -231,6 +265,7 @@ fn main() {
         Trial::test("tsync_puts_the_filter_on_every_thread", || child("tsync-applies")),
         Trial::test("run_enforces_the_filter", run_enforces_the_filter),
         Trial::test("run_refuses_bad_filters", run_refuses_bad_filters),
+        Trial::test("loaded_filters_are_read_back_byte_for_byte", loaded_filters_are_read_back_byte_for_byte),
         Trial::test(
             "a_missing_program_is_reported_before_the_filter_is_in_force",
             a_missing_program_is_reported_before_the_filter_is_in_force,

@@ -215,6 +215,9 @@ enum Command {
         /// Canary hosts (overrides rollout.canary).
         #[arg(long)]
         canary: Option<usize>,
+        /// Replace a file that is not a seccomp filter at a path scpc never installed to (a copy is kept).
+        #[arg(long)]
+        force: bool,
     },
     /// What each host runs, and where it drifts from the local build.
     #[cfg(feature = "deploy")]
@@ -332,6 +335,7 @@ impl FleetFlags {
         operator: Option<String>,
         dry_run: bool,
         canary: Option<usize>,
+        force: bool,
     ) -> deploy::FleetArgs {
         let operator = operator.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "unknown".into());
         let opts = scpc_deploy::rollout::Options {
@@ -341,6 +345,7 @@ impl FleetFlags {
             concurrency: self.concurrency,
             hosts: self.hosts,
             operator,
+            force,
         };
         deploy::FleetArgs { verb, inventory, opts, json: self.json }
     }
@@ -451,16 +456,16 @@ fn main() -> ExitCode {
             diff::diff(&diff::DiffArgs { old, new, policy, old_policy, new_policy, json })
         }
         #[cfg(feature = "deploy")]
-        Command::Deploy { inventory, fleet, operator, dry_run, canary } => {
-            deploy::run(fleet.into_args(scpc_deploy::report::Command::Deploy, inventory, operator.operator, dry_run, canary))
+        Command::Deploy { inventory, fleet, operator, dry_run, canary, force } => {
+            deploy::run(fleet.into_args(scpc_deploy::report::Command::Deploy, inventory, operator.operator, dry_run, canary, force))
         }
         #[cfg(feature = "deploy")]
         Command::Status { inventory, fleet } => {
-            deploy::run(fleet.into_args(scpc_deploy::report::Command::Status, inventory, None, false, None))
+            deploy::run(fleet.into_args(scpc_deploy::report::Command::Status, inventory, None, false, None, false))
         }
         #[cfg(feature = "deploy")]
         Command::Rollback { inventory, fleet, operator } => {
-            deploy::run(fleet.into_args(scpc_deploy::report::Command::Rollback, inventory, operator.operator, false, None))
+            deploy::run(fleet.into_args(scpc_deploy::report::Command::Rollback, inventory, operator.operator, false, None, false))
         }
         Command::Generate { traces, name, targets, trace_arch, default, output } => {
             tools::generate(&traces, name, targets, trace_arch, default, output.as_deref())

@@ -1,0 +1,72 @@
+//! `kind = "systemd"` against a real systemd: a Debian root booted with `systemd-nspawn -b`
+//! (`testbed/systemd/build.sh`), its sshd and a real unit, `edge-probe.service`, a loop that
+//! calls uname(2). The node program's drop-in starts the unit's command under `scpc-node run`,
+//! the unit restarts under the filter (the call fails in it), `status` finds the unit's
+//! processes through its control group and compares their filter byte for byte; a service that
+//! leaves the inventory and a rollback past the first version take the drop-in away again.
+
+mod testbed;
+
+use testbed::support::{need, scpc, Need, TEST_BED};
+use testbed::{build_policy, fleet_json, report_host, Fleet};
+
+const SYSTEMD: &str = "[[service]]\nname = \"probe\"\npolicy = \"probe\"\npath = \"/srv/edge/probe.bpf\"\nkind = \"systemd\"\nunit = \"edge-probe.service\"\n";
+const OTHER: &str = "[[service]]\nname = \"other\"\npolicy = \"probe\"\npath = \"/srv/edge/other.bpf\"\n";
+const DROP_IN: &str = "/etc/systemd/system/edge-probe.service.d/zz-scpc.conf";
+
+/// What the unit wrote last, once it says `want` (or after 10 s, whatever it says).
+fn probe_output(node: &testbed::Node, want: &str) -> String {
+    let (_, out) = node
+        .run(&format!("for i in $(seq 50); do grep -q '{want}' /run/edge-probe.out && break; sleep 0.2; done; cat /run/edge-probe.out"));
+    out
+}
+
+#[test]
+fn a_systemd_unit_runs_under_its_filter_and_leaves_it_with_its_drop_in() {
+    need(&TEST_BED);
+    need(&[Need::Program("systemd-nspawn"), Need::Program("debootstrap")]);
+    let mut fleet = Fleet::new("systemd");
+    fleet.add_systemd("sd");
+    fleet.known_hosts();
+    let node = &fleet.nodes[0];
+    let (_, pid1) = node.run("cat /proc/1/comm; systemctl is-active edge-probe.service");
+    assert!(pid1.starts_with("systemd\n") && pid1.contains("active"), "a real systemd runs the unit: {pid1}");
+    assert!(probe_output(node, "x86_64").contains("x86_64"), "unfiltered before");
+    let art = build_policy(&fleet, "probe.scp", "probe", "probe");
+    let inv = fleet.inventory(&art, "", SYSTEMD);
+    let (code, report, err) = fleet_json("deploy", &inv, &[]);
+    assert_eq!(code, 0, "{report:#}\n{err}");
+    assert_eq!(report_host(&report, "sd")["services"]["probe"]["result"], "installed");
+    let (_, drop_in) = node.run(&format!("cat {DROP_IN}"));
+    assert!(drop_in.contains("ExecStart=/var/lib/scpc/scpc-node run /srv/edge/probe.bpf -- /bin/sh -c 'while"), "{drop_in}");
+    let out = probe_output(node, "Operation not permitted");
+    assert!(out.contains("Operation not permitted") && !out.contains("x86_64"), "the unit runs under the filter: {out}");
+    let (code, out, _) = scpc(&["status", inv.to_str().expect("utf-8"), "--json"]);
+    let st: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(code, 0, "{st:#}");
+    let probe = &report_host(&st, "sd")["services"]["probe"];
+    assert_eq!(probe["enforcement"]["state"], "enforced", "{probe:#}");
+    let processes = probe["enforcement"]["processes"].as_array().expect("processes");
+    assert!(!processes.is_empty() && processes.iter().all(|p| p["matches"] == true), "{probe:#}");
+    // the service leaves the inventory: its drop-in goes, the unit runs as before
+    let (code, report, _) = fleet_json("deploy", &fleet.inventory(&art, "", OTHER), &[]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report_host(&report, "sd")["services"]["(edge-probe.service)"]["result"], "unwrapped", "{report:#}");
+    let (code, _) = node.run(&format!("test -e {DROP_IN}"));
+    assert_ne!(code, 0, "the drop-in is gone");
+    assert!(probe_output(node, "x86_64").contains("x86_64"), "the unit runs without the filter");
+    // back in, then rolled back past its first version: filter and drop-in removed
+    let inv = fleet.inventory(&art, "", SYSTEMD);
+    let (code, report, _) = fleet_json("deploy", &inv, &[]);
+    assert_eq!(code, 0, "{report:#}");
+    let out = probe_output(node, "Operation not permitted");
+    let (_, units) = node.run(&format!("cat {DROP_IN}; systemctl status edge-probe.service | head -20"));
+    assert!(out.contains("Operation not permitted"), "{out}\n{report:#}\n{units}");
+    let (code, report, _) = fleet_json("rollback", &inv, &[]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report_host(&report, "sd")["services"]["probe"]["result"], "removed", "{report:#}");
+    let (code, _) = node.run(&format!("test -e {DROP_IN} || test -e /srv/edge/probe.bpf"));
+    assert_ne!(code, 0, "neither drop-in nor filter is left");
+    assert!(probe_output(node, "x86_64").contains("x86_64"), "the unit runs as it did before scpc");
+    println!("systemd node booted in {:.1?}", node.boot.expect("boot time"));
+}
