@@ -108,8 +108,10 @@ pub struct Node {
     pub host_key: String,
     /// The network namespace, if the node has one.
     pub netns: Option<String>,
-    /// The host-side veth.
+    /// The host-side veth (in the bastion's namespace for a node behind one).
     pub veth: Option<String>,
+    /// The network namespace of the bastion it sits behind ([`Spec::behind`]).
+    pub behind: Option<String>,
     /// The claim on the network number (released when the node is dropped).
     net_lock: Option<std::fs::File>,
     child: Option<Child>,
@@ -132,6 +134,10 @@ pub struct Spec {
     pub no_sftp: bool,
     /// The deploy directory is a tmpfs of this size (`8k`, `64k`): a nearly full disk.
     pub edge_tmpfs: Option<String>,
+    /// With `netns`: the network namespace of the node it sits behind (a bastion). Its veth
+    /// pair joins that namespace instead of this machine's, so this machine has no route to it
+    /// and it none to this machine: it is reached only through the bastion's SSH server.
+    pub behind: Option<String>,
 }
 
 /// The SSH server of a node.
@@ -177,9 +183,13 @@ impl Fleet {
                 let _ = Command::new("ip").args(["netns", "del", &ns]).status();
                 let _ = Command::new("ip").args(["link", "del", &veth]).status();
             }
+            let (outer, moved) = match &spec.behind {
+                Some(b) => (format!("-n {b} "), format!("ip link set {veth} netns {b} && ")),
+                None => (String::new(), String::new()),
+            };
             sh(&format!(
-                "ip netns add {ns} && ip link add {veth} type veth peer name eth0 netns {ns} && \
-                 ip addr add 10.231.{n}.1/30 dev {veth} && ip link set {veth} up && \
+                "ip netns add {ns} && ip link add {veth} type veth peer name eth0 netns {ns} && {moved}\
+                 ip {outer}addr add 10.231.{n}.1/30 dev {veth} && ip {outer}link set {veth} up && \
                  ip -n {ns} addr add 10.231.{n}.2/30 dev eth0 && ip -n {ns} link set eth0 up && ip -n {ns} link set lo up"
             ));
             (format!("10.231.{n}.2"), 22u16, Some(ns), Some(veth))
@@ -268,6 +278,7 @@ impl Fleet {
             host_key,
             netns,
             veth,
+            behind: spec.behind.clone(),
             net_lock,
             child: Some(child),
             boot: None,
@@ -333,6 +344,7 @@ impl Fleet {
             host_key,
             netns: Some(ns),
             veth: Some(veth),
+            behind: None,
             net_lock: Some(lock),
             child: Some(child),
             boot: None,
@@ -428,6 +440,7 @@ impl Fleet {
             host_key,
             netns: None,
             veth: None,
+            behind: None,
             net_lock: None,
             child: Some(child),
             boot: None,
@@ -468,6 +481,20 @@ impl Node {
     fn wait_ready(&self, within: Duration) {
         let addr: SocketAddr = format!("{}:{}", self.address, self.port).parse().expect("addr");
         let deadline = Instant::now() + within;
+        if let Some(b) = &self.behind {
+            // only the bastion's namespace reaches it
+            while Instant::now() < deadline {
+                let scan = Command::new("ip")
+                    .args(["netns", "exec", b, "ssh-keyscan", "-T", "1", "-p", &self.port.to_string(), &self.address])
+                    .stderr(Stdio::null())
+                    .output()
+                    .expect("ssh-keyscan runs");
+                if scan.status.success() && !scan.stdout.is_empty() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         while Instant::now() < deadline {
             if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
                 let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
@@ -610,7 +637,12 @@ impl Drop for Node {
         self.kill();
         let _ = Command::new("umount").arg("-l").arg(&self.dir).stderr(Stdio::null()).status();
         if let Some(v) = &self.veth {
-            let _ = Command::new("ip").args(["link", "del", v]).status();
+            // behind a bastion, the veth is in the bastion's namespace
+            let mut ip = Command::new("ip");
+            if let Some(b) = &self.behind {
+                ip.args(["-n", b]);
+            }
+            let _ = ip.args(["link", "del", v]).stderr(Stdio::null()).status();
         }
         if let Some(ns) = &self.netns {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();

@@ -124,7 +124,9 @@ fn a_crash_or_a_full_disk_at_any_point_leaves_a_whole_filter_and_a_true_state() 
     let mut counts = std::collections::BTreeMap::<String, usize>::new();
     for line in std::fs::read_to_string(&log).expect("log").lines() {
         let name = line.split_once(' ').map_or(line, |(_, rest)| rest).split('(').next().unwrap_or("").trim().to_string();
-        if ["openat", "write", "fsync", "rename", "renameat", "renameat2", "unlinkat", "mkdirat", "close", "flock", "fchmod"].contains(&name.as_str()) {
+        if ["openat", "write", "fsync", "rename", "renameat", "renameat2", "unlinkat", "mkdirat", "close", "flock", "fchmod"]
+            .contains(&name.as_str())
+        {
             *counts.entry(name).or_default() += 1;
         }
     }
