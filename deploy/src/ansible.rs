@@ -431,8 +431,7 @@ fn read_var_dirs(d: &mut Decls, base: &Path) -> Result<(), Box<InventoryError>> 
                 if is_group {
                     d.group(&n).vars.extend(vars);
                 } else {
-                    // host_vars files come before inline variables in Ansible's order? No: the
-                    // inventory's own host variables are overridden by host_vars files
+                    // after the inline ones: a host_vars file overrides the inventory's line
                     d.host_vars.entry(n.clone()).or_default().extend(vars);
                 }
             }
@@ -661,7 +660,7 @@ fn host(
     for key in ["ansible_ssh_common_args", "ansible_ssh_extra_args"] {
         if let Some((args, v)) = text(d, vars, &[key])? {
             if let Some(spec) = proxy_jump(d, v, args)? {
-                jumps = hops(d, v, &spec, &user, &auth, &known_hosts, port)?;
+                jumps = hops(d, v, &spec, &user, &auth, &known_hosts)?;
             }
         }
     }
@@ -717,8 +716,7 @@ fn proxy_jump(d: &Decls, v: &Var, args: &str) -> Result<Option<String>, Box<Inve
 
 /// `[user@]host[:port][,...]`, outermost first; each hop logs in with the host's key and is
 /// checked against its known_hosts.
-fn hops(d: &Decls, v: &Var, spec: &str, user: &str, auth: &Auth, known_hosts: &Path, port: u16) -> Result<Vec<Hop>, Box<InventoryError>> {
-    let _ = port;
+fn hops(d: &Decls, v: &Var, spec: &str, user: &str, auth: &Auth, known_hosts: &Path) -> Result<Vec<Hop>, Box<InventoryError>> {
     let mut out = Vec::new();
     for part in spec.split(',') {
         let part = part.trim().trim_start_matches("ssh://");
