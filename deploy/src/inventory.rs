@@ -762,7 +762,7 @@ fn toml_hosts(cx: &Ctx, raw: &RawFile, default_port: u16) -> Result<Vec<Host>, B
             user: h.user.clone().or_else(|| raw.defaults.user.clone()).unwrap_or_else(|| "root".into()),
             auth,
             known_hosts,
-            jumps: host_jumps(cx, &raw, h, &groups)?,
+            jumps: host_jumps(cx, raw, h, &groups)?,
             groups,
             canary: h.canary,
             node_program,

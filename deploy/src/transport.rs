@@ -538,10 +538,11 @@ fn carry(hop: Conn, mut channel: ssh2::Channel, mut socket: UnixStream) {
         let mut moved = false;
         if to_socket.is_empty() && !channel_done {
             match channel.read(&mut buf) {
-                Ok(0) => {
+                Ok(0) if channel.eof() => {
                     channel_done = true;
                     let _ = socket.shutdown(Shutdown::Write);
                 }
+                Ok(0) => {}
                 Ok(n) => to_socket.extend_from_slice(&buf[..n]),
                 Err(e) if would_block(&e) => {}
                 Err(_) => break,
