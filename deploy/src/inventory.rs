@@ -1,5 +1,9 @@
 //! The inventory: which hosts exist, how to reach them, which policy goes where, and how to
 //! roll it out. One TOML file (see `docs/deploy.md`), read with every mistake located in it.
+//! Its hosts are `[[host]]` entries, or the hosts of an Ansible inventory it names
+//! (`ansible_inventory`, read by [`crate::ansible`]); a host behind bastions names its jump
+//! hosts (`proxy_jump`, itself, through a `[group.NAME]` or in `[defaults]`), `[[jump]]` entries
+//! that may sit behind one another.
 
 use miette::{Diagnostic, NamedSource, SourceSpan};
 use serde::Deserialize;
