@@ -1,5 +1,9 @@
 //! The inventory: which hosts exist, how to reach them, which policy goes where, and how to
 //! roll it out. One TOML file (see `docs/deploy.md`), read with every mistake located in it.
+//! Its hosts are `[[host]]` entries, or the hosts of an Ansible inventory it names
+//! (`ansible_inventory`, read by [`crate::ansible`]); a host behind bastions names its jump
+//! hosts (`proxy_jump`, itself, through a `[group.NAME]` or in `[defaults]`), `[[jump]]` entries
+//! that may sit behind one another.
 
 use miette::{Diagnostic, NamedSource, SourceSpan};
 use serde::Deserialize;
@@ -57,6 +61,24 @@ pub enum Problem {
     ServiceKind,
     /// A node program path that is not absolute and plain.
     NodeProgram,
+    /// A `proxy_jump` naming no `[[jump]]`.
+    UnknownJump,
+    /// Jump hosts that lead back to themselves.
+    JumpCycle,
+    /// A host whose groups name different jump hosts.
+    JumpConflict,
+    /// A `[group.NAME]` table for a group no host is in.
+    UnknownGroup,
+    /// Both `ansible_inventory` and `[[host]]` entries.
+    TwoHostLists,
+    /// An Ansible inventory that is not INI or YAML as Ansible reads it.
+    AnsibleSyntax,
+    /// Something Ansible does that scpc does not (host ranges, templates, ProxyCommand).
+    AnsibleUnsupported,
+    /// Ansible groups whose `children` lead back to themselves.
+    ChildrenCycle,
+    /// A `ProxyJump` that is not `[user@]host[:port][,...]`.
+    ProxyJump,
 }
 
 impl Problem {
@@ -86,6 +108,15 @@ impl Problem {
             Problem::OutsideRoot => "scpc::inventory::outside_root",
             Problem::ServiceKind => "scpc::inventory::service_kind",
             Problem::NodeProgram => "scpc::inventory::node_program",
+            Problem::UnknownJump => "scpc::inventory::unknown_jump",
+            Problem::JumpCycle => "scpc::inventory::jump_cycle",
+            Problem::JumpConflict => "scpc::inventory::jump_conflict",
+            Problem::UnknownGroup => "scpc::inventory::unknown_group",
+            Problem::TwoHostLists => "scpc::inventory::two_host_lists",
+            Problem::AnsibleSyntax => "scpc::inventory::ansible_syntax",
+            Problem::AnsibleUnsupported => "scpc::inventory::ansible_unsupported",
+            Problem::ChildrenCycle => "scpc::inventory::children_cycle",
+            Problem::ProxyJump => "scpc::inventory::proxy_jump",
         }
     }
 }
@@ -161,7 +192,32 @@ pub struct Host {
     pub canary: bool,
     /// Where the node program lives on it ([`DEFAULT_NODE_PROGRAM`] unless set).
     pub node_program: String,
+    /// The jump hosts the connection goes through, the first one reached directly, each
+    /// next one through the one before, and the host through the last (OpenSSH's
+    /// `ProxyJump`); empty for a host reached directly.
+    pub jumps: Vec<Hop>,
 }
+
+/// A jump host: an SSH server on the way to a host, whose key is checked like a host's and
+/// through which the next hop is reached by a `direct-tcpip` channel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hop {
+    /// Its name (the `[[jump]]` entry's, or `user@address:port` as an Ansible inventory wrote it).
+    pub name: String,
+    /// Address to connect to (from the hop before it, for every hop but the first).
+    pub address: String,
+    /// SSH port.
+    pub port: u16,
+    /// Remote user.
+    pub user: String,
+    /// Authentication.
+    pub auth: Auth,
+    /// The known_hosts file its key is checked against.
+    pub known_hosts: PathBuf,
+}
+
+/// At most this many jump hosts on the way to one host.
+pub const MAX_JUMPS: usize = 8;
 
 /// Where the node program is installed on a host unless the inventory says otherwise.
 pub const DEFAULT_NODE_PROGRAM: &str = "/var/lib/scpc/scpc-node";
@@ -255,6 +311,7 @@ pub struct Inventory {
 #[serde(deny_unknown_fields)]
 struct RawFile {
     artifacts: Option<Spanned<String>>,
+    ansible_inventory: Option<Spanned<String>>,
     install_root: Option<Spanned<String>>,
     node_programs: Option<String>,
     #[serde(default)]
@@ -262,9 +319,32 @@ struct RawFile {
     #[serde(default)]
     rollout: RawRollout,
     #[serde(default)]
+    jump: Vec<Spanned<RawJump>>,
+    #[serde(default)]
+    group: BTreeMap<String, Spanned<RawGroup>>,
+    #[serde(default)]
     host: Vec<Spanned<RawHost>>,
     #[serde(default)]
     service: Vec<Spanned<RawService>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJump {
+    name: Spanned<String>,
+    address: Spanned<String>,
+    port: Option<Spanned<i64>>,
+    user: Option<String>,
+    identity: Option<String>,
+    agent: Option<bool>,
+    known_hosts: Option<String>,
+    proxy_jump: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGroup {
+    proxy_jump: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -276,6 +356,7 @@ struct RawDefaults {
     agent: Option<bool>,
     known_hosts: Option<String>,
     node_program: Option<Spanned<String>>,
+    proxy_jump: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -305,6 +386,7 @@ struct RawHost {
     #[serde(default)]
     canary: bool,
     node_program: Option<Spanned<String>>,
+    proxy_jump: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -370,8 +452,10 @@ impl Inventory {
                 help: None,
             })
         })?;
-        let mut inv = Inventory::parse(&name, &text)?;
-        let base = path.parent().unwrap_or(Path::new("."));
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let base = std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf());
+        let base = base.as_path();
+        let mut inv = Inventory::parse_in(&name, &text, base)?;
         let rebase = |p: &mut PathBuf| {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -386,12 +470,23 @@ impl Inventory {
             if let Auth::KeyFile(k) = &mut h.auth {
                 rebase(k);
             }
+            for j in &mut h.jumps {
+                rebase(&mut j.known_hosts);
+                if let Auth::KeyFile(k) = &mut j.auth {
+                    rebase(k);
+                }
+            }
         }
         Ok(inv)
     }
 
     /// Parses and validates an inventory held in memory (paths left as written).
     pub fn parse(name: &str, text: &str) -> Result<Inventory, Box<InventoryError>> {
+        Inventory::parse_in(name, text, Path::new("."))
+    }
+
+    /// [`Inventory::parse`] for a file in `base`, where an `ansible_inventory` it names is read.
+    pub fn parse_in(name: &str, text: &str, base: &Path) -> Result<Inventory, Box<InventoryError>> {
         let cx = Ctx { name, text };
         let raw: RawFile = toml::from_str(text).map_err(|e| {
             let help =
@@ -410,129 +505,40 @@ impl Inventory {
             keep: cx.count(&r.keep, "keep", 1, 100, d.keep)?,
         };
         let default_port = cx.count(&raw.defaults.port, "port", 1, 65535, 22)?;
-        if raw.host.is_empty() {
-            return Err(Box::new(cx.err(
-                Problem::NoHost,
-                Some(0..0),
-                "add a [[host]]",
-                "the inventory has no [[host]]: nothing to deploy to".into(),
-                Some("add [[host]] name = \"...\" address = \"...\""),
-            )));
-        }
-        let mut hosts: Vec<Host> = Vec::new();
-        let mut seen: BTreeMap<String, Range<usize>> = BTreeMap::new();
-        let mut addresses: BTreeMap<(String, u16), (String, Range<usize>)> = BTreeMap::new();
-        for h in &raw.host {
-            let h = h.get_ref();
-            let hname = h.name.get_ref();
-            if !valid_name(hname) {
+        let hosts = match &raw.ansible_inventory {
+            None => toml_hosts(&cx, &raw, default_port as u16)?,
+            Some(a) if !raw.host.is_empty() => {
                 return Err(Box::new(cx.err(
-                    Problem::HostName,
-                    Some(h.name.span()),
-                    "not a host name",
-                    format!("host name `{hname}` is not a name"),
-                    Some("use letters, digits, `-`, `_` and `.`"),
-                )));
+                    Problem::TwoHostLists,
+                    Some(a.span()),
+                    "hosts come from here",
+                    "the inventory names an Ansible inventory and also lists [[host]]s".into(),
+                    Some("keep one list of hosts: the Ansible inventory, or the [[host]] entries"),
+                )))
             }
-            if let Some(first) = seen.insert(hname.clone(), h.name.span()) {
-                let (l, _) = line_col(text, first.start);
-                return Err(Box::new(cx.err(
-                    Problem::DuplicateHost,
-                    Some(h.name.span()),
-                    "second host of this name",
-                    format!("host `{hname}` is defined twice"),
-                    Some(&format!("the first is on line {l}")),
-                )));
-            }
-            if h.address.get_ref().trim().is_empty() {
-                return Err(Box::new(cx.err(Problem::NoAddress, Some(h.address.span()), "empty", "a host needs an address".into(), None)));
-            }
-            let port = match &h.port {
-                Some(_) => cx.count(&h.port, "port", 1, 65535, 22)?,
-                None => default_port,
-            } as u16;
-            let address = h.address.get_ref().trim().to_ascii_lowercase();
-            if let Some((other, first)) = addresses.insert((address.clone(), port), (hname.clone(), h.address.span())) {
-                let (l, _) = line_col(text, first.start);
-                return Err(Box::new(cx.err(
-                    Problem::SharedAddress,
-                    Some(h.address.span()),
-                    "the same host again",
-                    format!("hosts `{other}` and `{hname}` are both {address} port {port}: one machine under two names would be deployed to twice at once"),
-                    Some(&format!("keep one of them (the first is on line {l}); put the other's groups on it")),
-                )));
-            }
-            let node_program = match h.node_program.as_ref().or(raw.defaults.node_program.as_ref()) {
-                None => DEFAULT_NODE_PROGRAM.to_string(),
-                Some(p) if valid_remote_path(p.get_ref()) => p.get_ref().clone(),
-                Some(p) => {
+            Some(a) => {
+                let defaults = crate::ansible::Defaults {
+                    port: default_port as u16,
+                    user: raw.defaults.user.clone(),
+                    identity: raw.defaults.identity.as_ref().map(|k| base.join(k)),
+                    agent: raw.defaults.agent.unwrap_or(false),
+                    known_hosts: raw.defaults.known_hosts.as_ref().map(|k| base.join(k)),
+                    node_program: default_node_program(&cx, &raw.defaults)?,
+                };
+                let hosts = crate::ansible::load(&base.join(a.get_ref()), &defaults)?;
+                if hosts.is_empty() {
                     return Err(Box::new(cx.err(
-                        Problem::NodeProgram,
-                        Some(p.span()),
-                        "not an absolute, plain path",
-                        format!("node program path `{}` must be absolute and hold no `..`, spaces or shell characters", p.get_ref()),
-                        Some(&format!("for example `{DEFAULT_NODE_PROGRAM}`")),
-                    )))
-                }
-            };
-            let identity = h.identity.clone().or_else(|| raw.defaults.identity.clone());
-            let agent = h.agent.or(raw.defaults.agent).unwrap_or(false);
-            let auth = match (identity, agent) {
-                (Some(_), true) => {
-                    return Err(Box::new(cx.err(
-                        Problem::TwoLogins,
-                        Some(h.name.span()),
-                        "this host",
-                        format!("host `{hname}` has both an identity file and `agent = true`"),
-                        Some("choose one: `identity = \"path/to/key\"` or `agent = true`"),
-                    )))
-                }
-                (Some(k), false) => Auth::KeyFile(PathBuf::from(k)),
-                (None, true) => Auth::Agent,
-                (None, false) => {
-                    return Err(Box::new(cx.err(
-                        Problem::NoLogin,
-                        Some(h.name.span()),
-                        "this host",
-                        format!("host `{hname}` has no way to log in"),
-                        Some("set `identity = \"path/to/key\"` or `agent = true` on the host or in [defaults]"),
-                    )))
-                }
-            };
-            let Some(known_hosts) = h.known_hosts.clone().or_else(|| raw.defaults.known_hosts.clone()) else {
-                return Err(Box::new(cx.err(
-                    Problem::NoKnownHosts,
-                    Some(h.name.span()),
-                    "this host",
-                    format!("host `{hname}` has no known_hosts file"),
-                    Some("host keys are always verified: set `known_hosts = \"path\"` on the host or in [defaults]"),
-                )));
-            };
-            let mut groups = Vec::new();
-            for g in &h.groups {
-                if !valid_name(g.get_ref()) {
-                    return Err(Box::new(cx.err(
-                        Problem::GroupName,
-                        Some(g.span()),
-                        "not a group name",
-                        format!("group name `{}` is not a name", g.get_ref()),
+                        Problem::NoHost,
+                        Some(a.span()),
+                        "this inventory",
+                        format!("the Ansible inventory `{}` has no host: nothing to deploy to", a.get_ref()),
                         None,
                     )));
                 }
-                groups.push(g.get_ref().clone());
+                shared_addresses(&cx, &hosts, a.span())?;
+                hosts
             }
-            hosts.push(Host {
-                name: hname.clone(),
-                address: h.address.get_ref().trim().to_string(),
-                port,
-                user: h.user.clone().or_else(|| raw.defaults.user.clone()).unwrap_or_else(|| "root".into()),
-                auth,
-                known_hosts: PathBuf::from(known_hosts),
-                groups,
-                canary: h.canary,
-                node_program,
-            });
-        }
+        };
         let install_root = match &raw.install_root {
             None => DEFAULT_INSTALL_ROOT.to_string(),
             Some(r) if valid_remote_path(r.get_ref().trim_end_matches('/')) => format!("{}/", r.get_ref().trim_end_matches('/')),
@@ -671,6 +677,269 @@ impl Inventory {
     }
 }
 
+/// The hosts of the `[[host]]` entries.
+fn toml_hosts(cx: &Ctx, raw: &RawFile, default_port: u16) -> Result<Vec<Host>, Box<InventoryError>> {
+    let text = cx.text;
+    if raw.host.is_empty() {
+        return Err(Box::new(cx.err(
+            Problem::NoHost,
+            Some(0..0),
+            "add a [[host]]",
+            "the inventory has no [[host]]: nothing to deploy to".into(),
+            Some("add [[host]] name = \"...\" address = \"...\""),
+        )));
+    }
+    let mut hosts: Vec<Host> = Vec::new();
+    let mut seen: BTreeMap<String, Range<usize>> = BTreeMap::new();
+    let mut addresses: BTreeMap<(String, u16), (String, Range<usize>)> = BTreeMap::new();
+    for h in &raw.host {
+        let h = h.get_ref();
+        let hname = h.name.get_ref();
+        if !valid_name(hname) {
+            return Err(Box::new(cx.err(
+                Problem::HostName,
+                Some(h.name.span()),
+                "not a host name",
+                format!("host name `{hname}` is not a name"),
+                Some("use letters, digits, `-`, `_` and `.`"),
+            )));
+        }
+        if let Some(first) = seen.insert(hname.clone(), h.name.span()) {
+            let (l, _) = line_col(text, first.start);
+            return Err(Box::new(cx.err(
+                Problem::DuplicateHost,
+                Some(h.name.span()),
+                "second host of this name",
+                format!("host `{hname}` is defined twice"),
+                Some(&format!("the first is on line {l}")),
+            )));
+        }
+        if h.address.get_ref().trim().is_empty() {
+            return Err(Box::new(cx.err(Problem::NoAddress, Some(h.address.span()), "empty", "a host needs an address".into(), None)));
+        }
+        let port = match &h.port {
+            Some(_) => cx.count(&h.port, "port", 1, 65535, 22)?,
+            None => usize::from(default_port),
+        } as u16;
+        let address = h.address.get_ref().trim().to_ascii_lowercase();
+        if let Some((other, first)) = addresses.insert((address.clone(), port), (hname.clone(), h.address.span())) {
+            let (l, _) = line_col(text, first.start);
+            return Err(Box::new(cx.err(
+                Problem::SharedAddress,
+                Some(h.address.span()),
+                "the same host again",
+                format!("hosts `{other}` and `{hname}` are both {address} port {port}: one machine under two names would be deployed to twice at once"),
+                Some(&format!("keep one of them (the first is on line {l}); put the other's groups on it")),
+            )));
+        }
+        let node_program = match h.node_program.as_ref().or(raw.defaults.node_program.as_ref()) {
+            None => DEFAULT_NODE_PROGRAM.to_string(),
+            Some(p) if valid_remote_path(p.get_ref()) => p.get_ref().clone(),
+            Some(p) => {
+                return Err(Box::new(cx.err(
+                    Problem::NodeProgram,
+                    Some(p.span()),
+                    "not an absolute, plain path",
+                    format!("node program path `{}` must be absolute and hold no `..`, spaces or shell characters", p.get_ref()),
+                    Some(&format!("for example `{DEFAULT_NODE_PROGRAM}`")),
+                )))
+            }
+        };
+        let (auth, known_hosts) =
+            login(cx, &raw.defaults, &format!("host `{hname}`"), h.name.span(), &h.identity, h.agent, &h.known_hosts)?;
+        let mut groups = Vec::new();
+        for g in &h.groups {
+            if !valid_name(g.get_ref()) {
+                return Err(Box::new(cx.err(
+                    Problem::GroupName,
+                    Some(g.span()),
+                    "not a group name",
+                    format!("group name `{}` is not a name", g.get_ref()),
+                    None,
+                )));
+            }
+            groups.push(g.get_ref().clone());
+        }
+        hosts.push(Host {
+            name: hname.clone(),
+            address: h.address.get_ref().trim().to_string(),
+            port,
+            user: h.user.clone().or_else(|| raw.defaults.user.clone()).unwrap_or_else(|| "root".into()),
+            auth,
+            known_hosts,
+            jumps: host_jumps(cx, raw, h, &groups)?,
+            groups,
+            canary: h.canary,
+            node_program,
+        });
+    }
+    if let Some((g, table)) = raw.group.iter().find(|(g, _)| !hosts.iter().any(|h| h.groups.contains(g))) {
+        return Err(Box::new(cx.err(
+            Problem::UnknownGroup,
+            Some(table.span()),
+            "no host is in this group",
+            format!("[group.{g}] is for a group no host is in"),
+            Some("add the group to hosts' `groups`, or remove the table"),
+        )));
+    }
+    Ok(hosts)
+}
+
+/// `[defaults] node_program`, checked.
+fn default_node_program(cx: &Ctx, d: &RawDefaults) -> Result<String, Box<InventoryError>> {
+    match &d.node_program {
+        None => Ok(DEFAULT_NODE_PROGRAM.to_string()),
+        Some(p) if valid_remote_path(p.get_ref()) => Ok(p.get_ref().clone()),
+        Some(p) => Err(Box::new(cx.err(
+            Problem::NodeProgram,
+            Some(p.span()),
+            "not an absolute, plain path",
+            format!("node program path `{}` must be absolute and hold no `..`, spaces or shell characters", p.get_ref()),
+            Some(&format!("for example `{DEFAULT_NODE_PROGRAM}`")),
+        ))),
+    }
+}
+
+/// Two hosts of one address and port (from an Ansible inventory, whose places are not at
+/// hand here: the label points at `ansible_inventory`).
+fn shared_addresses(cx: &Ctx, hosts: &[Host], at: Range<usize>) -> Result<(), Box<InventoryError>> {
+    let mut seen: BTreeMap<(String, u16), &str> = BTreeMap::new();
+    for h in hosts {
+        if let Some(other) = seen.insert((h.address.to_ascii_lowercase(), h.port), &h.name) {
+            return Err(Box::new(cx.err(
+                Problem::SharedAddress,
+                Some(at),
+                "in this inventory",
+                format!(
+                    "hosts `{other}` and `{}` are both {} port {}: one machine under two names would be deployed to twice at once",
+                    h.name, h.address, h.port
+                ),
+                Some("keep one of them"),
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// How a host or jump host logs in and which known_hosts file checks its key, its own
+/// settings first, then `[defaults]`.
+fn login(
+    cx: &Ctx,
+    defaults: &RawDefaults,
+    what: &str,
+    at: Range<usize>,
+    identity: &Option<String>,
+    agent: Option<bool>,
+    known_hosts: &Option<String>,
+) -> Result<(Auth, PathBuf), Box<InventoryError>> {
+    let identity = identity.clone().or_else(|| defaults.identity.clone());
+    let agent = agent.or(defaults.agent).unwrap_or(false);
+    let auth = match (identity, agent) {
+        (Some(_), true) => {
+            return Err(Box::new(cx.err(
+                Problem::TwoLogins,
+                Some(at),
+                "this host",
+                format!("{what} has both an identity file and `agent = true`"),
+                Some("choose one: `identity = \"path/to/key\"` or `agent = true`"),
+            )))
+        }
+        (Some(k), false) => Auth::KeyFile(PathBuf::from(k)),
+        (None, true) => Auth::Agent,
+        (None, false) => {
+            return Err(Box::new(cx.err(
+                Problem::NoLogin,
+                Some(at),
+                "this host",
+                format!("{what} has no way to log in"),
+                Some("set `identity = \"path/to/key\"` or `agent = true` on the host or in [defaults]"),
+            )))
+        }
+    };
+    let Some(known_hosts) = known_hosts.clone().or_else(|| defaults.known_hosts.clone()) else {
+        return Err(Box::new(cx.err(
+            Problem::NoKnownHosts,
+            Some(at),
+            "this host",
+            format!("{what} has no known_hosts file"),
+            Some("host keys are always verified: set `known_hosts = \"path\"` on the host or in [defaults]"),
+        )));
+    };
+    Ok((auth, PathBuf::from(known_hosts)))
+}
+
+/// The jump hosts on the way to host `h`: its own `proxy_jump`, else its groups' (which must
+/// agree), else `[defaults]`'s; each jump host's own `proxy_jump` puts another before it.
+fn host_jumps(cx: &Ctx, raw: &RawFile, h: &RawHost, groups: &[String]) -> Result<Vec<Hop>, Box<InventoryError>> {
+    let mut from_groups: Option<(&String, &Spanned<String>)> = None;
+    for g in groups {
+        let Some(j) = raw.group.get(g).and_then(|t| t.get_ref().proxy_jump.as_ref()) else { continue };
+        match from_groups {
+            Some((other, first)) if first.get_ref() != j.get_ref() => {
+                return Err(Box::new(cx.err(
+                    Problem::JumpConflict,
+                    Some(j.span()),
+                    "another jump host",
+                    format!(
+                        "host `{}` is in groups `{other}` (through `{}`) and `{g}` (through `{}`)",
+                        h.name.get_ref(),
+                        first.get_ref(),
+                        j.get_ref()
+                    ),
+                    Some("set `proxy_jump` on the host itself to choose"),
+                )))
+            }
+            Some(_) => {}
+            None => from_groups = Some((g, j)),
+        }
+    }
+    let chosen = h.proxy_jump.as_ref().or(from_groups.map(|(_, j)| j)).or(raw.defaults.proxy_jump.as_ref());
+    let Some(first) = chosen else { return Ok(Vec::new()) };
+    if first.get_ref().is_empty() {
+        return Ok(Vec::new()); // `proxy_jump = ""` on a host: reached directly whatever its groups say
+    }
+    let mut chain: Vec<Hop> = Vec::new();
+    let mut next = Some(first);
+    while let Some(name) = next {
+        let Some(j) = raw.jump.iter().map(Spanned::get_ref).find(|j| j.name.get_ref() == name.get_ref()) else {
+            return Err(Box::new(cx.err(
+                Problem::UnknownJump,
+                Some(name.span()),
+                "no such jump host",
+                format!("`proxy_jump` names `{}`, which no [[jump]] defines", name.get_ref()),
+                Some("add [[jump]] name = \"...\" address = \"...\" (with its own identity and known_hosts, or those of [defaults])"),
+            )));
+        };
+        if chain.iter().any(|c| &c.name == j.name.get_ref()) || chain.len() == MAX_JUMPS {
+            return Err(Box::new(cx.err(
+                Problem::JumpCycle,
+                Some(name.span()),
+                "leads back here",
+                format!("the jump hosts before `{}` lead back to it (or number more than {MAX_JUMPS})", j.name.get_ref()),
+                Some("each [[jump]]'s `proxy_jump` names the hop before it; the first one has none"),
+            )));
+        }
+        let jname = j.name.get_ref();
+        if j.address.get_ref().trim().is_empty() {
+            return Err(Box::new(cx.err(Problem::NoAddress, Some(j.address.span()), "empty", "a jump host needs an address".into(), None)));
+        }
+        let port = cx.count(&j.port, "port", 1, 65535, 22)? as u16;
+        let (auth, known_hosts) =
+            login(cx, &raw.defaults, &format!("jump host `{jname}`"), j.name.span(), &j.identity, j.agent, &j.known_hosts)?;
+        chain.push(Hop {
+            name: jname.clone(),
+            address: j.address.get_ref().trim().to_string(),
+            port,
+            user: j.user.clone().or_else(|| raw.defaults.user.clone()).unwrap_or_else(|| "root".into()),
+            auth,
+            known_hosts,
+        });
+        next = j.proxy_jump.as_ref().filter(|p| !p.get_ref().is_empty());
+    }
+    chain.reverse();
+    Ok(chain)
+}
+
 /// How a service is started, from its `kind` and the keys that go with it.
 fn service_start(cx: &Ctx, s: &RawService) -> Result<Start, Box<InventoryError>> {
     let kind = s.kind.as_ref().map_or("command", |k| k.get_ref().as_str());
@@ -758,13 +1027,13 @@ fn service_start(cx: &Ctx, s: &RawService) -> Result<Start, Box<InventoryError>>
     }
 }
 
-fn valid_name(s: &str) -> bool {
+pub(crate) fn valid_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 128 && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) && !s.starts_with('-')
 }
 
 /// A path safe to paste into a remote POSIX shell command unquoted and to build temporary
 /// names from.
-fn valid_remote_path(p: &str) -> bool {
+pub(crate) fn valid_remote_path(p: &str) -> bool {
     p.starts_with('/')
         && !p.ends_with('/')
         && p.len() <= 1024
@@ -847,6 +1116,52 @@ mod tests {
         for bad in ["web.v2", "..", "9web", "-web", "a/b"] {
             let e = Inventory::parse("inv.toml", &with(bad)).expect_err(bad);
             assert_eq!(e.problem, Problem::PolicyName, "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn jump_hosts_chain_per_host_group_and_default_and_their_mistakes_are_located() {
+        let jumps = "[[jump]]\nname = \"dmz\"\naddress = \"203.0.113.1\"\nuser = \"jump\"\nidentity = \"j\"\n\n\
+                     [[jump]]\nname = \"inner\"\naddress = \"10.9.0.1\"\nport = 2200\nproxy_jump = \"dmz\"\n\n";
+        let hosts = "[defaults]\nidentity = \"k\"\nknown_hosts = \"kh\"\nproxy_jump = \"dmz\"\n\n[group.plant]\nproxy_jump = \"inner\"\n\n\
+                     [[host]]\nname = \"a\"\naddress = \"10.0.0.1\"\ngroups = [\"plant\"]\n\n\
+                     [[host]]\nname = \"b\"\naddress = \"10.0.0.2\"\n\n\
+                     [[host]]\nname = \"c\"\naddress = \"10.0.0.3\"\ngroups = [\"plant\"]\nproxy_jump = \"\"\n\n";
+        let inv = Inventory::parse("inv.toml", &format!("{jumps}{hosts}{SERVICE}")).expect("valid");
+        let chain =
+            |h: &str| inv.host(h).expect("host").jumps.iter().map(|j| format!("{}@{}:{}", j.user, j.address, j.port)).collect::<Vec<_>>();
+        assert_eq!(chain("a"), ["jump@203.0.113.1:22", "root@10.9.0.1:2200"], "group, then the jump's own proxy_jump before it");
+        assert_eq!(chain("b"), ["jump@203.0.113.1:22"], "[defaults]");
+        assert!(chain("c").is_empty(), "`proxy_jump = \"\"` on the host: direct");
+        assert_eq!(inv.host("a").expect("a").jumps[0].auth, Auth::KeyFile("j".into()));
+        assert_eq!(inv.host("a").expect("a").jumps[1].auth, Auth::KeyFile("k".into()));
+        let cases = [
+            (
+                format!("{}{hosts}{SERVICE}", jumps.replace("proxy_jump = \"dmz\"", "proxy_jump = \"nowhere\"")),
+                Problem::UnknownJump,
+                "\"nowhere\"",
+            ),
+            (format!("{}{hosts}{SERVICE}", jumps.replace("user = \"jump\"", "proxy_jump = \"inner\"")), Problem::JumpCycle, "\"inner\""),
+            (
+                format!(
+                    "{jumps}[group.other]\nproxy_jump = \"dmz\"\n{}{SERVICE}",
+                    hosts.replace(
+                        "groups = [\"plant\"]\n\n[[host]]\nname = \"b\"",
+                        "groups = [\"plant\", \"other\"]\n\n[[host]]\nname = \"b\""
+                    )
+                ),
+                Problem::JumpConflict,
+                "\"dmz\"",
+            ),
+            (format!("{jumps}[group.nobody]\nproxy_jump = \"dmz\"\n{hosts}{SERVICE}"), Problem::UnknownGroup, "[group.nobody]"),
+            (format!("{}{hosts}{SERVICE}", jumps.replace("address = \"10.9.0.1\"", "address = \" \"")), Problem::NoAddress, "\" \""),
+            (format!("ansible_inventory = \"hosts\"\n{jumps}{hosts}{SERVICE}"), Problem::TwoHostLists, "\"hosts\""),
+        ];
+        for (text, want, at) in cases {
+            let e = Inventory::parse("inv.toml", &text).expect_err(&text);
+            assert_eq!(e.problem, want, "{text}: {e}");
+            let span = e.span().expect("located");
+            assert!(text[span.clone()].starts_with(at), "{want:?} points at `{}`", &text[span]);
         }
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! - [`inventory`]: the TOML inventory (hosts, services, rollout settings), validated with
 //!   located errors.
+//! - [`ansible`]: Ansible inventories (INI, YAML) as an inventory's host list.
 //! - [`known_hosts`]: OpenSSH known_hosts files (plain, `[host]:port` and hashed entries).
 //! - [`transport`]: an SSH session that always verifies the host key, with timeouts,
 //!   keepalive, commands and SFTP uploads that survive small windows.
@@ -16,6 +17,7 @@
 //! checks them.
 #![deny(missing_docs)]
 
+pub mod ansible;
 pub mod artifacts;
 pub mod inventory;
 pub mod known_hosts;

@@ -13,12 +13,20 @@
 //!   `sftp-server` exits just after its channel closes, as the next command's channel opens;
 //! - a host without an SFTP server (OpenWrt's dropbear, busybox images) still works: files then
 //!   travel on a command's standard input (`cat > FILE`) and back as hex (`od`).
+//!
+//! A host behind jump hosts (OpenSSH's `ProxyJump`) is reached hop by hop: a session to the
+//! first jump host over TCP, its key checked and logged into; a `direct-tcpip` channel from it
+//! to the next hop; the next session running over that channel (libssh2 needs a socket, so a
+//! thread carries the bytes between the channel and one end of a socket pair); and so on to
+//! the host. Every hop's key is checked against its own known_hosts as a host's is.
 
-use crate::inventory::{Auth, Host};
+use crate::inventory::{Auth, Hop, Host};
 use crate::known_hosts::{fingerprint, host_name, KnownHosts, Verdict};
 use ssh2::{HostKeyType, MethodType, Session};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -117,10 +125,55 @@ pub struct Output {
     pub stderr: String,
 }
 
+/// What a session runs over: a TCP connection, or (behind a jump host) one end of a socket
+/// pair whose other end a thread joins to a `direct-tcpip` channel of the hop before.
+enum Link {
+    Tcp(TcpStream),
+    Jumped(UnixStream),
+}
+
+impl Link {
+    fn shutdown(&self) {
+        let _ = match self {
+            Link::Tcp(s) => s.shutdown(Shutdown::Both),
+            Link::Jumped(s) => s.shutdown(Shutdown::Both),
+        };
+    }
+
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        match self {
+            Link::Tcp(s) => s.as_fd(),
+            Link::Jumped(s) => s.as_fd(),
+        }
+    }
+}
+
+/// One SSH server on the way: a jump host or the host itself.
+struct Endpoint<'a> {
+    address: &'a str,
+    port: u16,
+    user: &'a str,
+    auth: &'a Auth,
+    known_hosts: &'a Path,
+    /// What errors call it: `jump host [addr]:port` for a hop.
+    role: &'static str,
+}
+
+impl<'a> Endpoint<'a> {
+    fn host(h: &'a Host) -> Endpoint<'a> {
+        Endpoint { address: &h.address, port: h.port, user: &h.user, auth: &h.auth, known_hosts: &h.known_hosts, role: "" }
+    }
+
+    fn hop(h: &'a Hop) -> Endpoint<'a> {
+        Endpoint { address: &h.address, port: h.port, user: &h.user, auth: &h.auth, known_hosts: &h.known_hosts, role: "jump host " }
+    }
+}
+
 /// A logged-in session to one host.
 pub struct Conn {
     sess: Session,
-    socket: TcpStream,
+    socket: Link,
     /// Opened at the first transfer, closed with the session.
     sftp: std::cell::RefCell<Sftp>,
     /// The host name as recorded in known_hosts (`[addr]:port`).
@@ -169,37 +222,77 @@ fn type_name(t: HostKeyType) -> &'static str {
 }
 
 impl Conn {
-    /// Connects, verifies the host key against the host's known_hosts (recording it when
-    /// `accept_new` and the host is unknown — never when it changed), and logs in.
+    /// Connects (through the host's jump hosts, if any), verifies each server's key against
+    /// its known_hosts (recording it when `accept_new` and the server is unknown — never when
+    /// it changed), and logs in.
     pub fn open(host: &Host, accept_new: bool, t: Timeouts) -> Result<Conn, TransportError> {
-        let name = host_name(&host.address, host.port);
-        let addrs: Vec<_> = (host.address.as_str(), host.port).to_socket_addrs().map_err(|e| net(&name, "cannot resolve", e))?.collect();
+        let mut chain: Vec<Endpoint> = host.jumps.iter().map(Endpoint::hop).collect();
+        chain.push(Endpoint::host(host));
+        let first = &chain[0];
+        let name = host_name(first.address, first.port);
+        let addrs: Vec<_> =
+            (first.address, first.port).to_socket_addrs().map_err(|e| net(&name, &format!("{}cannot resolve", first.role), e))?.collect();
         let addr = addrs.first().ok_or_else(|| net(&name, "cannot resolve", "no address"))?;
-        let socket = TcpStream::connect_timeout(addr, t.connect).map_err(|e| net(&name, "cannot connect", e))?;
+        let socket = TcpStream::connect_timeout(addr, t.connect).map_err(|e| net(&name, &format!("{}cannot connect", first.role), e))?;
         let _ = socket.set_nodelay(true);
         let stream = socket.try_clone().map_err(|e| net(&name, "socket", e))?;
+        let mut conn = Conn::login(&chain[0], Link::Tcp(socket), Box::new(stream), accept_new, t)?;
+        for next in &chain[1..] {
+            let (link, stream) = conn.forward(next, t)?;
+            conn = Conn::login(next, link, Box::new(stream), accept_new, t)?;
+        }
+        Ok(conn)
+    }
+
+    /// Opens a `direct-tcpip` channel from this session to `next` and hands this session to a
+    /// thread that carries the channel's bytes to and from a socket pair; returns the pair's
+    /// other end (twice: one for the link, one for libssh2).
+    fn forward(self, next: &Endpoint, t: Timeouts) -> Result<(Link, UnixStream), TransportError> {
+        let to = host_name(next.address, next.port);
+        self.sess.set_timeout(t.connect.as_millis().clamp(1, u128::from(u32::MAX)) as u32);
+        let channel = self
+            .sess
+            .channel_direct_tcpip(next.address, next.port, None)
+            .map_err(|e| self.fail(&format!("jump host cannot reach {to}"), e))?;
+        let (mine, theirs) = UnixStream::pair().map_err(|e| net(&to, "socket pair", e))?;
+        let stream = mine.try_clone().map_err(|e| net(&to, "socket pair", e))?;
+        theirs.set_nonblocking(true).map_err(|e| net(&to, "socket pair", e))?;
+        self.sess.set_blocking(false);
+        std::thread::Builder::new()
+            .name(format!("scpc-jump-{to}"))
+            .spawn(move || carry(self, channel, theirs))
+            .map_err(|e| net(&to, "cannot start the jump thread", e))?;
+        Ok((Link::Jumped(mine), stream))
+    }
+
+    /// The SSH handshake, the host-key check and the login over `socket` (whose twin
+    /// `stream` libssh2 owns).
+    fn login(host: &Endpoint, socket: Link, stream: Box<dyn AsRawFdSend>, accept_new: bool, t: Timeouts) -> Result<Conn, TransportError> {
+        let name = host_name(host.address, host.port);
         let mut sess = Session::new().map_err(|e| net(&name, "ssh", e))?;
         let conn_timeout = t.connect.as_millis().min(u128::from(u32::MAX)) as u32;
         sess.set_timeout(conn_timeout);
         sess.set_tcp_stream(stream);
-        let mut kh = KnownHosts::load(&host.known_hosts)
+        let mut kh = KnownHosts::load(host.known_hosts)
             .map_err(|e| TransportError::Auth(format!("cannot read {}: {e}", host.known_hosts.display())))?;
-        let recorded = kh.key_types(&host.address, host.port);
+        let recorded = kh.key_types(host.address, host.port);
         let pinned: Vec<&str> = recorded.iter().map(|k| methods_for(k)).filter(|m| !m.is_empty()).collect();
         if !pinned.is_empty() {
             sess.method_pref(MethodType::HostKey, &pinned.join(",")).map_err(|e| net(&name, "host key algorithms", e))?;
         }
+        let role = host.role;
         let mut conn = Conn { sess, socket, sftp: Default::default(), name: name.clone(), command_timeout: t.command };
-        conn.sess.handshake().map_err(|e| net(&name, "SSH handshake failed", e))?;
+        conn.sess.handshake().map_err(|e| net(&name, &format!("{role}SSH handshake failed"), e))?;
         let (key, ktype) = conn.sess.host_key().ok_or_else(|| net(&name, "handshake", "no host key"))?;
         let (key, ktype) = (key.to_vec(), type_name(ktype));
         let known = host.known_hosts.display().to_string();
-        match kh.check(&host.address, host.port, ktype, &key) {
+        let shown = format!("{role}{name}");
+        match kh.check(host.address, host.port, ktype, &key) {
             Verdict::Match => {}
             Verdict::Changed { lines } => {
                 let lines = lines.iter().map(usize::to_string).collect::<Vec<_>>().join(", ");
                 return Err(TransportError::KeyChanged {
-                    host: name,
+                    host: shown,
                     key_type: ktype.into(),
                     fingerprint: fingerprint(&key),
                     known_hosts: known,
@@ -207,29 +300,29 @@ impl Conn {
                 });
             }
             Verdict::Revoked { .. } => {
-                return Err(TransportError::KeyRevoked { host: name, fingerprint: fingerprint(&key), known_hosts: known })
+                return Err(TransportError::KeyRevoked { host: shown, fingerprint: fingerprint(&key), known_hosts: known })
             }
             Verdict::Unknown if accept_new => {
-                kh.append(&host.address, host.port, ktype, &key)
+                kh.append(host.address, host.port, ktype, &key)
                     .map_err(|e| TransportError::Auth(format!("cannot record the key in {known}: {e}")))?;
             }
             Verdict::Unknown => {
                 return Err(TransportError::KeyUnknown {
-                    host: name,
+                    host: shown,
                     key_type: ktype.into(),
                     fingerprint: fingerprint(&key),
                     known_hosts: known,
                 })
             }
         }
-        let user = host.user.as_str();
-        let auth = match &host.auth {
+        let user = host.user;
+        let auth = match host.auth {
             Auth::KeyFile(k) => conn.sess.userauth_pubkey_file(user, None, k, None),
             Auth::Agent => conn.sess.userauth_agent(user),
         };
-        auth.map_err(|e| TransportError::Auth(format!("{name}: login as {user} refused: {e}")))?;
+        auth.map_err(|e| TransportError::Auth(format!("{role}{name}: login as {user} refused: {e}")))?;
         if !conn.sess.authenticated() {
-            return Err(TransportError::Auth(format!("{name}: login as {user} refused")));
+            return Err(TransportError::Auth(format!("{role}{name}: login as {user} refused")));
         }
         // libssh2 waits on the socket no longer than the keepalive interval and then reports
         // "Timed out waiting on socket" whatever the session timeout says (seen on the test
@@ -244,7 +337,7 @@ impl Conn {
     /// A failed operation leaves the session unusable: shut the socket down now, so that
     /// dropping the SFTP handles and the session does not wait for the timeout once more each.
     fn fail(&self, what: &str, e: impl std::fmt::Display) -> TransportError {
-        let _ = self.socket.shutdown(Shutdown::Both);
+        self.socket.shutdown();
         net(&self.name, what, e)
     }
 
@@ -412,10 +505,105 @@ impl Conn {
 impl Drop for Conn {
     fn drop(&mut self) {
         // a dead link would make every libssh2 destructor wait for the timeout (pitfall 8)
-        let _ = self.socket.shutdown(Shutdown::Both);
+        self.socket.shutdown();
     }
 }
 
 fn first_line(s: &str) -> &str {
     s.lines().find(|l| !l.trim().is_empty()).unwrap_or(s).trim()
+}
+
+/// What libssh2 may run a session over: a socket that can go to another thread.
+trait AsRawFdSend: AsRawFd + Send {}
+impl<T: AsRawFd + Send> AsRawFdSend for T {}
+
+impl AsRawFd for Box<dyn AsRawFdSend> {
+    fn as_raw_fd(&self) -> RawFd {
+        (**self).as_raw_fd()
+    }
+}
+
+/// The jump thread: carries bytes both ways between `channel` (of the jump host's session
+/// `hop`, non-blocking) and `socket` (the next session's link) until either side ends or
+/// fails; then drops the channel and the hop's session, which closes the hops before it in
+/// turn. Waits in poll(2) on both sockets when neither side has anything to move.
+fn carry(hop: Conn, mut channel: ssh2::Channel, mut socket: UnixStream) {
+    let mut to_socket: Vec<u8> = Vec::new();
+    let mut to_channel: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 32 * 1024];
+    let (mut channel_done, mut socket_done) = (false, false);
+    let would_block = |e: &std::io::Error| e.kind() == std::io::ErrorKind::WouldBlock;
+    let mut last_keepalive = Instant::now();
+    loop {
+        let mut moved = false;
+        if to_socket.is_empty() && !channel_done {
+            match channel.read(&mut buf) {
+                Ok(0) if channel.eof() => {
+                    channel_done = true;
+                    let _ = socket.shutdown(Shutdown::Write);
+                }
+                Ok(0) => {}
+                Ok(n) => to_socket.extend_from_slice(&buf[..n]),
+                Err(e) if would_block(&e) => {}
+                Err(_) => break,
+            }
+            moved |= !to_socket.is_empty() || channel_done;
+        }
+        if !to_socket.is_empty() {
+            match socket.write(&to_socket) {
+                Ok(n) => {
+                    to_socket.drain(..n);
+                    moved = true;
+                }
+                Err(e) if would_block(&e) => {}
+                Err(_) => break,
+            }
+        }
+        if to_channel.is_empty() && !socket_done {
+            match socket.read(&mut buf) {
+                Ok(0) => socket_done = true,
+                Ok(n) => to_channel.extend_from_slice(&buf[..n]),
+                Err(e) if would_block(&e) => {}
+                Err(_) => break,
+            }
+            moved |= !to_channel.is_empty() || socket_done;
+        }
+        if !to_channel.is_empty() {
+            match channel.write(&to_channel) {
+                Ok(n) => {
+                    to_channel.drain(..n);
+                    moved |= n > 0;
+                }
+                Err(e) if would_block(&e) => {}
+                Err(_) => break,
+            }
+        }
+        // the next session closed its end: nobody is left to read what the channel brings
+        if socket_done && to_channel.is_empty() {
+            let _ = channel.send_eof();
+            break;
+        }
+        if channel_done && to_socket.is_empty() && socket_done {
+            break;
+        }
+        if !moved {
+            if last_keepalive.elapsed() >= hop.command_timeout / 2 {
+                let _ = hop.sess.keepalive_send();
+                last_keepalive = Instant::now();
+            }
+            use rustix::event::{PollFd, PollFlags};
+            let mut theirs = PollFlags::empty();
+            if !to_socket.is_empty() {
+                theirs |= PollFlags::OUT;
+            }
+            if to_channel.is_empty() && !socket_done {
+                theirs |= PollFlags::IN;
+            }
+            let mut fds = [PollFd::from_borrowed_fd(hop.socket.fd(), PollFlags::IN), PollFd::new(&socket, theirs)];
+            // an interruption or an error ends the wait early: the sockets are tried again
+            let _ = rustix::event::poll(&mut fds, Some(&rustix::time::Timespec { tv_sec: 0, tv_nsec: 50_000_000 }));
+        }
+    }
+    drop(channel);
+    drop(hop);
 }

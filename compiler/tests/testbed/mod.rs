@@ -56,7 +56,10 @@ pub fn node_programs() -> PathBuf {
 /// A network namespace `scpcN` of its own (N claimed by [`claim_net`]) behind a veth pair:
 /// `scpcNh` on this side (10.231.N.1/30), `peer` inside (10.231.N.2/30). (N, its lock, the
 /// namespace, the host's end.)
-fn new_netns(peer: &str) -> (usize, std::fs::File, String, String) {
+///
+/// `behind`: the namespace of a bastion; the host-side veth goes there instead of this machine's,
+/// so only the bastion reaches the new namespace.
+fn new_netns(peer: &str, behind: Option<&str>) -> (usize, std::fs::File, String, String) {
     let (n, lock) = claim_net();
     let ns = format!("scpc{n}");
     let veth = format!("scpc{n}h");
@@ -65,9 +68,13 @@ fn new_netns(peer: &str) -> (usize, std::fs::File, String, String) {
         let _ = Command::new("ip").args(["netns", "del", &ns]).status();
         let _ = Command::new("ip").args(["link", "del", &veth]).status();
     }
+    let (outer, moved) = match behind {
+        Some(b) => (format!("-n {b} "), format!("ip link set {veth} netns {b} && ")),
+        None => (String::new(), String::new()),
+    };
     sh(&format!(
-        "ip netns add {ns} && ip link add {veth} type veth peer name {peer} netns {ns} && \
-         ip addr add 10.231.{n}.1/30 dev {veth} && ip link set {veth} up && \
+        "ip netns add {ns} && ip link add {veth} type veth peer name {peer} netns {ns} && {moved}\
+         ip {outer}addr add 10.231.{n}.1/30 dev {veth} && ip {outer}link set {veth} up && \
          ip -n {ns} addr add 10.231.{n}.2/30 dev {peer} && ip -n {ns} link set {peer} up && ip -n {ns} link set lo up"
     ));
     (n, lock, ns, veth)
@@ -128,8 +135,10 @@ pub struct Node {
     pub host_key: String,
     /// The network namespace, if the node has one.
     pub netns: Option<String>,
-    /// The host-side veth.
+    /// The host-side veth (in the bastion's namespace for a node behind one).
     pub veth: Option<String>,
+    /// The network namespace of the bastion it sits behind ([`Spec::behind`]).
+    pub behind: Option<String>,
     /// The claim on the network number (released when the node is dropped).
     net_lock: Option<std::fs::File>,
     child: Option<Child>,
@@ -152,6 +161,10 @@ pub struct Spec {
     pub no_sftp: bool,
     /// The deploy directory is a tmpfs of this size (`8k`, `64k`): a nearly full disk.
     pub edge_tmpfs: Option<String>,
+    /// With `netns`: the network namespace of the node it sits behind (a bastion). Its veth
+    /// pair joins that namespace instead of this machine's, so this machine has no route to it
+    /// and it none to this machine: it is reached only through the bastion's SSH server.
+    pub behind: Option<String>,
 }
 
 /// The SSH server of a node.
@@ -188,7 +201,7 @@ impl Fleet {
         let host_key = new_host_key(&home, name);
         let mut net_lock = None;
         let (address, port, netns, veth) = if spec.netns {
-            let (n, lock, ns, veth) = new_netns("eth0");
+            let (n, lock, ns, veth) = new_netns("eth0", spec.behind.as_deref());
             net_lock = Some(lock);
             (format!("10.231.{n}.2"), 22u16, Some(ns), Some(veth))
         } else {
@@ -276,6 +289,7 @@ impl Fleet {
             host_key,
             netns,
             veth,
+            behind: spec.behind.clone(),
             net_lock,
             child: Some(child),
             boot: None,
@@ -303,7 +317,7 @@ impl Fleet {
         std::fs::copy(home.join("host_key"), keys.join("host_key")).expect("host key");
         std::fs::copy(format!("{}.pub", self.key.display()), keys.join("authorized_keys")).expect("authorized_keys");
         sh(&format!("chmod 700 {k} && chmod 600 {k}/host_key {k}/authorized_keys", k = keys.display()));
-        let (n, lock, ns, veth) = new_netns("host0");
+        let (n, lock, ns, veth) = new_netns("host0", None);
         let log = std::fs::File::create(home.join("sshd.log")).expect("console log");
         let child = Command::new("systemd-nspawn")
             .env("SYSTEMD_SECCOMP", "0")
@@ -330,6 +344,7 @@ impl Fleet {
             host_key,
             netns: Some(ns),
             veth: Some(veth),
+            behind: None,
             net_lock: Some(lock),
             child: Some(child),
             boot: None,
@@ -425,6 +440,7 @@ impl Fleet {
             host_key,
             netns: None,
             veth: None,
+            behind: None,
             net_lock: None,
             child: Some(child),
             boot: None,
@@ -465,6 +481,20 @@ impl Node {
     fn wait_ready(&self, within: Duration) {
         let addr: SocketAddr = format!("{}:{}", self.address, self.port).parse().expect("addr");
         let deadline = Instant::now() + within;
+        if let Some(b) = &self.behind {
+            // only the bastion's namespace reaches it
+            while Instant::now() < deadline {
+                let scan = Command::new("ip")
+                    .args(["netns", "exec", b, "ssh-keyscan", "-T", "1", "-p", &self.port.to_string(), &self.address])
+                    .stderr(Stdio::null())
+                    .output()
+                    .expect("ssh-keyscan runs");
+                if scan.status.success() && !scan.stdout.is_empty() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         while Instant::now() < deadline {
             if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
                 // a loaded machine (a TCG guest sharing 2 cores with builds) can take seconds
@@ -609,7 +639,12 @@ impl Drop for Node {
         self.kill();
         let _ = Command::new("umount").arg("-l").arg(&self.dir).stderr(Stdio::null()).status();
         if let Some(v) = &self.veth {
-            let _ = Command::new("ip").args(["link", "del", v]).status();
+            // behind a bastion, the veth is in the bastion's namespace
+            let mut ip = Command::new("ip");
+            if let Some(b) = &self.behind {
+                ip.args(["-n", b]);
+            }
+            let _ = ip.args(["link", "del", v]).stderr(Stdio::null()).status();
         }
         if let Some(ns) = &self.netns {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
