@@ -50,6 +50,8 @@ pub fn disasm(program: &Program) -> String {
         }
         let text = match i.code {
             c if c == BPF_LD | BPF_W | BPF_ABS => format!("ld {}", field(i.k)),
+            c if c == BPF_LD | BPF_W | BPF_MEM => format!("ld M[{}]", i.k),
+            c if c == BPF_ST => format!("st M[{}]", i.k),
             c if c == BPF_ALU | BPF_AND | BPF_K => format!("and {:#x}", i.k),
             c if c == BPF_RET | BPF_K => format!("ret {}", ret_name(i.k)),
             c if c == BPF_JMP | BPF_JA => format!("ja {}", label(pc + 1 + i.k as usize)),
