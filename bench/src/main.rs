@@ -12,7 +12,8 @@
 //! and scpc's time to a verdict (parse, check, code, validation and proof, or the size error).
 //!
 //! Run: `cargo run --release --manifest-path bench/Cargo.toml` (needs libseccomp-dev);
-//! `-- rules` runs only the argument-check tables.
+//! `-- rules` runs only the argument-check tables, `-- instructions` only the instruction
+//! counts (no kernel timings, no argument-check tables).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -347,7 +348,8 @@ fn median_ms(mut f: impl FnMut() -> f64) -> f64 {
 }
 
 fn main() {
-    if std::env::args().nth(1).as_deref() == Some("rules") {
+    let mode = std::env::args().nth(1);
+    if mode.as_deref() == Some("rules") {
         rules_table();
         return;
     }
@@ -391,6 +393,10 @@ fn main() {
                 row(who, &s, s.mean_uncached, ms);
             }
         }
+    }
+    if mode.as_deref() == Some("instructions") {
+        probe_line();
+        return;
     }
     kernel_table();
     rules_table();
