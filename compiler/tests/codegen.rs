@@ -158,3 +158,30 @@ fn more_than_4096_instructions_is_a_clear_error() {
         other => panic!("expected TooLarge, got {:?}", other.map(|p| p.insns.len())),
     }
 }
+
+#[test]
+fn argument_frequencies_shorten_the_frequent_values_path() {
+    let values: Vec<String> = (0..40).map(|i| (0x1000 + i * 0x10).to_string()).collect();
+    let text = format!("policy p {{\n target x86_64\n default errno(EPERM)\n allow ioctl if cmd in {{{}}}\n}}\n", values.join(", "));
+    let (checked, diags, _) = scpc::check_source("t.scp", &text);
+    assert!(!diags.has_errors(), "{diags:?}");
+    let p = &checked.policies["p"];
+    let hot = 0x1000 + 39 * 0x10; // the last value: deepest in a balanced search
+    let profile = scpc::import::trace::profile("a.tsv", &format!("ioctl cmd={hot:#x}\t900\nioctl cmd=0x1000\t100\n")).expect("profile");
+    let table = scpc::abi::Arch::X86_64.table();
+    let data = scpc::bpf::sim::SeccompData {
+        nr: table.syscall("ioctl").expect("ioctl").nr,
+        arch: table.audit_arch,
+        instruction_pointer: 0,
+        args: [1, hot, 0, 0, 0, 0],
+    };
+    let path = |profile: &Profile| {
+        let prog = emit(p, profile).expect("compiles");
+        validate(p, &prog).unwrap_or_else(|e| panic!("{e}\n{}", disasm(&prog)));
+        let o = scpc::bpf::sim::run(&prog, &data).expect("runs");
+        assert_eq!(o.ret, 0x7fff_0000);
+        o.executed
+    };
+    let (uniform, weighted) = (path(&Profile::uniform()), path(&profile));
+    assert!(weighted < uniform, "{weighted} instructions with the profile, {uniform} without");
+}

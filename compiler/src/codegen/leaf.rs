@@ -245,7 +245,9 @@ impl ArgCode {
             NodeData::Test { var, .. } => (*var, n),
             NodeData::Leaf(_) => (u16::MAX, n),
         });
-        let mut arrivals: SecondaryMap<Node, Vec<(Option<(Inst, usize)>, Arrive)>> = SecondaryMap::new();
+        // per node: (the parent instance and its child index, or none from a syscall leaf; how)
+        type Arrival = (Option<(Inst, usize)>, Arrive);
+        let mut arrivals: SecondaryMap<Node, Vec<Arrival>> = SecondaryMap::new();
         // syscalls sharing a decision share its instance: one arrival, one parent each
         let mut leaves: SecondaryMap<Node, u32> = SecondaryMap::new();
         for &root in self.roots.values() {

@@ -168,6 +168,9 @@ pub fn emit(policy: &Policy, profile: &Profile) -> Result<Program, CodegenError>
     unreachable!("the loop returns")
 }
 
+/// The instructions one syscall's argument checks took: (architecture, number, size).
+type LeafSize = (Arch, u32, usize);
+
 /// A step to a denser layout, ordered by compares added per instruction saved.
 #[derive(PartialEq)]
 struct Step(f64, usize, diagram::Node);
@@ -209,7 +212,7 @@ fn shrink(args: &mut [ArgCode], over: usize) {
     }
 }
 
-fn too_large(policy: &Policy, size: usize, mut sizes: Vec<(Arch, u32, usize)>) -> CodegenError {
+fn too_large(policy: &Policy, size: usize, mut sizes: Vec<LeafSize>) -> CodegenError {
     sizes.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)).then(a.1.cmp(&b.1)));
     let costliest: Vec<String> = sizes
         .iter()
@@ -230,7 +233,7 @@ fn too_large(policy: &Policy, size: usize, mut sizes: Vec<(Arch, u32, usize)>) -
 
 /// One emission of the whole filter with the argument checks' current layouts; also the
 /// instructions each syscall's argument checks took.
-fn emit_with(policy: &Policy, profile: &Profile, args: &[ArgCode]) -> Result<(Program, Vec<(Arch, u32, usize)>), CodegenError> {
+fn emit_with(policy: &Policy, profile: &Profile, args: &[ArgCode]) -> Result<(Program, Vec<LeafSize>), CodegenError> {
     let mut e = Emitter::new();
     let mut sizes = Vec::new();
     let badarch = e.ret_label(policy.badarch.ret_value());
@@ -291,7 +294,7 @@ struct Leaves<'a, 'b> {
     target: &'a ArchPolicy,
     code: &'a ArgCode,
     args: ArgEmitter<'a>,
-    sizes: &'b mut Vec<(Arch, u32, usize)>,
+    sizes: &'b mut Vec<LeafSize>,
 }
 
 impl Leaves<'_, '_> {

@@ -296,6 +296,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn reads_argument_counts() {
+        let c = read("a.tsv", "ioctl\t100\nioctl cmd=0x5401\t30\nioctl cmd=TCGETS 10\nfcntl arg1=F_GETFL|3 5\n").expect("reads");
+        assert_eq!(c.calls.get("ioctl"), Some(&100.0));
+        assert_eq!(c.args.get(&("ioctl".into(), ArgKey::Param("cmd".into()), ArgValue::number(0x5401))), Some(&30.0));
+        let tcgets = ArgValue { names: vec!["TCGETS".into()], number: 0 };
+        assert_eq!(c.args.get(&("ioctl".into(), ArgKey::Param("cmd".into()), tcgets)), Some(&10.0));
+        let getfl = ArgValue { names: vec!["F_GETFL".into()], number: 3 };
+        assert_eq!(c.args.get(&("fcntl".into(), ArgKey::Register(1), getfl)), Some(&5.0));
+        // an strace -f log counts the arguments it prints as numbers or constants
+        let f = read("f.txt", "12 ioctl(1, TCGETS, {c_iflag=ICRNL}) = 0\n12 ioctl(1, TCGETS, 0x7ffd) = 0\n").expect("reads");
+        assert_eq!(f.calls.get("ioctl"), Some(&2.0));
+        let tcgets = ArgValue { names: vec!["TCGETS".into()], number: 0 };
+        assert_eq!(f.args.get(&("ioctl".into(), ArgKey::Position(1), tcgets)), Some(&2.0));
+        assert_eq!(f.args.get(&("ioctl".into(), ArgKey::Position(0), ArgValue::number(1))), Some(&2.0));
+        // a value that is neither a number nor constants is refused at its line
+        assert_eq!(read("b.tsv", "read\t1\nioctl cmd=\"x\"\t3\n"), Err(TraceError::Argument { source: "b.tsv".into(), line: 2 }));
+        assert_eq!(read("b.tsv", "ioctl arg9=1\t3\n"), Err(TraceError::Argument { source: "b.tsv".into(), line: 1 }));
+        assert!(matches!(read("b.tsv", "ioctl cmd=1\t-3\n"), Err(TraceError::Count { .. })));
+    }
+
+    #[test]
     fn reads_tsv_strace_c_and_strace_f() {
         let tsv = profile("p.tsv", "# name\tcount\nread\t30\nwrite\t10\n").expect("tsv");
         assert!((tsv.weight("read") - 0.75).abs() < 1e-9);
