@@ -6,7 +6,14 @@
 //! arch and x32 checks and the return). Means are given over all calls (kernels before 5.11)
 //! and over the calls the kernel's action cache does not absorb (5.11 and later).
 //!
-//! Run: `cargo run --release --manifest-path bench/Cargo.toml` (needs libseccomp-dev).
+//! Then the argument checks at scale: the n-rule generator (`allow S if fd == V`, distinct
+//! random 31-bit values over 10 syscalls) at 1k to 20k rules and an ioctl policy with 500
+//! `cmd` values, each compiler's length and mean instructions per call (one call per rule),
+//! and scpc's time to a verdict (parse, check, code, validation and proof, or the size error).
+//!
+//! Run: `cargo run --release --manifest-path bench/Cargo.toml` (needs libseccomp-dev);
+//! `-- rules` runs only the argument-check tables, `-- instructions` only the instruction
+//! counts (no kernel timings, no argument-check tables).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -151,6 +158,11 @@ fn scp_text(b: &Bench, kernel: &str) -> String {
             .collect();
         if rules.iter().any(String::is_empty) {
             s.push_str(&format!(" {action} {}\n", e.name));
+        } else if rules.len() > 64 {
+            // the generated policies: a rule per line, as their authors would write them
+            for r in &rules {
+                s.push_str(&format!(" {action} {} if {r}\n", e.name));
+            }
         } else {
             s.push_str(&format!(" {action} {} if ({})\n", e.name, rules.join(") || (")));
         }
@@ -244,6 +256,11 @@ fn libseccomp_compile_for(b: &Bench, optimize: bool, all_x86: bool) -> (Program,
 }
 
 fn seccompiler_compile(b: &Bench) -> (Program, f64) {
+    seccompiler_try(b).expect("seccompiler compiles")
+}
+
+/// seccompiler's filter, `None` when it refuses (past 4,096 instructions).
+fn seccompiler_try(b: &Bench) -> Option<(Program, f64)> {
     use seccompiler::*;
     let start = Instant::now();
     let table = Arch::X86_64.table();
@@ -281,9 +298,9 @@ fn seccompiler_compile(b: &Bench) -> (Program, f64) {
     }
     let filter =
         SeccompFilter::new(rules, SeccompAction::Errno(b.default_errno as u32), SeccompAction::Allow, TargetArch::x86_64).expect("filter");
-    let prog: BpfProgram = filter.try_into().expect("bpf");
+    let prog: BpfProgram = filter.try_into().ok()?;
     let ms = start.elapsed().as_secs_f64() * 1e3;
-    (Program { insns: prog.iter().map(|i| Insn { code: i.code, jt: i.jt, jf: i.jf, k: i.k }).collect() }, ms)
+    Some((Program { insns: prog.iter().map(|i| Insn { code: i.code, jt: i.jt, jf: i.jf, k: i.k }).collect() }, ms))
 }
 
 struct Stats {
@@ -331,6 +348,11 @@ fn median_ms(mut f: impl FnMut() -> f64) -> f64 {
 }
 
 fn main() {
+    let mode = std::env::args().nth(1);
+    if mode.as_deref() == Some("rules") {
+        rules_table();
+        return;
+    }
     let profiles: Vec<(&str, Profile)> = [
         ("nginx", include_str!("../../compiler/profiles/nginx.strace-c.txt")),
         ("redis", include_str!("../../compiler/profiles/redis.strace-c.txt")),
@@ -372,7 +394,220 @@ fn main() {
             }
         }
     }
+    if mode.as_deref() == Some("instructions") {
+        probe_line();
+        return;
+    }
     kernel_table();
+    rules_table();
+}
+
+/// The 10 syscalls of the n-rule generator: each takes an `int fd` first.
+const RULE_SYSCALLS: [&str; 10] = ["read", "write", "close", "fstat", "lseek", "fsync", "fdatasync", "fchdir", "fchmod", "flock"];
+
+/// `n` rules `allow S if fd == V` over [`RULE_SYSCALLS`], round robin, with distinct random
+/// 31-bit values (a fixed seed: the same policy every run).
+fn n_rules(n: usize) -> Bench {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut seen = std::collections::BTreeSet::new();
+    let mut entries: Vec<Entry> = RULE_SYSCALLS.iter().map(|s| Entry { name: s.to_string(), errno: None, rules: vec![] }).collect();
+    let mut i = 0;
+    while i < n {
+        // xorshift64*
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        let v = (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) & 0x7fff_ffff;
+        if seen.insert(v) {
+            entries[i % 10].rules.push(vec![Cond { index: 0, op: Op::Eq, value: v }]);
+            i += 1;
+        }
+    }
+    Bench { name: "n-rule", default_errno: 1, entries }
+}
+
+/// An ioctl policy: 500 `cmd` values (the `_IOR`/`_IOW` shape: type, number, size), and a
+/// plain allowlist around it.
+fn ioctl_500() -> Bench {
+    let mut entries: Vec<Entry> =
+        ["read", "write", "close", "openat", "fstat", "mmap", "munmap", "exit_group"].iter().map(|n| Entry { name: n.to_string(), errno: None, rules: vec![vec![]] }).collect();
+    let mut rules = Vec::new();
+    for i in 0..500u64 {
+        let (dir, ty, nr, size) = (1 + i % 2, 0x40 + i / 64, i % 64, 4 + 4 * (i % 5));
+        rules.push(vec![Cond { index: 1, op: Op::Eq, value: dir << 30 | size << 16 | ty << 8 | nr }]);
+    }
+    entries.push(Entry { name: "ioctl".into(), errno: None, rules });
+    Bench { name: "ioctl-500", default_errno: 1, entries }
+}
+
+/// scpc's phases on `b` in ms: check, code, sampling, proof (the filter must compile).
+fn scpc_phases(b: &Bench) -> [f64; 4] {
+    let t = Instant::now();
+    let text = scp_text(b, "5.11");
+    let (checked, _, _) = scpc::check_source("bench.scp", &text);
+    let policy = &checked.policies["bench"];
+    let t1 = t.elapsed().as_secs_f64() * 1e3;
+    let t = Instant::now();
+    let prog = scpc::codegen::emit(policy, &Profile::uniform()).expect("compiles");
+    let t2 = t.elapsed().as_secs_f64() * 1e3;
+    let t = Instant::now();
+    scpc::verify::sample(policy, &prog).expect("samples");
+    let t3 = t.elapsed().as_secs_f64() * 1e3;
+    let t = Instant::now();
+    let proof = scpc::prove::prove(policy, &prog, scpc::prove::DEFAULT_BUDGET);
+    assert!(matches!(proof, scpc::prove::Proof::Proven), "{proof:?}");
+    [t1, t2, t3, t.elapsed().as_secs_f64() * 1e3]
+}
+
+/// scpc's time to a verdict on `b` (parse, check, code, validation, proof): the filter, or
+/// the error.
+fn scpc_verdict(b: &Bench) -> (Result<Program, String>, f64) {
+    let start = Instant::now();
+    let text = scp_text(b, "5.11");
+    let (checked, diags, _) = scpc::check_source("bench.scp", &text);
+    assert!(!diags.has_errors(), "{diags:?}");
+    let out = scpc::artifact::compile(&checked.policies["bench"], &Profile::uniform())
+        .map(|f| f.into_iter().next().expect("one filter").program)
+        .map_err(|e| e.to_string());
+    (out, start.elapsed().as_secs_f64() * 1e3)
+}
+
+/// Mean instructions per call over one call per rule (its syscall, its argument value), and
+/// the mean of the same calls through a linear chain of `jeq`s in source order after the same
+/// arch check and syscall tree (what `prog` executes before its first argument load, then one
+/// load, the chain up to the value, and the `ret`).
+fn rule_calls(prog: &Program, b: &Bench) -> Option<(f64, f64)> {
+    let table = Arch::X86_64.table();
+    let (mut sum, mut linear, mut calls) = (0.0, 0.0, 0.0);
+    for e in &b.entries {
+        let nr = table.syscall(&e.name).expect("syscall").nr;
+        for (pos, conj) in e.rules.iter().enumerate() {
+            let Some(c) = conj.first() else { continue };
+            let mut args = [0u64; 6];
+            args[c.index as usize] = c.value;
+            let data = SeccompData { nr, arch: table.audit_arch, instruction_pointer: 0, args };
+            // a filter past the kernel's 4,096 instructions does not run
+            let o = run(prog, &data).ok()?;
+            assert_eq!(o.ret, 0x7fff_0000, "{} {:#x} is allowed", e.name, c.value);
+            sum += o.executed as f64;
+            // the prefix: up to the first load of an argument word on this path
+            let prefix = prefix_len(prog, &data);
+            linear += (prefix + 1 + pos + 1 + 1) as f64;
+            calls += 1.0;
+        }
+    }
+    Some((sum / calls, linear / calls))
+}
+
+/// Instructions `prog` executes on `data` before its first load of an argument word.
+fn prefix_len(prog: &Program, data: &SeccompData) -> usize {
+    let first_arg = scpc::bpf::off_arg_lo(0);
+    let (mut pc, mut n, mut acc) = (0usize, 0usize, 0u32);
+    let word = |off: u32| -> u32 {
+        match off {
+            0 => data.nr,
+            4 => data.arch,
+            _ => 0,
+        }
+    };
+    loop {
+        let i = prog.insns[pc];
+        if i.code == scpc::bpf::BPF_LD | scpc::bpf::BPF_W | scpc::bpf::BPF_ABS {
+            if i.k >= first_arg {
+                return n;
+            }
+            acc = word(i.k);
+        }
+        n += 1;
+        if i.code & 0x07 == scpc::bpf::BPF_JMP {
+            let op = i.code & 0xf0;
+            if op == 0 {
+                pc += 1 + i.k as usize;
+                continue;
+            }
+            let taken = match op {
+                0x10 => acc == i.k,
+                0x20 => acc > i.k,
+                0x30 => acc >= i.k,
+                _ => acc & i.k != 0,
+            };
+            pc += 1 + usize::from(if taken { i.jt } else { i.jf });
+        } else if i.code & 0x07 == 0x06 {
+            return n;
+        } else {
+            pc += 1;
+        }
+    }
+}
+
+/// Instructions each compiler's filter runs for Docker's `personality(0xffffffff)` probe
+/// (the `kernel >= 5.11` layout with the built-in profile for scpc).
+fn probe_line() {
+    let b = docker();
+    let table = Arch::X86_64.table();
+    let nr = table.syscall("personality").expect("personality").nr;
+    let data = SeccompData { nr, arch: table.audit_arch, instruction_pointer: 0, args: [0xffff_ffff, 0, 0, 0, 0, 0] };
+    let builtin = scpc::import::trace::builtin_profile();
+    let path = |p: &Program| run(p, &data).expect("runs").executed;
+    if std::env::var_os("SCPC_BENCH_LISTING").is_some() {
+        println!("{}", scpc::bpf::disasm::disasm(&scpc_compile(&b, "5.11", &builtin).0));
+    }
+    println!(
+        "\nDocker's default, personality(0xffffffff) probe, instructions on its path: scpc {}, libseccomp 2.5 {}, libseccomp optimize=2 {}, seccompiler 0.5 {}",
+        path(&scpc_compile(&b, "5.11", &builtin).0),
+        path(&libseccomp_compile(&b, false).0),
+        path(&libseccomp_compile(&b, true).0),
+        path(&seccompiler_compile(&b).0)
+    );
+}
+
+/// The argument checks at scale, every compiler side by side.
+fn rules_table() {
+    probe_line();
+    println!("\n| policy | rules | compiler | insns | mean per call | linear chain | scpc time to verdict (ms) |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut benches: Vec<(Bench, usize)> = [1_000, 2_000, 3_800, 5_000, 10_000, 20_000].into_iter().map(|n| (n_rules(n), n)).collect();
+    benches.insert(0, (ioctl_500(), 500));
+    for (b, n) in &benches {
+        let ms = median_of(if *n >= 10_000 { 3 } else { 5 }, || scpc_verdict(b).1);
+        match scpc_verdict(b).0 {
+            Ok(p) => {
+                let (mean, linear) = rule_calls(&p, b).expect("scpc's filter runs");
+                let [c, e, s, pr] = scpc_phases(b);
+                println!(
+                    "| {} | {n} | scpc | {} | {mean:.2} | {linear:.2} | {ms:.1} (check {c:.1}, code {e:.1}, sampling {s:.1}, proof {pr:.1}) |",
+                    b.name,
+                    p.insns.len()
+                );
+            }
+            Err(e) => {
+                let e: String = e.chars().take(160).collect();
+                println!("| {} | {n} | scpc | {e}… | | | {ms:.1} |", b.name);
+            }
+        }
+        if *n > 5_000 {
+            continue; // the others' filters are far past 4,096 here
+        }
+        for (who, compiled) in [
+            ("libseccomp 2.5", Some(libseccomp_compile(b, false))),
+            ("libseccomp 2.5 optimize=2", Some(libseccomp_compile(b, true))),
+            ("seccompiler 0.5", seccompiler_try(b)),
+        ] {
+            let Some((p, _)) = compiled else {
+                println!("| {} | {n} | {who} | refused (over 4,096) | | | |", b.name);
+                continue;
+            };
+            let mean = rule_calls(&p, b).map_or("does not load (over 4,096)".to_string(), |m| format!("{:.2}", m.0));
+            println!("| {} | {n} | {who} | {} | {mean} | | |", b.name, p.insns.len());
+        }
+    }
+}
+
+/// Median of `runs` runs, in ms.
+fn median_of(runs: usize, mut f: impl FnMut() -> f64) -> f64 {
+    let mut t: Vec<f64> = (0..runs).map(|_| f()).collect();
+    t.sort_by(f64::total_cmp);
+    t[runs / 2]
 }
 
 /// ns per call of `nr(args)` in a child process under `filter` (none: no filter), median of

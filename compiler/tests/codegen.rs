@@ -3,7 +3,7 @@
 //! (translation validation), with always-allowed syscalls reaching `allow` without reading
 //! arguments. A fault injected into the generated code is caught.
 
-use scpc::bpf::{disasm::disasm, Insn, BPF_JEQ, BPF_JMP, BPF_K, BPF_RET};
+use scpc::bpf::{disasm::disasm, Insn, BPF_JMP, BPF_K, BPF_RET};
 use scpc::codegen::emit;
 use scpc::profile::Profile;
 use scpc::verify::{validate, VerifyError};
@@ -59,10 +59,11 @@ fn layered_policies_with_newer_validate() {
 }
 
 #[test]
-fn large_policies_need_trampolines_and_still_validate() {
-    // enough conditional leaves that shared returns at the end are more than 255 away
+fn large_policies_need_far_jumps_and_still_validate() {
+    // enough distinct argument values (no two syscalls share a decision, no values run
+    // together) that shared returns at the end are more than 255 away
     let mut text = String::from("policy big {\n target x86_64\n default errno(EPERM)\n");
-    for name in [
+    for (s, name) in [
         "read",
         "write",
         "close",
@@ -79,15 +80,29 @@ fn large_policies_need_trampolines_and_still_validate() {
         "fstat",
         "flock",
         "fdatasync",
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         for i in 0..6 {
-            text.push_str(&format!(" errno({}) {name} if fd == {} || fd in {{{}, {}}}\n", i + 2, i * 10, i * 10 + 1, i * 10 + 2));
+            let v = 1000 * s + 10 * i;
+            text.push_str(&format!(" errno({}) {name} if fd == {v} || fd in {{{}, {}}}\n", i + 2, v + 3, v + 6));
         }
     }
     text.push_str("}\n");
     for (_, prog, _) in compile_all(&text) {
         assert!(prog.insns.len() > 300, "{}", prog.insns.len());
-        assert!(prog.insns.iter().any(|i| i.code == BPF_JMP), "a `ja` trampoline is needed and present");
+        // some compare is more than 255 instructions from its `ret`: it reaches an island (a
+        // copy of the `ret`, or a `ja` to its target)
+        let rets: Vec<u32> = prog.insns.iter().filter(|i| i.code == BPF_RET | BPF_K).map(|i| i.k).collect();
+        let mut distinct = rets.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert!(
+            rets.len() > distinct.len() || prog.insns.iter().any(|i| i.code == BPF_JMP),
+            "no island in {} instructions",
+            prog.insns.len()
+        );
     }
 }
 
@@ -98,10 +113,11 @@ fn an_injected_fault_is_caught() {
     let p = &checked.policies["p"];
     let good = emit(p, &Profile::uniform()).expect("compiles");
     assert!(validate(p, &good).is_ok());
-    // flip the first `jeq` that compares an argument value, as a miscompiled constant would
+    // change the constant of the compare after `ld args[0].lo`, as a miscompiled constant would
     let mut bad = good.clone();
-    let at = bad.insns.iter().position(|i| i.code == BPF_JMP | BPF_JEQ | BPF_K && i.k == 0).expect("the fd == 0 compare");
-    bad.insns[at].k = 1;
+    let ld = bad.insns.iter().position(|i| *i == Insn::ld(scpc::bpf::off_arg_lo(0))).expect("the fd load");
+    let at = ld + 1 + bad.insns[ld + 1..].iter().position(|i| i.code & 0x07 == BPF_JMP && i.code != BPF_JMP).expect("the fd compare");
+    bad.insns[at].k += 1;
     assert!(matches!(validate(p, &bad), Err(VerifyError::Mismatch { .. })), "{}", disasm(&bad));
     // and a wrong return value
     let mut bad = good.clone();
@@ -123,9 +139,11 @@ fn more_than_4096_instructions_is_a_clear_error() {
     let table = scpc::abi::Arch::X86_64.table();
     let with_fd: Vec<&str> =
         table.syscalls.iter().filter(|s| s.params.first().is_some_and(|p| p.name == "fd")).map(|s| s.name).take(120).collect();
-    let set: Vec<String> = (0..40).map(|i| i.to_string()).collect();
+    // up to 120 syscalls × 80 scattered values, distinct per syscall: far more values than
+    // 4,096, each at least one compare even in the densest layout
     let mut text = String::from("policy huge {\n target x86_64\n default errno(EPERM)\n");
-    for name in with_fd {
+    for (s, name) in with_fd.into_iter().enumerate() {
+        let set: Vec<String> = (0..80).map(|i| (s * 1000 + i * 3).to_string()).collect();
         text.push_str(&format!(" allow {name} if fd in {{{}}}\n", set.join(", ")));
     }
     text.push_str("}\n");
@@ -134,8 +152,36 @@ fn more_than_4096_instructions_is_a_clear_error() {
     match emit(&checked.policies["huge"], &Profile::uniform()) {
         Err(e @ scpc::codegen::CodegenError::TooLarge { .. }) => {
             let msg = e.to_string();
-            assert!(msg.starts_with("policy `huge` compiles to ") && msg.contains("at most 4096"), "{msg}");
+            assert!(msg.starts_with("policy `huge` compiles to ") && msg.contains("more than the kernel takes (4096)"), "{msg}");
+            assert!(msg.contains("the syscalls that cost most: ") && msg.contains(" on x86_64 ("), "{msg}");
         }
         other => panic!("expected TooLarge, got {:?}", other.map(|p| p.insns.len())),
     }
+}
+
+#[test]
+fn argument_frequencies_shorten_the_frequent_values_path() {
+    let values: Vec<String> = (0..40).map(|i| (0x1000 + i * 0x10).to_string()).collect();
+    let text = format!("policy p {{\n target x86_64\n default errno(EPERM)\n allow ioctl if cmd in {{{}}}\n}}\n", values.join(", "));
+    let (checked, diags, _) = scpc::check_source("t.scp", &text);
+    assert!(!diags.has_errors(), "{diags:?}");
+    let p = &checked.policies["p"];
+    let hot = 0x1000 + 39 * 0x10; // the last value: deepest in a balanced search
+    let profile = scpc::import::trace::profile("a.tsv", &format!("ioctl cmd={hot:#x}\t900\nioctl cmd=0x1000\t100\n")).expect("profile");
+    let table = scpc::abi::Arch::X86_64.table();
+    let data = scpc::bpf::sim::SeccompData {
+        nr: table.syscall("ioctl").expect("ioctl").nr,
+        arch: table.audit_arch,
+        instruction_pointer: 0,
+        args: [1, hot, 0, 0, 0, 0],
+    };
+    let path = |profile: &Profile| {
+        let prog = emit(p, profile).expect("compiles");
+        validate(p, &prog).unwrap_or_else(|e| panic!("{e}\n{}", disasm(&prog)));
+        let o = scpc::bpf::sim::run(&prog, &data).expect("runs");
+        assert_eq!(o.ret, 0x7fff_0000);
+        o.executed
+    };
+    let (uniform, weighted) = (path(&Profile::uniform()), path(&profile));
+    assert!(weighted < uniform, "{weighted} instructions with the profile, {uniform} without");
 }

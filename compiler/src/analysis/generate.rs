@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 use crate::abi::Arch;
-use crate::import::trace::{counts, strace_line, TraceError};
+use crate::import::trace::{counts, strace_args, strace_line, TraceError};
 
 /// Arguments worth narrowing: (syscall, argument index).
 const WATCHED: &[(&str, usize)] = &[("socket", 0), ("prctl", 0), ("personality", 0), ("ioctl", 1), ("fcntl", 1)];
@@ -36,46 +36,6 @@ pub struct Observed {
     pub sources: Vec<String>,
     /// clone/unshare calls whose flags created a user namespace.
     pub new_user_namespace: BTreeSet<String>,
-}
-
-/// Splits strace's argument list at top-level commas.
-fn strace_args(rest: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let (mut depth, mut in_str, mut escaped, mut cur) = (0i32, false, false, String::new());
-    for c in rest.chars() {
-        if in_str {
-            cur.push(c);
-            match (escaped, c) {
-                (true, _) => escaped = false,
-                (false, '\\') => escaped = true,
-                (false, '"') => in_str = false,
-                _ => {}
-            }
-            continue;
-        }
-        match c {
-            '"' => {
-                in_str = true;
-                cur.push(c);
-            }
-            '(' | '[' | '{' => {
-                depth += 1;
-                cur.push(c);
-            }
-            ')' | ']' | '}' if depth == 0 => {
-                out.push(cur.trim().to_string());
-                return out;
-            }
-            ')' | ']' | '}' => {
-                depth -= 1;
-                cur.push(c);
-            }
-            ',' if depth == 0 => out.push(std::mem::take(&mut cur).trim().to_string()),
-            _ => cur.push(c),
-        }
-    }
-    out.push(cur.trim().to_string());
-    out
 }
 
 impl Observed {

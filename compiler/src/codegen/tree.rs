@@ -82,6 +82,7 @@ pub fn paint(ranges: Vec<Range>, lo: u32, hi: u32, leaf: Leaf, weight: f64) -> V
 
 /// The optimal tree: `root[i][j]` is the index `k` such that ranges `i..=k` go left and
 /// `k+1..=j` right. Returns (roots, expected compares per call) for weights `w`.
+#[derive(Debug)]
 pub struct Tree {
     n: usize,
     root: Vec<u32>,

@@ -2,12 +2,18 @@
 //! comments), `strace -c` summary tables, `strace -f` logs (one call per line) and seccomp
 //! audit logs (one call per record). These make frequency profiles ([`profile`], for `scpc
 //! build --profile`), `scpc profile`'s table, and `scpc generate`'s drafts.
+//!
+//! Profiles also carry argument frequencies: a TSV line `name arg=value<TAB>count` (or
+//! `name arg=value count`, spaces only) counts calls of `name` whose argument `arg` (a
+//! parameter name such as `cmd`, or `argN` for register N) was `value` (a number, a constant
+//! such as `TCGETS`, or constants joined by `|`); an `strace -f` log counts the values of
+//! every parameter strace prints as a number or constants.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use super::audit::{is_seccomp_line, parse_record, RecordError};
-use crate::profile::Profile;
+use crate::profile::{ArgKey, ArgValue, Profile};
 
 /// Why a trace cannot be read: the first line that is not of its format.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,6 +46,13 @@ pub enum TraceError {
         /// 1-based line.
         line: usize,
     },
+    /// An argument count line whose `arg=value` cannot be read.
+    Argument {
+        /// The trace.
+        source: String,
+        /// 1-based line.
+        line: usize,
+    },
     /// A seccomp record of an audit log that cannot be decoded.
     Record {
         /// The trace.
@@ -59,6 +72,7 @@ impl TraceError {
             TraceError::StraceRow { .. } => "scpc::import::trace::strace_row",
             TraceError::Count { .. } => "scpc::import::trace::count",
             TraceError::Unknown { .. } => "scpc::import::trace::unknown",
+            TraceError::Argument { .. } => "scpc::import::trace::argument",
             TraceError::Record { .. } => "scpc::import::trace::record",
         }
     }
@@ -73,6 +87,12 @@ impl fmt::Display for TraceError {
             TraceError::Unknown { source, line } => {
                 write!(f, "{source}:{line}: neither `name<TAB>count`, a strace -c row, nor a strace call")
             }
+            TraceError::Argument { source, line } => {
+                write!(
+                    f,
+                    "{source}:{line}: an argument is not `name=value` (a parameter name or argN, and a number or constants joined by `|`)"
+                )
+            }
             TraceError::Record { source, line, error } => write!(f, "{source}:{line}: {error}"),
         }
     }
@@ -80,9 +100,23 @@ impl fmt::Display for TraceError {
 
 impl std::error::Error for TraceError {}
 
+/// What a trace records: calls per syscall name, and calls per syscall, argument and value.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Counts {
+    /// Calls per syscall name.
+    pub calls: BTreeMap<String, f64>,
+    /// Calls per (syscall, argument, value).
+    pub args: BTreeMap<(String, ArgKey, ArgValue), f64>,
+}
+
 /// The raw call counts of a trace in any supported format, by syscall name.
 pub fn counts(source: &str, text: &str) -> Result<BTreeMap<String, f64>, TraceError> {
-    let mut counts = Vec::new();
+    Ok(read(source, text)?.calls)
+}
+
+/// The calls and argument values of a trace in any supported format.
+pub fn read(source: &str, text: &str) -> Result<Counts, TraceError> {
+    let mut out = Counts::default();
     let is_strace_c = text.lines().any(|l| l.contains("% time") && l.contains("syscall"));
     let is_audit = text.lines().any(is_seccomp_line);
     let at = |n: usize| (source.to_string(), n + 1);
@@ -95,7 +129,7 @@ pub fn counts(source: &str, text: &str) -> Result<BTreeMap<String, f64>, TraceEr
             // audit logs: one call per seccomp record, other messages skipped
             if is_seccomp_line(line) {
                 let r = parse_record(n + 1, line).map_err(|error| TraceError::Record { source: source.into(), line: n + 1, error })?;
-                counts.push((r.syscall_name(), 1.0));
+                *out.calls.entry(r.syscall_name()).or_default() += 1.0;
             }
         } else if is_strace_c {
             // % time  seconds  usecs/call  calls  [errors]  syscall
@@ -106,30 +140,64 @@ pub fn counts(source: &str, text: &str) -> Result<BTreeMap<String, f64>, TraceEr
             }
             let (source, line) = at(n);
             let calls = cols.get(3).and_then(|c| c.parse::<f64>().ok()).ok_or(TraceError::StraceRow { source, line })?;
-            counts.push((name.to_string(), calls));
-        } else if let Some((name, count)) = line.split_once('\t') {
-            let count = count.trim().parse::<f64>().map_err(|_| {
+            *out.calls.entry(name.to_string()).or_default() += calls;
+        } else if let Some((what, count)) = line.split_once('\t').or_else(|| argument_line(line)) {
+            let count = count.trim().parse::<f64>().ok().filter(|c| c.is_finite() && *c >= 0.0).ok_or_else(|| {
                 let (source, line) = at(n);
                 TraceError::Count { source, line }
             })?;
-            counts.push((name.trim().to_string(), count));
-        } else if let Some((name, _)) = strace_line(line) {
-            counts.push((name.to_string(), 1.0));
+            let mut words = what.split_whitespace();
+            let name = words.next().unwrap_or_default().to_string();
+            let mut args = Vec::new();
+            for w in words {
+                let arg = w.split_once('=').and_then(|(k, v)| Some((ArgKey::parse(k)?, ArgValue::parse(v)?)));
+                let (key, value) = arg.ok_or_else(|| {
+                    let (source, line) = at(n);
+                    TraceError::Argument { source, line }
+                })?;
+                args.push((key, value));
+            }
+            if args.is_empty() {
+                *out.calls.entry(name.clone()).or_default() += count;
+            }
+            for (key, value) in args {
+                *out.args.entry((name.clone(), key, value)).or_default() += count;
+            }
+        } else if let Some((name, rest)) = strace_line(line) {
+            *out.calls.entry(name.to_string()).or_default() += 1.0;
+            for (i, a) in strace_args(rest).iter().enumerate().take(6) {
+                if let Some(value) = ArgValue::parse(a) {
+                    *out.args.entry((name.to_string(), ArgKey::Position(i as u8), value)).or_default() += 1.0;
+                }
+            }
         } else if !line.contains("+++") && !line.contains("---") && !line.contains("<... ") {
             let (source, line) = at(n);
             return Err(TraceError::Unknown { source, line });
         }
     }
-    let mut map: BTreeMap<String, f64> = BTreeMap::new();
-    for (name, c) in counts {
-        *map.entry(name).or_default() += c;
+    Ok(out)
+}
+
+/// `name arg=value... count` without a tab: the words before the count, and the count.
+fn argument_line(line: &str) -> Option<(&str, &str)> {
+    let (what, count) = line.rsplit_once(char::is_whitespace)?;
+    let mut words = what.split_whitespace();
+    let name = words.next()?;
+    let ok = name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !line.contains('(');
+    let mut any = false;
+    for w in words {
+        if !w.contains('=') {
+            return None;
+        }
+        any = true;
     }
-    Ok(map)
+    (ok && any).then_some((what, count))
 }
 
 /// A frequency profile from a trace in any supported format.
 pub fn profile(source: &str, text: &str) -> Result<Profile, TraceError> {
-    Ok(Profile::from_counts(source, counts(source, text)?))
+    let c = read(source, text)?;
+    Ok(Profile::from_trace(source, c.calls, c.args))
 }
 
 /// The profile for `scpc build --profile FILE`, or the built-in one.
@@ -183,9 +251,70 @@ pub(crate) fn strace_line(line: &str) -> Option<(&str, &str)> {
     after.strip_prefix('(').map(|args| (name, args))
 }
 
+/// Splits strace's argument list at top-level commas.
+pub(crate) fn strace_args(rest: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let (mut depth, mut in_str, mut escaped, mut cur) = (0i32, false, false, String::new());
+    for c in rest.chars() {
+        if in_str {
+            cur.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_str = true;
+                cur.push(c);
+            }
+            '(' | '[' | '{' => {
+                depth += 1;
+                cur.push(c);
+            }
+            ')' | ']' | '}' if depth == 0 => {
+                out.push(cur.trim().to_string());
+                return out;
+            }
+            ')' | ']' | '}' => {
+                depth -= 1;
+                cur.push(c);
+            }
+            ',' if depth == 0 => out.push(std::mem::take(&mut cur).trim().to_string()),
+            _ => cur.push(c),
+        }
+    }
+    out.push(cur.trim().to_string());
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_argument_counts() {
+        let c = read("a.tsv", "ioctl\t100\nioctl cmd=0x5401\t30\nioctl cmd=TCGETS 10\nfcntl arg1=F_GETFL|3 5\n").expect("reads");
+        assert_eq!(c.calls.get("ioctl"), Some(&100.0));
+        assert_eq!(c.args.get(&("ioctl".into(), ArgKey::Param("cmd".into()), ArgValue::number(0x5401))), Some(&30.0));
+        let tcgets = ArgValue { names: vec!["TCGETS".into()], number: 0 };
+        assert_eq!(c.args.get(&("ioctl".into(), ArgKey::Param("cmd".into()), tcgets)), Some(&10.0));
+        let getfl = ArgValue { names: vec!["F_GETFL".into()], number: 3 };
+        assert_eq!(c.args.get(&("fcntl".into(), ArgKey::Register(1), getfl)), Some(&5.0));
+        // an strace -f log counts the arguments it prints as numbers or constants
+        let f = read("f.txt", "12 ioctl(1, TCGETS, {c_iflag=ICRNL}) = 0\n12 ioctl(1, TCGETS, 0x7ffd) = 0\n").expect("reads");
+        assert_eq!(f.calls.get("ioctl"), Some(&2.0));
+        let tcgets = ArgValue { names: vec!["TCGETS".into()], number: 0 };
+        assert_eq!(f.args.get(&("ioctl".into(), ArgKey::Position(1), tcgets)), Some(&2.0));
+        assert_eq!(f.args.get(&("ioctl".into(), ArgKey::Position(0), ArgValue::number(1))), Some(&2.0));
+        // a value that is neither a number nor constants is refused at its line
+        assert_eq!(read("b.tsv", "read\t1\nioctl cmd=\"x\"\t3\n"), Err(TraceError::Argument { source: "b.tsv".into(), line: 2 }));
+        assert_eq!(read("b.tsv", "ioctl arg9=1\t3\n"), Err(TraceError::Argument { source: "b.tsv".into(), line: 1 }));
+        assert!(matches!(read("b.tsv", "ioctl cmd=1\t-3\n"), Err(TraceError::Count { .. })));
+    }
 
     #[test]
     fn reads_tsv_strace_c_and_strace_f() {
