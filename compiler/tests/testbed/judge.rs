@@ -225,8 +225,7 @@ pub fn feed(cmd: Command, input: Vec<u8>) -> String {
     let mut cmd = cmd;
     for attempt in 1.. {
         let (ok, text, errors) = feed_result(cmd, input.clone());
-        let before_login = text.is_empty()
-            && (errors.contains("kex_exchange_identification") || errors.contains("during banner exchange"));
+        let before_login = text.is_empty() && (errors.contains("kex_exchange_identification") || errors.contains("during banner exchange"));
         if ok || !before_login || attempt == SSH_TRIES {
             assert!(ok, "the judge failed: {errors}\n(report so far: {} bytes, try {attempt})", text.len());
             return text;
