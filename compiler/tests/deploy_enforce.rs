@@ -21,7 +21,7 @@ path = "/srv/edge/probe.bpf"
 pid_file = "/srv/edge/probe.pid"
 reload = '''
 [ -f /srv/edge/probe.pid ] && kill $(cat /srv/edge/probe.pid) 2>/dev/null; rm -f /srv/edge/probe.out
-/var/lib/scpc/scpc-node run /srv/edge/probe.bpf -- /bin/sh -c 'while :; do rmdir /tmp/probe-dir 2>/dev/null; if mkdir /tmp/probe-dir 2>/dev/null; then echo allowed; else echo denied; fi > /srv/edge/probe.out; sleep 0.2; done' </dev/null >/dev/null 2>&1 &
+/var/lib/scpc/scpc-node run /srv/edge/probe.bpf -- /bin/sh -c 'while :; do rmdir /tmp/probe-dir 2>/dev/null; if mkdir /tmp/probe-dir 2>/dev/null; then echo allowed; else echo denied; fi > /srv/edge/probe.new; mv -f /srv/edge/probe.new /srv/edge/probe.out; sleep 0.2; done' </dev/null >/dev/null 2>&1 &
 echo $! > /srv/edge/probe.pid
 '''
 health = "for i in $(seq 50); do grep -q denied /srv/edge/probe.out 2>/dev/null && exit 0; sleep 0.2; done; cat /srv/edge/probe.out >&2; exit 1"
@@ -29,13 +29,15 @@ health = "for i in $(seq 50); do grep -q denied /srv/edge/probe.out 2>/dev/null 
 
 /// The same loop started by hand without the filter (a restart that forgot it).
 const UNFILTERED: &str = "kill $(cat /srv/edge/probe.pid); rm -f /srv/edge/probe.out; \
-    /bin/sh -c 'while :; do rmdir /tmp/probe-dir 2>/dev/null; if mkdir /tmp/probe-dir 2>/dev/null; then echo allowed; else echo denied; fi > /srv/edge/probe.out; sleep 0.2; done' </dev/null >/dev/null 2>&1 & \
+    /bin/sh -c 'while :; do rmdir /tmp/probe-dir 2>/dev/null; if mkdir /tmp/probe-dir 2>/dev/null; then echo allowed; else echo denied; fi > /srv/edge/probe.new; mv -f /srv/edge/probe.new /srv/edge/probe.out; sleep 0.2; done' </dev/null >/dev/null 2>&1 & \
     echo $! > /srv/edge/probe.pid";
 
-/// What the service wrote last, once it says `want` (or after 10 s, whatever it says).
+/// What the service wrote last, once it says `want` (or after 30 s, whatever it says: a TCG
+/// guest on a loaded machine can take seconds per round of the loop). The loop renames each
+/// answer into place, so a reader never sees a half-written file.
 fn probe_output(node: &testbed::Node, want: &str) -> String {
     let (_, out) = node.run(&format!(
-        "for i in $(seq 50); do grep -q {want} {EDGE}/probe.out 2>/dev/null && break; sleep 0.2; done; cat {EDGE}/probe.out"
+        "for i in $(seq 150); do grep -q {want} {EDGE}/probe.out 2>/dev/null && break; sleep 0.2; done; cat {EDGE}/probe.out"
     ));
     out
 }
