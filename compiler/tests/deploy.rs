@@ -517,7 +517,7 @@ fn a_slow_lossy_link_still_completes() {
     assert!(rtt >= std::time::Duration::from_millis(195), "the delay is real: {before:?} before, {rtt:?} after");
     fleet.known_hosts();
     let big = build(&fleet, "fleet-big.scp", "big");
-    let inv = fleet.inventory(&big, "canary = 0\ncommand_timeout = 30\nconnect_timeout = 20", SERVICE);
+    let inv = fleet.inventory(&big, "canary = 0\ncommand_timeout = 120\nconnect_timeout = 60", SERVICE);
     let started = std::time::Instant::now();
     let (code, report, err) = deploy(&inv, &[]);
     let took = started.elapsed();

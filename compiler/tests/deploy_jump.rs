@@ -7,7 +7,7 @@ mod testbed;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use testbed::support::{need, TEST_BED};
-use testbed::{build_policy, fleet_json, report_host, scpc, Fleet, Spec, EDGE};
+use testbed::{build_policy, fleet_json, report_host, Fleet, Spec, EDGE};
 
 const SERVICE: &str = "[[service]]\nname = \"edge\"\npolicy = \"fleet\"\npath = \"/srv/edge/fleet.bpf\"\n";
 
@@ -138,9 +138,15 @@ fn a_changed_key_at_any_hop_is_refused_and_nothing_is_written() {
     let (code, report, _) = fleet_json("deploy", &inv, &[]);
     assert_eq!(code, 2);
     assert!(report_host(&report, "near")["error"].as_str().unwrap_or_default().contains("is unknown"), "{report:#}");
-    let (code, report, err) = scpc(&["deploy", inv.to_str().expect("utf-8"), "--accept-new", "--operator", "ci"]);
-    assert_eq!(code, 0, "{report}\n{err}");
-    assert!(std::fs::read_to_string(&kh).expect("known_hosts").contains(&fleet.nodes[0].host_key));
+    let (code, report, err) = fleet_json("deploy", &inv, &["--accept-new"]);
+    assert_eq!(code, 0, "{report:#}\n{err}");
+    let recorded = std::fs::read_to_string(&kh).expect("known_hosts");
+    assert!(
+        recorded.lines().any(|l| l == format!("{} {}", name(0), fleet.nodes[0].host_key)),
+        "b1 ({} {}) recorded:\n{recorded}\n{report:#}\n{err}",
+        name(0),
+        fleet.nodes[0].host_key
+    );
 }
 
 /// One YAML inventory for both: the hidden node's `ProxyJump` in `ansible_ssh_common_args`
