@@ -369,6 +369,21 @@ fn a_file_larger_than_the_cap_is_refused() {
     assert!(out.contains("scpc::include::not_a_file") && out.contains("larger than"), "{out}");
 }
 
+/// The commands that read one text file by name (fmt, the importers) stop at the same cap:
+/// `/dev/zero` and a file one byte over it end with an error instead of filling memory.
+#[test]
+fn fmt_and_the_importers_stop_at_the_cap() {
+    let dir = scratch("large-inputs");
+    std::fs::write(dir.join("big.scp"), "#".repeat(scpc_lang::include::MAX_FILE_BYTES as usize + 1)).expect("write");
+    for file in ["/dev/zero", "big.scp"] {
+        for args in [vec!["fmt", file], vec!["fmt", "--check", file], vec!["import", "docker", file], vec!["import", "kafel", file]] {
+            let (status, _, err) = scpc_bounded(&dir, &args).unwrap_or_else(|| panic!("{args:?} did not end"));
+            assert_eq!(status, 2, "{args:?}: {err}");
+            assert!(err.contains("larger than 4 MiB"), "{args:?}: {err}");
+        }
+    }
+}
+
 #[test]
 fn include_dirs_widen_where_includes_come_from() {
     let dir = scratch("include-dirs");

@@ -540,13 +540,7 @@ fn fmt(files: &[String], check: bool) -> u8 {
     let mut worst = 0u8;
     for path in files {
         let stdin = path == "-";
-        let read = if stdin {
-            let mut t = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut t).map(|_| t)
-        } else {
-            std::fs::read_to_string(path)
-        };
-        let text = match read {
+        let text = match tools::read_text(path) {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("error: cannot read `{path}`: {e}");

@@ -4,6 +4,7 @@ use scpc::abi::Arch;
 use scpc::bpf::disasm::{annotated, annotated_lines, ret_name};
 use scpc::bpf::sim::{run_traced, SeccompData};
 use scpc::bpf::Program;
+use scpc_lang::include::MAX_FILE_BYTES;
 
 /// [`scpc::artifact::read_filter`] with its error as (exit status, message): the form
 /// `bin/scpc/diff.rs` (being rewritten on issue 16's branch) still takes.
@@ -181,13 +182,7 @@ pub(crate) fn generate(
 }
 
 pub(crate) fn import_docker(profile: &str, name: Option<String>, caps: Vec<String>, output: Option<&str>) -> u8 {
-    let text = match std::fs::read_to_string(profile) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: cannot read `{profile}`: {e}");
-            return 2;
-        }
-    };
+    let Ok(text) = read_input(profile) else { return 2 };
     // (the importer refuses a translation that does not check, a bad --name included)
     let policy = match scpc::docker::import(profile, &text, &scpc::docker::ImportOptions { name, caps }) {
         Ok(p) => p,
@@ -199,15 +194,23 @@ pub(crate) fn import_docker(profile: &str, name: Option<String>, caps: Vec<Strin
     deliver(output, scpc::session::canonical(output.unwrap_or("<imported>"), policy))
 }
 
+/// Reads a text input of at most [`MAX_FILE_BYTES`] (a policy's own limit) from a file or from
+/// standard input for `-`: `/dev/zero`, an endless pipe or a huge file is refused once the limit
+/// is passed instead of filling memory.
+pub(crate) fn read_text(path: &str) -> std::io::Result<String> {
+    use std::io::Read;
+    let reader: Box<dyn Read> = if path == "-" { Box::new(std::io::stdin()) } else { Box::new(std::fs::File::open(path)?) };
+    let mut bytes = Vec::new();
+    reader.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(std::io::Error::other(format!("it is larger than {} MiB", MAX_FILE_BYTES >> 20)));
+    }
+    String::from_utf8(bytes).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "it is not UTF-8 text"))
+}
+
 /// Reads an input file (or standard input for `-`): the exit status when it cannot.
 fn read_input(path: &str) -> Result<String, u8> {
-    let read = if path == "-" {
-        let mut t = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut t).map(|_| t)
-    } else {
-        std::fs::read_to_string(path)
-    };
-    read.map_err(|e| {
+    read_text(path).map_err(|e| {
         eprintln!("error: cannot read `{path}`: {e}");
         2
     })
