@@ -1,0 +1,268 @@
+//! The Ansible collection in `ansible/` (`scpc.fleet`), run for real: built and installed with
+//! `ansible-galaxy` as a user does, its playbook `scpc.fleet.rollout` run by `ansible-playbook`
+//! (Debian's ansible-core) against the test bed's nodes: an OpenSSH node, a dropbear node
+//! without SFTP, and a node whose network namespace is reached only through a bastion
+//! (`ProxyJump`). Host keys are checked (`StrictHostKeyChecking yes` with the fleet's
+//! known_hosts), and no host may run Python (`ansible_python_interpreter` names nothing).
+//!
+//! It asserts: the first run brings the node program and installs the bytes of the artifact;
+//! the second is `changed=0`; `--check --diff` of a new version writes nothing and shows the
+//! change; a failing health check puts the previous bytes back and fails the host, and with
+//! `serial: 1` and `max_fail_percentage: 0` the wave after it is never touched; a rollback
+//! through the bastion; and `state: status` reports what `scpc status` reports, read from the
+//! same inventory file.
+
+mod testbed;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use testbed::support::{need, TEST_BED};
+use testbed::{build_policy, fleet_json, report_host, Fleet, Node, Server, Spec, EDGE};
+
+/// The service every host runs: a stand-in process started by the reload command (not under
+/// the filter: the enforcement check must find it so), and a health check that fails on a
+/// host holding `/srv/edge/unhealthy`.
+fn services() -> serde_json::Value {
+    serde_json::json!([{
+        "name": "edge",
+        "policy": "fleet",
+        "path": format!("{EDGE}/fleet.bpf"),
+        "pid_file": format!("{EDGE}/edge.pid"),
+        "reload": format!("[ -f {EDGE}/edge.pid ] && kill $(cat {EDGE}/edge.pid) 2>/dev/null; sleep 600 </dev/null >/dev/null 2>&1 & echo $! > {EDGE}/edge.pid"),
+        "health": format!("if [ -e {EDGE}/unhealthy ]; then echo unhealthy >&2; exit 1; fi"),
+    }])
+}
+
+/// The collection, built from `ansible/` and installed under `root/collections`.
+fn install_collection(root: &Path) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ansible");
+    let out = root.join("galaxy");
+    let run = |args: &[&str]| {
+        let o = Command::new("ansible-galaxy").args(args).env("ANSIBLE_NOCOLOR", "1").output().expect("ansible-galaxy runs");
+        assert!(o.status.success(), "ansible-galaxy {args:?}: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    };
+    run(&["collection", "build", src.to_str().expect("utf-8"), "--output-path", out.to_str().expect("utf-8"), "--force"]);
+    let tarball = out.join("scpc-fleet-0.1.0.tar.gz");
+    let dest = root.join("collections");
+    run(&["collection", "install", tarball.to_str().expect("utf-8"), "-p", dest.to_str().expect("utf-8"), "--force"]);
+    dest
+}
+
+/// One run of the collection's playbook; (exit status, the json callback's report, stderr).
+struct Play<'a> {
+    hosts: &'a Path,
+    collections: &'a Path,
+    root: &'a Path,
+}
+
+impl Play<'_> {
+    fn run(&self, vars: serde_json::Value, extra: &[&str]) -> (i32, serde_json::Value, String) {
+        let mut cmd = Command::new("ansible-playbook");
+        cmd.args(["-i", self.hosts.to_str().expect("utf-8"), "scpc.fleet.rollout", "-e", &vars.to_string()])
+            .args(extra)
+            .env("ANSIBLE_COLLECTIONS_PATH", self.collections)
+            .env("ANSIBLE_STDOUT_CALLBACK", "json")
+            .env("ANSIBLE_HOST_KEY_CHECKING", "True")
+            .env("ANSIBLE_NOCOLOR", "1")
+            .env("ANSIBLE_RETRY_FILES_ENABLED", "False")
+            .env("ANSIBLE_LOCAL_TEMP", self.root.join("ansible-tmp"))
+            .env("ANSIBLE_SSH_CONTROL_PATH_DIR", self.root.join("cp"))
+            .env_remove("SCPC_NODE_PROGRAMS");
+        let out = cmd.output().expect("ansible-playbook runs");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let report = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+        (out.status.code().unwrap_or(-1), report, String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// The PLAY RECAP of a host (`ok`, `changed`, `failures`...): the json callback's `stats`.
+fn recap<'a>(report: &'a serde_json::Value, host: &str) -> &'a serde_json::Value {
+    &report["stats"][host]
+}
+
+/// Every result the host got from the filter task (one per service, across the waves).
+fn results(report: &serde_json::Value, host: &str) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for play in report["plays"].as_array().into_iter().flatten() {
+        for task in play["tasks"].as_array().into_iter().flatten() {
+            if let Some(r) = task["hosts"].get(host) {
+                out.extend(r["results"].as_array().into_iter().flatten().cloned());
+            }
+        }
+    }
+    out
+}
+
+fn vars(artifacts: &Path, extra: serde_json::Value) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "scpc_artifacts": artifacts,
+        "scpc_node_programs": testbed::node_programs(),
+        "scpc_node_program": format!("{}/scpc-node", testbed::NODE_DIR),
+        "scpc_services": services(),
+        "scpc_serial": 3,
+        "scpc_operator": "ci",
+    });
+    if let (Some(v), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+        v.extend(e.clone());
+    }
+    v
+}
+
+fn bpf(dir: &Path) -> Vec<u8> {
+    std::fs::read(dir.join("fleet.x86_64.bpf")).expect("artifact")
+}
+
+#[test]
+fn the_collection_installs_is_idempotent_checks_rolls_back_in_waves_and_reports_status() {
+    need(&TEST_BED);
+    for program in ["ansible-playbook", "ansible-galaxy"] {
+        let ok = Command::new(program).arg("--version").output().is_ok_and(|o| o.status.success());
+        assert!(ok, "{program} is missing: .ci/run installs Debian's ansible-core");
+    }
+    let mut fleet = Fleet::new("ansible");
+    fleet.add("a", Spec { netns: true, ..Spec::default() });
+    fleet.add("d", Spec { netns: true, server: Server::Dropbear, no_sftp: true, ..Spec::default() });
+    fleet.add("b1", Spec { netns: true, ..Spec::default() });
+    let b1_ns = fleet.nodes[2].netns.clone();
+    fleet.add("far", Spec { netns: true, behind: b1_ns, ..Spec::default() });
+    let kh = fleet.known_hosts();
+    let [a, d, b1, far] = [0, 1, 2, 3].map(|i| &fleet.nodes[i]);
+    let targets: [&Node; 3] = [a, d, far];
+    let v1 = build_policy(&fleet, "fleet.scp", "fleet", "v1");
+    let v2 = build_policy(&fleet, "fleet-v2.scp", "fleet", "v2");
+    assert_ne!(bpf(&v1), bpf(&v2));
+
+    let ssh_config = fleet.root.join("ssh_config");
+    std::fs::write(
+        &ssh_config,
+        format!(
+            "Host *\n  User root\n  IdentityFile {}\n  UserKnownHostsFile {}\n  StrictHostKeyChecking yes\n  BatchMode yes\n",
+            fleet.key.display(),
+            kh.display()
+        ),
+    )
+    .expect("ssh_config");
+    // one inventory for ansible-playbook and scpc; no Python on any host is used
+    let hosts = fleet.root.join("hosts.yml");
+    std::fs::write(
+        &hosts,
+        format!(
+            "all:\n  vars:\n    ansible_user: root\n    ansible_ssh_private_key_file: {key}\n    ansible_ssh_common_args: -F {cfg}\n    \
+             ansible_python_interpreter: /nonexistent/python3\n  children:\n    \
+             edge:\n      hosts:\n        a: {{ansible_host: {a}, ansible_port: {ap}}}\n        d: {{ansible_host: {d}, ansible_port: {dp}}}\n    \
+             plant:\n      vars:\n        ansible_ssh_common_args: -F {cfg} -o ProxyJump=root@{b1}:{b1p}\n      hosts:\n        \
+             far: {{ansible_host: {far}, ansible_port: {farp}}}\n",
+            key = fleet.key.display(),
+            cfg = ssh_config.display(),
+            a = a.address,
+            ap = a.port,
+            d = d.address,
+            dp = d.port,
+            b1 = b1.address,
+            b1p = b1.port,
+            far = far.address,
+            farp = far.port,
+        ),
+    )
+    .expect("hosts.yml");
+    let collections = install_collection(&fleet.root);
+    let play = Play { hosts: &hosts, collections: &collections, root: &fleet.root };
+
+    // 1. the first run brings the node program (over stdin: dropbear has no SFTP here) and
+    // installs the artifact's bytes, through the bastion for `far`
+    let (code, report, err) = play.run(vars(&v1, serde_json::json!({})), &[]);
+    assert_eq!(code, 0, "{report:#}\n{err}");
+    for n in targets {
+        assert_eq!(recap(&report, &n.name)["changed"], 1, "{}: {report:#}", n.name);
+        let r = &results(&report, &n.name)[0];
+        assert_eq!((r["outcome"].as_str(), r["node_program"].as_str()), (Some("installed"), Some("brought")), "{r:#}");
+        assert_eq!(n.file("fleet.bpf"), Some(bpf(&v1)), "{} holds v1", n.name);
+    }
+    assert!(b1.file("fleet.bpf").is_none(), "the bastion is not deployed to");
+    let node_program = std::fs::read(testbed::node_programs().join("x86_64/scpc-node")).expect("node program");
+    let (_, held) = a.run(&format!("sha256sum {}/scpc-node", testbed::NODE_DIR));
+    assert!(held.starts_with(&testbed::sha256(&node_program)), "the node program on a: {held}");
+
+    // 2. idempotent: nothing changes, nothing is reported changed
+    let (code, report, err) = play.run(vars(&v1, serde_json::json!({})), &[]);
+    assert_eq!(code, 0, "{report:#}\n{err}");
+    for n in targets {
+        assert_eq!((recap(&report, &n.name)["changed"].as_u64(), recap(&report, &n.name)["ok"].as_u64()), (Some(0), Some(1)), "{report:#}");
+        assert_eq!(results(&report, &n.name)[0]["outcome"], "unchanged");
+    }
+
+    // 3. --check --diff of v2: reported as a change with both digests, nothing written
+    let state_before = a.file(".scpc/fleet.bpf/state.json");
+    let (code, report, err) = play.run(vars(&v2, serde_json::json!({})), &["--check", "--diff"]);
+    assert_eq!(code, 0, "{report:#}\n{err}");
+    let (s1, s2) = (testbed::sha256(&bpf(&v1)), testbed::sha256(&bpf(&v2)));
+    for n in targets {
+        assert_eq!(recap(&report, &n.name)["changed"], 1, "{report:#}");
+        let r = &results(&report, &n.name)[0];
+        assert_eq!(r["outcome"], "would-install", "{r:#}");
+        let diff = &r["diff"];
+        let (before, after) = (diff["before"].as_str().unwrap_or_default(), diff["after"].as_str().unwrap_or_default());
+        assert!(before.contains(&s1) && before.contains(&format!("size: {} bytes", bpf(&v1).len())), "{r:#}");
+        assert!(after.contains(&s2) && after.contains(&format!("size: {} bytes", bpf(&v2).len())), "{r:#}");
+        assert_eq!(n.file("fleet.bpf"), Some(bpf(&v1)), "check mode wrote to {}", n.name);
+    }
+    assert_eq!(a.file(".scpc/fleet.bpf/state.json"), state_before, "check mode left the node's state as it was");
+
+    // 4. v2 in waves of one host, no failure tolerated: `a` takes it, `d`'s health check
+    // fails (its node program puts v1 back and the host fails), and `far`'s wave never starts
+    std::fs::write(d.dir.join("unhealthy"), "").expect("unhealthy marker");
+    let (code, report, err) =
+        play.run(vars(&v2, serde_json::json!({"scpc_serial": 1, "scpc_max_fail_percentage": 0})), &[]);
+    assert_ne!(code, 0, "the play failed: {report:#}\n{err}");
+    assert_eq!(a.file("fleet.bpf"), Some(bpf(&v2)), "the first wave took v2");
+    assert_eq!(d.file("fleet.bpf"), Some(bpf(&v1)), "the failed health check put v1 back on d");
+    let r = &results(&report, "d")[0];
+    assert_eq!((r["outcome"].as_str(), r["failed"].as_bool()), (Some("rolled-back"), Some(true)), "{r:#}");
+    assert_eq!(r["after"].as_str(), Some(s1.as_str()), "{r:#}");
+    assert!(r["msg"].as_str().unwrap_or_default().contains("health exited 1: unhealthy"), "{r:#}");
+    assert_eq!(recap(&report, "d")["failures"], 1, "{report:#}");
+    assert!(results(&report, "far").is_empty() && report["stats"].get("far").is_none(), "far's wave ran: {report:#}");
+    assert_eq!(far.file("fleet.bpf"), Some(bpf(&v1)), "far untouched");
+    std::fs::remove_file(d.dir.join("unhealthy")).expect("healthy again");
+
+    // 5. behind the bastion: v2, then rolled back to v1
+    let (code, report, err) = play.run(vars(&v2, serde_json::json!({})), &["--limit", "far"]);
+    assert_eq!(code, 0, "{report:#}\n{err}");
+    assert_eq!(far.file("fleet.bpf"), Some(bpf(&v2)));
+    let (code, report, err) = play.run(vars(&v2, serde_json::json!({"scpc_state": "rolled_back"})), &["--limit", "far"]);
+    assert_eq!(code, 0, "{report:#}\n{err}");
+    let r = &results(&report, "far")[0];
+    assert_eq!((r["outcome"].as_str(), r["before"].as_str(), r["after"].as_str()), (Some("reverted"), Some(s2.as_str()), Some(s1.as_str())), "{r:#}");
+    assert_eq!(recap(&report, "far")["changed"], 1);
+    assert_eq!(far.file("fleet.bpf"), Some(bpf(&v1)), "far rolled back through the bastion");
+
+    // 6. status: what `scpc status` says, read from the same inventory file (a: in sync, d and
+    // far: outdated; every stand-in process runs unfiltered)
+    let settings = fleet.root.join("scpc.toml");
+    std::fs::write(
+        &settings,
+        format!(
+            "ansible_inventory = \"hosts.yml\"\nartifacts = \"{}\"\ninstall_root = \"{EDGE}\"\nnode_programs = \"{}\"\n\n\
+             [defaults]\nknown_hosts = \"known_hosts\"\n\n\
+             [[service]]\nname = \"edge\"\npolicy = \"fleet\"\npath = \"{EDGE}/fleet.bpf\"\npid_file = \"{EDGE}/edge.pid\"\nhosts = [\"edge\", \"plant\"]\n",
+            v2.display(),
+            testbed::node_programs().display()
+        ),
+    )
+    .expect("scpc.toml");
+    let (code, scpc_report, err) = fleet_json("status", &settings, &[]);
+    assert_eq!(code, 2, "d and far are outdated: {scpc_report:#}\n{err}");
+    let (code, report, err) = play.run(vars(&v2, serde_json::json!({"scpc_state": "status"})), &[]);
+    assert_eq!(code, 0, "{report:#}\n{err}");
+    for (n, verdict) in [(a, "in-sync"), (d, "outdated"), (far, "outdated")] {
+        let ours = &results(&report, &n.name)[0];
+        let theirs = &report_host(&scpc_report, &n.name)["services"]["edge"];
+        assert_eq!(theirs["verdict"], verdict, "{scpc_report:#}");
+        for key in ["verdict", "actual", "recorded", "local", "enforcement"] {
+            assert_eq!(ours[key], theirs[key], "{}: {key}: ansible {ours:#}\nscpc {theirs:#}", n.name);
+        }
+        assert_eq!(ours["enforcement"]["state"], "not-enforced", "{ours:#}");
+        assert_eq!(ours["in_sync"], false, "{ours:#}");
+        assert_eq!(recap(&report, &n.name)["changed"], 0, "status changes nothing");
+    }
+}
