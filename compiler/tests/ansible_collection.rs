@@ -14,6 +14,7 @@
 
 mod testbed;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use testbed::support::{need, TEST_BED};
@@ -39,7 +40,12 @@ fn install_collection(root: &Path) -> PathBuf {
     let out = root.join("galaxy");
     let run = |args: &[&str]| {
         let o = Command::new("ansible-galaxy").args(args).env("ANSIBLE_NOCOLOR", "1").output().expect("ansible-galaxy runs");
-        assert!(o.status.success(), "ansible-galaxy {args:?}: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "ansible-galaxy {args:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
     };
     run(&["collection", "build", src.to_str().expect("utf-8"), "--output-path", out.to_str().expect("utf-8"), "--force"]);
     let tarball = out.join("scpc-fleet-0.1.0.tar.gz");
@@ -48,49 +54,73 @@ fn install_collection(root: &Path) -> PathBuf {
     dest
 }
 
-/// One run of the collection's playbook; (exit status, the json callback's report, stderr).
+/// How to run the collection's playbook.
 struct Play<'a> {
     hosts: &'a Path,
     collections: &'a Path,
     root: &'a Path,
 }
 
+/// What a run of the playbook said.
+struct Run {
+    /// Its exit status.
+    code: i32,
+    /// Its PLAY RECAP: per host, `ok`, `changed`, `failed`...
+    recap: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Per host, the last task's result (Ansible's `tree` callback).
+    results: BTreeMap<String, serde_json::Value>,
+    /// Its output, for messages.
+    text: String,
+}
+
+impl Run {
+    /// A count of the host's PLAY RECAP line (none: the host is not in it).
+    fn recap(&self, host: &str, what: &str) -> Option<u64> {
+        self.recap.get(host).and_then(|r| r.get(what)).copied()
+    }
+
+    /// The host's result for the one service (the loop's only item).
+    fn result(&self, host: &str) -> &serde_json::Value {
+        let r = self.results.get(host).unwrap_or_else(|| panic!("no result for {host}:\n{}", self.text));
+        &r["results"][0]
+    }
+}
+
 impl Play<'_> {
-    fn run(&self, vars: serde_json::Value, extra: &[&str]) -> (i32, serde_json::Value, String) {
-        let mut cmd = Command::new("ansible-playbook");
-        cmd.args(["-i", self.hosts.to_str().expect("utf-8"), "scpc.fleet.rollout", "-e", &vars.to_string()])
+    fn run(&self, vars: serde_json::Value, extra: &[&str]) -> Run {
+        static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let tree = self.root.join(format!("tree-{}", RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst)));
+        let out = Command::new("ansible-playbook")
+            .args(["-i", self.hosts.to_str().expect("utf-8"), "scpc.fleet.rollout", "-e", &vars.to_string()])
             .args(extra)
             .env("ANSIBLE_COLLECTIONS_PATH", self.collections)
-            .env("ANSIBLE_STDOUT_CALLBACK", "json")
+            .env("ANSIBLE_CALLBACKS_ENABLED", "tree")
+            .env("ANSIBLE_CALLBACK_TREE_DIR", &tree)
             .env("ANSIBLE_HOST_KEY_CHECKING", "True")
             .env("ANSIBLE_NOCOLOR", "1")
             .env("ANSIBLE_RETRY_FILES_ENABLED", "False")
             .env("ANSIBLE_LOCAL_TEMP", self.root.join("ansible-tmp"))
             .env("ANSIBLE_SSH_CONTROL_PATH_DIR", self.root.join("cp"))
-            .env_remove("SCPC_NODE_PROGRAMS");
-        let out = cmd.output().expect("ansible-playbook runs");
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let report = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
-        (out.status.code().unwrap_or(-1), report, String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
-
-/// The PLAY RECAP of a host (`ok`, `changed`, `failures`...): the json callback's `stats`.
-fn recap<'a>(report: &'a serde_json::Value, host: &str) -> &'a serde_json::Value {
-    &report["stats"][host]
-}
-
-/// Every result the host got from the filter task (one per service, across the waves).
-fn results(report: &serde_json::Value, host: &str) -> Vec<serde_json::Value> {
-    let mut out = Vec::new();
-    for play in report["plays"].as_array().into_iter().flatten() {
-        for task in play["tasks"].as_array().into_iter().flatten() {
-            if let Some(r) = task["hosts"].get(host) {
-                out.extend(r["results"].as_array().into_iter().flatten().cloned());
-            }
+            .env_remove("SCPC_NODE_PROGRAMS")
+            .output()
+            .expect("ansible-playbook runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        let mut recap = BTreeMap::new();
+        let lines = text.lines().skip_while(|l| !l.starts_with("PLAY RECAP"));
+        for line in lines.skip(1) {
+            let Some((host, counts)) = line.split_once(" : ") else { continue };
+            let counts =
+                counts.split_whitespace().filter_map(|kv| kv.split_once('=')).filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)));
+            recap.insert(host.trim().to_string(), counts.collect());
         }
+        let mut results = BTreeMap::new();
+        for entry in std::fs::read_dir(&tree).into_iter().flatten().flatten() {
+            let bytes = std::fs::read(entry.path()).expect("tree file");
+            let value = serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&bytes)));
+            results.insert(entry.file_name().to_string_lossy().into_owned(), value);
+        }
+        Run { code: out.status.code().unwrap_or(-1), recap, results, text }
     }
-    out
 }
 
 fn vars(artifacts: &Path, extra: serde_json::Value) -> serde_json::Value {
@@ -170,11 +200,11 @@ fn the_collection_installs_is_idempotent_checks_rolls_back_in_waves_and_reports_
 
     // 1. the first run brings the node program (over stdin: dropbear has no SFTP here) and
     // installs the artifact's bytes, through the bastion for `far`
-    let (code, report, err) = play.run(vars(&v1, serde_json::json!({})), &[]);
-    assert_eq!(code, 0, "{report:#}\n{err}");
+    let run = play.run(vars(&v1, serde_json::json!({})), &[]);
+    assert_eq!(run.code, 0, "{}", run.text);
     for n in targets {
-        assert_eq!(recap(&report, &n.name)["changed"], 1, "{}: {report:#}", n.name);
-        let r = &results(&report, &n.name)[0];
+        assert_eq!(run.recap(&n.name, "changed"), Some(1), "{}: {}", n.name, run.text);
+        let r = run.result(&n.name);
         assert_eq!((r["outcome"].as_str(), r["node_program"].as_str()), (Some("installed"), Some("brought")), "{r:#}");
         assert_eq!(n.file("fleet.bpf"), Some(bpf(&v1)), "{} holds v1", n.name);
     }
@@ -184,21 +214,21 @@ fn the_collection_installs_is_idempotent_checks_rolls_back_in_waves_and_reports_
     assert!(held.starts_with(&testbed::sha256(&node_program)), "the node program on a: {held}");
 
     // 2. idempotent: nothing changes, nothing is reported changed
-    let (code, report, err) = play.run(vars(&v1, serde_json::json!({})), &[]);
-    assert_eq!(code, 0, "{report:#}\n{err}");
+    let run = play.run(vars(&v1, serde_json::json!({})), &[]);
+    assert_eq!(run.code, 0, "{}", run.text);
     for n in targets {
-        assert_eq!((recap(&report, &n.name)["changed"].as_u64(), recap(&report, &n.name)["ok"].as_u64()), (Some(0), Some(1)), "{report:#}");
-        assert_eq!(results(&report, &n.name)[0]["outcome"], "unchanged");
+        assert_eq!((run.recap(&n.name, "changed"), run.recap(&n.name, "ok")), (Some(0), Some(1)), "{}", run.text);
+        assert_eq!(run.result(&n.name)["outcome"], "unchanged");
     }
 
     // 3. --check --diff of v2: reported as a change with both digests, nothing written
     let state_before = a.file(".scpc/fleet.bpf/state.json");
-    let (code, report, err) = play.run(vars(&v2, serde_json::json!({})), &["--check", "--diff"]);
-    assert_eq!(code, 0, "{report:#}\n{err}");
+    let run = play.run(vars(&v2, serde_json::json!({})), &["--check", "--diff"]);
+    assert_eq!(run.code, 0, "{}", run.text);
     let (s1, s2) = (testbed::sha256(&bpf(&v1)), testbed::sha256(&bpf(&v2)));
     for n in targets {
-        assert_eq!(recap(&report, &n.name)["changed"], 1, "{report:#}");
-        let r = &results(&report, &n.name)[0];
+        assert_eq!(run.recap(&n.name, "changed"), Some(1), "{}", run.text);
+        let r = run.result(&n.name);
         assert_eq!(r["outcome"], "would-install", "{r:#}");
         let diff = &r["diff"];
         let (before, after) = (diff["before"].as_str().unwrap_or_default(), diff["after"].as_str().unwrap_or_default());
@@ -211,29 +241,32 @@ fn the_collection_installs_is_idempotent_checks_rolls_back_in_waves_and_reports_
     // 4. v2 in waves of one host, no failure tolerated: `a` takes it, `d`'s health check
     // fails (its node program puts v1 back and the host fails), and `far`'s wave never starts
     std::fs::write(d.dir.join("unhealthy"), "").expect("unhealthy marker");
-    let (code, report, err) =
-        play.run(vars(&v2, serde_json::json!({"scpc_serial": 1, "scpc_max_fail_percentage": 0})), &[]);
-    assert_ne!(code, 0, "the play failed: {report:#}\n{err}");
+    let run = play.run(vars(&v2, serde_json::json!({"scpc_serial": 1, "scpc_max_fail_percentage": 0})), &[]);
+    assert_ne!(run.code, 0, "the play failed: {}", run.text);
     assert_eq!(a.file("fleet.bpf"), Some(bpf(&v2)), "the first wave took v2");
     assert_eq!(d.file("fleet.bpf"), Some(bpf(&v1)), "the failed health check put v1 back on d");
-    let r = &results(&report, "d")[0];
+    let r = run.result("d");
     assert_eq!((r["outcome"].as_str(), r["failed"].as_bool()), (Some("rolled-back"), Some(true)), "{r:#}");
     assert_eq!(r["after"].as_str(), Some(s1.as_str()), "{r:#}");
     assert!(r["msg"].as_str().unwrap_or_default().contains("health exited 1: unhealthy"), "{r:#}");
-    assert_eq!(recap(&report, "d")["failures"], 1, "{report:#}");
-    assert!(results(&report, "far").is_empty() && report["stats"].get("far").is_none(), "far's wave ran: {report:#}");
+    assert_eq!(run.recap("d", "failed"), Some(1), "{}", run.text);
+    assert!(!run.results.contains_key("far") && !run.recap.contains_key("far"), "far's wave ran: {}", run.text);
     assert_eq!(far.file("fleet.bpf"), Some(bpf(&v1)), "far untouched");
     std::fs::remove_file(d.dir.join("unhealthy")).expect("healthy again");
 
     // 5. behind the bastion: v2, then rolled back to v1
-    let (code, report, err) = play.run(vars(&v2, serde_json::json!({})), &["--limit", "far"]);
-    assert_eq!(code, 0, "{report:#}\n{err}");
+    let run = play.run(vars(&v2, serde_json::json!({})), &["--limit", "far"]);
+    assert_eq!(run.code, 0, "{}", run.text);
     assert_eq!(far.file("fleet.bpf"), Some(bpf(&v2)));
-    let (code, report, err) = play.run(vars(&v2, serde_json::json!({"scpc_state": "rolled_back"})), &["--limit", "far"]);
-    assert_eq!(code, 0, "{report:#}\n{err}");
-    let r = &results(&report, "far")[0];
-    assert_eq!((r["outcome"].as_str(), r["before"].as_str(), r["after"].as_str()), (Some("reverted"), Some(s2.as_str()), Some(s1.as_str())), "{r:#}");
-    assert_eq!(recap(&report, "far")["changed"], 1);
+    let run = play.run(vars(&v2, serde_json::json!({"scpc_state": "rolled_back"})), &["--limit", "far"]);
+    assert_eq!(run.code, 0, "{}", run.text);
+    let r = run.result("far");
+    assert_eq!(
+        (r["outcome"].as_str(), r["before"].as_str(), r["after"].as_str()),
+        (Some("reverted"), Some(s2.as_str()), Some(s1.as_str())),
+        "{r:#}"
+    );
+    assert_eq!(run.recap("far", "changed"), Some(1), "{}", run.text);
     assert_eq!(far.file("fleet.bpf"), Some(bpf(&v1)), "far rolled back through the bastion");
 
     // 6. status: what `scpc status` says, read from the same inventory file (a: in sync, d and
@@ -252,10 +285,10 @@ fn the_collection_installs_is_idempotent_checks_rolls_back_in_waves_and_reports_
     .expect("scpc.toml");
     let (code, scpc_report, err) = fleet_json("status", &settings, &[]);
     assert_eq!(code, 2, "d and far are outdated: {scpc_report:#}\n{err}");
-    let (code, report, err) = play.run(vars(&v2, serde_json::json!({"scpc_state": "status"})), &[]);
-    assert_eq!(code, 0, "{report:#}\n{err}");
+    let run = play.run(vars(&v2, serde_json::json!({"scpc_state": "status"})), &[]);
+    assert_eq!(run.code, 0, "{}", run.text);
     for (n, verdict) in [(a, "in-sync"), (d, "outdated"), (far, "outdated")] {
-        let ours = &results(&report, &n.name)[0];
+        let ours = run.result(&n.name);
         let theirs = &report_host(&scpc_report, &n.name)["services"]["edge"];
         assert_eq!(theirs["verdict"], verdict, "{scpc_report:#}");
         for key in ["verdict", "actual", "recorded", "local", "enforcement"] {
@@ -263,6 +296,6 @@ fn the_collection_installs_is_idempotent_checks_rolls_back_in_waves_and_reports_
         }
         assert_eq!(ours["enforcement"]["state"], "not-enforced", "{ours:#}");
         assert_eq!(ours["in_sync"], false, "{ours:#}");
-        assert_eq!(recap(&report, &n.name)["changed"], 0, "status changes nothing");
+        assert_eq!(run.recap(&n.name, "changed"), Some(0), "status changes nothing: {}", run.text);
     }
 }
