@@ -254,10 +254,14 @@ fn the_collection_installs_is_idempotent_checks_rolls_back_in_waves_and_reports_
     assert_eq!(far.file("fleet.bpf"), Some(bpf(&v1)), "far untouched");
     std::fs::remove_file(d.dir.join("unhealthy")).expect("healthy again");
 
-    // 5. behind the bastion: v2, then rolled back to v1
-    let run = play.run(vars(&v2, serde_json::json!({})), &["--limit", "far"]);
+    // 5. behind the bastion: v2 (with its diff), then rolled back to v1
+    let run = play.run(vars(&v2, serde_json::json!({})), &["--limit", "far", "--diff"]);
     assert_eq!(run.code, 0, "{}", run.text);
     assert_eq!(far.file("fleet.bpf"), Some(bpf(&v2)));
+    let r = run.result("far");
+    let diff = (r["diff"]["before"].as_str().unwrap_or_default(), r["diff"]["after"].as_str().unwrap_or_default());
+    assert!(diff.0.contains(&format!("sha256: {s1}\nsize: {} bytes", bpf(&v1).len())), "{r:#}");
+    assert!(diff.1.contains(&format!("sha256: {s2}\nsize: {} bytes", bpf(&v2).len())), "{r:#}");
     let run = play.run(vars(&v2, serde_json::json!({"scpc_state": "rolled_back"})), &["--limit", "far"]);
     assert_eq!(run.code, 0, "{}", run.text);
     let r = run.result("far");
@@ -298,4 +302,45 @@ fn the_collection_installs_is_idempotent_checks_rolls_back_in_waves_and_reports_
         assert_eq!(ours["in_sync"], false, "{ours:#}");
         assert_eq!(run.recap(&n.name, "changed"), Some(0), "status changes nothing: {}", run.text);
     }
+
+    // 7. attacks. Another program at the node program's path is replaced by ours (sha256
+    // compared), and the filter is still seen unchanged
+    let node_path = format!("{}/scpc-node", testbed::NODE_DIR);
+    let (code, out) = a.run(&format!(
+        "printf '#!/bin/sh\\necho {{}}\\n' > {node_path}.new && chmod 755 {node_path}.new && mv -f {node_path}.new {node_path}"
+    ));
+    assert_eq!(code, 0, "{out}");
+    let run = play.run(vars(&v2, serde_json::json!({})), &["--limit", "a"]);
+    assert_eq!(run.code, 0, "{}", run.text);
+    let r = run.result("a");
+    assert_eq!((r["node_program"].as_str(), r["outcome"].as_str()), (Some("brought"), Some("unchanged")), "{r:#}");
+    let (_, held) = a.run(&format!("sha256sum {node_path}"));
+    assert!(held.starts_with(&testbed::sha256(&node_program)), "our node program is back: {held}");
+    // a filter that is not the one its manifest names is refused before anything is sent
+    let forged = fleet.root.join("forged");
+    std::fs::create_dir_all(&forged).expect("forged dir");
+    for entry in std::fs::read_dir(&v1).expect("v1").flatten() {
+        std::fs::copy(entry.path(), forged.join(entry.file_name())).expect("copy");
+    }
+    std::fs::write(forged.join("fleet.x86_64.bpf"), bpf(&v2)).expect("forge");
+    let run = play.run(vars(&forged, serde_json::json!({})), &["--limit", "a"]);
+    assert_ne!(run.code, 0, "{}", run.text);
+    assert!(run.text.contains("but the manifest says") && run.text.contains("rebuild before deploying"), "{}", run.text);
+    assert_eq!(a.file("fleet.bpf"), Some(bpf(&v2)), "a keeps v2");
+    // a node program path that would smuggle a command, and a policy name that is a path
+    for (key, value, refusal) in [
+        ("scpc_node_program", "/var/lib/scpc/x;touch /srv/edge/pwned", "is not an absolute path"),
+        ("scpc_node_program", "/var/lib/scpc/../../../srv/edge/x", "is not an absolute path"),
+    ] {
+        let run = play.run(vars(&v2, serde_json::json!({ key: value })), &["--limit", "a"]);
+        assert_ne!(run.code, 0, "{}", run.text);
+        assert!(run.text.contains(refusal), "{value}: {}", run.text);
+    }
+    let mut bad = services();
+    bad[0]["policy"] = serde_json::json!("../../etc/fleet");
+    let run = play.run(vars(&v2, serde_json::json!({ "scpc_services": bad })), &["--limit", "a"]);
+    assert_ne!(run.code, 0, "{}", run.text);
+    assert!(run.text.contains("is not a policy name"), "{}", run.text);
+    assert!(a.file("pwned").is_none(), "a command was run");
+    assert_eq!(a.file("fleet.bpf"), Some(bpf(&v2)), "a keeps v2");
 }

@@ -296,7 +296,7 @@ class ActionModule(ActionBase):
             "protocol": PROTOCOL,
             "job": "read",
             "services": [service],
-            "fetch": bool(check and state == "present" and self._task.diff),
+            "fetch": bool(state == "present" and self._task.diff),
             "enforcement": state == "status",
             "timeout": timeout,
         }
@@ -356,19 +356,7 @@ class ActionModule(ActionBase):
         if check:
             result["changed"] = True
             if self._task.diff:
-                size = None
-                if reading is not None and reading.get("bytes"):
-                    try:
-                        size = len(base64.b64decode(reading["bytes"], validate=True))
-                    except ValueError:
-                        size = None
-                before = describe(actual, size) if reading is not None else "(not read: the node program is not on this host yet)\n"
-                result["diff"] = {
-                    "before_header": args["path"],
-                    "after_header": "%s (%s)" % (args["path"], os.path.basename(build["file"])),
-                    "before": before,
-                    "after": describe(new, len(build["bytes"])),
-                }
+                result["diff"] = diff(args["path"], reading, actual, build)
             return self._finish(result, "would-install", actual, new)
         request = {
             "protocol": PROTOCOL,
@@ -390,7 +378,7 @@ class ActionModule(ActionBase):
         if change == "installed" and outcome.get("now") == new:
             result["changed"] = True
             if self._task.diff:
-                result["diff"] = {"before_header": args["path"], "after_header": args["path"], "before": describe(outcome.get("from"), None), "after": describe(new, len(build["bytes"]))}
+                result["diff"] = diff(args["path"], reading, outcome.get("from"), build)
             return self._finish(result, "installed", outcome.get("from"), new)
         if change == "unchanged":
             return self._finish(result, "unchanged", new, new)
@@ -463,6 +451,23 @@ class ActionModule(ActionBase):
     def _finish(self, result, what, before, after):
         result.update(outcome=what, before=before, after=after)
         return result
+
+
+def diff(path, reading, before, build):
+    """Ansible's diff of an install: the filter before (read by the node program, with its
+    bytes when they were fetched) and the build's."""
+    size = None
+    if reading is not None and reading.get("bytes") and before == reading["holding"].get("actual"):
+        try:
+            size = len(base64.b64decode(reading["bytes"], validate=True))
+        except ValueError:
+            size = None
+    return {
+        "before_header": path,
+        "after_header": "%s (%s)" % (path, os.path.basename(build["file"])),
+        "before": describe(before, size) if reading is not None else "(not read: the node program is not on this host yet)\n",
+        "after": describe(build["sha256"], len(build["bytes"])),
+    }
 
 
 def step_text(failure):
