@@ -344,3 +344,52 @@ fn the_collection_installs_is_idempotent_checks_rolls_back_in_waves_and_reports_
     assert!(a.file("pwned").is_none(), "a command was run");
     assert_eq!(a.file("fleet.bpf"), Some(bpf(&v2)), "a keeps v2");
 }
+
+/// The real aarch64 machine (Debian's arm64 kernel under qemu, busybox and dropbear, no
+/// Python at all): the action picks the aarch64 filter and node program from what the host
+/// says, installs, is idempotent, and reports status as `scpc status` does.
+#[test]
+fn the_collection_deploys_to_the_aarch64_vm_node_which_has_no_python() {
+    need(&TEST_BED);
+    let mut fleet = Fleet::new("ansible-vm");
+    fleet.add_arm64("arm64");
+    let kh = fleet.known_hosts();
+    let vm = &fleet.nodes[0];
+    let (_, python) = vm.run("command -v python3 python; uname -m");
+    assert_eq!(python.trim(), "aarch64", "the VM node has no Python");
+    let v1 = build_policy(&fleet, "fleet.scp", "fleet", "v1");
+    let hosts = fleet.root.join("hosts.yml");
+    std::fs::write(
+        &hosts,
+        format!(
+            "all:\n  hosts:\n    arm64:\n      ansible_host: {}\n      ansible_port: {}\n      ansible_user: root\n      \
+             ansible_ssh_private_key_file: {}\n      ansible_ssh_common_args: -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes\n",
+            vm.address,
+            vm.port,
+            fleet.key.display(),
+            kh.display()
+        ),
+    )
+    .expect("hosts.yml");
+    let collections = install_collection(&fleet.root);
+    let play = Play { hosts: &hosts, collections: &collections, root: &fleet.root };
+    let filter = std::fs::read(v1.join("fleet.aarch64.bpf")).expect("the aarch64 artifact");
+    let run = play.run(vars(&v1, serde_json::json!({"scpc_timeout": 120})), &[]);
+    assert_eq!(run.code, 0, "{}", run.text);
+    let r = run.result("arm64");
+    assert_eq!(
+        (r["arch"].as_str(), r["outcome"].as_str(), r["node_program"].as_str()),
+        (Some("aarch64"), Some("installed"), Some("brought")),
+        "{r:#}"
+    );
+    assert_eq!(vm.file("fleet.bpf"), Some(filter), "the VM holds the aarch64 filter");
+    let program = std::fs::read(testbed::node_programs().join("aarch64/scpc-node")).expect("the aarch64 node program");
+    let (_, held) = vm.run(&format!("sha256sum {}/scpc-node", testbed::NODE_DIR));
+    assert!(held.starts_with(&testbed::sha256(&program)), "the aarch64 node program: {held}");
+    let run = play.run(vars(&v1, serde_json::json!({"scpc_timeout": 120})), &[]);
+    assert_eq!((run.code, run.recap("arm64", "changed")), (0, Some(0)), "{}", run.text);
+    let run = play.run(vars(&v1, serde_json::json!({"scpc_state": "status", "scpc_timeout": 120})), &[]);
+    assert_eq!(run.code, 0, "{}", run.text);
+    let r = run.result("arm64");
+    assert_eq!((r["verdict"].as_str(), r["enforcement"]["state"].as_str()), (Some("in-sync"), Some("not-enforced")), "{r:#}");
+}
