@@ -262,6 +262,15 @@ fn the_collection_installs_is_idempotent_checks_rolls_back_in_waves_and_reports_
     let diff = (r["diff"]["before"].as_str().unwrap_or_default(), r["diff"]["after"].as_str().unwrap_or_default());
     assert!(diff.0.contains(&format!("sha256: {s1}\nsize: {} bytes", bpf(&v1).len())), "{r:#}");
     assert!(diff.1.contains(&format!("sha256: {s2}\nsize: {} bytes", bpf(&v2).len())), "{r:#}");
+    let run = play.run(vars(&v2, serde_json::json!({"scpc_state": "rolled_back"})), &["--limit", "far", "--check"]);
+    assert_eq!(run.code, 0, "{}", run.text);
+    let r = run.result("far");
+    assert_eq!(
+        (r["outcome"].as_str(), r["before"].as_str(), r["after"].as_str()),
+        (Some("would-revert"), Some(s2.as_str()), Some(s1.as_str())),
+        "{r:#}"
+    );
+    assert_eq!(far.file("fleet.bpf"), Some(bpf(&v2)), "a rollback in check mode wrote nothing");
     let run = play.run(vars(&v2, serde_json::json!({"scpc_state": "rolled_back"})), &["--limit", "far"]);
     assert_eq!(run.code, 0, "{}", run.text);
     let r = run.result("far");
