@@ -162,16 +162,7 @@ fn the_collection_installs_is_idempotent_checks_rolls_back_in_waves_and_reports_
     let v2 = build_policy(&fleet, "fleet-v2.scp", "fleet", "v2");
     assert_ne!(bpf(&v1), bpf(&v2));
 
-    let ssh_config = fleet.root.join("ssh_config");
-    std::fs::write(
-        &ssh_config,
-        format!(
-            "Host *\n  User root\n  IdentityFile {}\n  UserKnownHostsFile {}\n  StrictHostKeyChecking yes\n  BatchMode yes\n",
-            fleet.key.display(),
-            kh.display()
-        ),
-    )
-    .expect("ssh_config");
+    let ssh_config = fleet.ssh_config(&kh);
     // one inventory for ansible-playbook and scpc; no Python on any host is used
     let hosts = fleet.root.join("hosts.yml");
     std::fs::write(
