@@ -316,6 +316,20 @@ fn the_collection_installs_is_idempotent_checks_rolls_back_in_waves_and_reports_
     assert_eq!((r["node_program"].as_str(), r["outcome"].as_str()), (Some("brought"), Some("unchanged")), "{r:#}");
     let (_, held) = a.run(&format!("sha256sum {node_path}"));
     assert!(held.starts_with(&testbed::sha256(&node_program)), "our node program is back: {held}");
+    // our node program of another architecture at that path (it cannot run here, or runs
+    // under binfmt and says it is aarch64's): replaced by x86_64's
+    let aarch64 = std::fs::read(testbed::node_programs().join("aarch64/scpc-node")).expect("the aarch64 node program");
+    let mut cat = a.ssh_command(&format!("cat > {node_path}.new && chmod 755 {node_path}.new && mv -f {node_path}.new {node_path}"));
+    let copied =
+        cat.stdin(std::fs::File::open(testbed::node_programs().join("aarch64/scpc-node")).expect("open")).output().expect("ssh runs");
+    assert!(copied.status.success(), "{}", String::from_utf8_lossy(&copied.stderr));
+    let (_, held) = a.run(&format!("sha256sum {node_path}"));
+    assert!(held.starts_with(&testbed::sha256(&aarch64)), "aarch64's node program is on a: {held}");
+    let run = play.run(vars(&v2, serde_json::json!({})), &["--limit", "a"]);
+    assert_eq!(run.code, 0, "{}", run.text);
+    assert_eq!(run.result("a")["node_program"], "brought", "{}", run.text);
+    let (_, held) = a.run(&format!("sha256sum {node_path}"));
+    assert!(held.starts_with(&testbed::sha256(&node_program)), "x86_64's node program is back: {held}");
     // a filter that is not the one its manifest names is refused before anything is sent
     let forged = fleet.root.join("forged");
     std::fs::create_dir_all(&forged).expect("forged dir");

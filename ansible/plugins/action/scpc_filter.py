@@ -227,9 +227,16 @@ class ActionModule(ActionBase):
         except ValueError:
             header = b""
         installed = parts[2].strip() or None
+        # a program with one of our digests that gives no answer (another architecture's, which
+        # cannot run here) is replaced like a foreign one; an answer that refuses fails the task
         answer = None
         if len(parts) == 4:
-            answer = self._answer({"stdout": parts[3], "stderr": res.get("stderr", ""), "rc": res.get("rc")}, "read")
+            try:
+                json.loads(parts[3].strip())
+            except ValueError:
+                pass
+            else:
+                answer = self._answer({"stdout": parts[3], "stderr": res.get("stderr", ""), "rc": res.get("rc")}, "read")
         return {
             "machine": machine,
             "kernel": kernel,
