@@ -357,6 +357,45 @@ fn the_collection_installs_is_idempotent_checks_rolls_back_in_waves_and_reports_
     assert!(run.text.contains("is not a policy name"), "{}", run.text);
     assert!(a.file("pwned").is_none(), "a command was run");
     assert_eq!(a.file("fleet.bpf"), Some(bpf(&v2)), "a keeps v2");
+
+    // 8. the session cut while the health check runs (the node program finishes its job
+    // without it): the action connects again and judges from the node's record, as `scpc
+    // deploy` does: a failed check the node undid is a rolled-back failure, a passed one is
+    // installed with a warning
+    let mut slow = services();
+    slow[0]["health"] = serde_json::json!(format!("touch {EDGE}/checking; sleep 3; test ! -e {EDGE}/sick"));
+    for (sick, want, outcome) in [(true, &v2, "rolled-back"), (false, &v1, "installed")] {
+        if sick {
+            std::fs::write(a.dir.join("sick"), "").expect("sick");
+        } else {
+            let _ = std::fs::remove_file(a.dir.join("sick"));
+        }
+        let _ = std::fs::remove_file(a.dir.join("checking"));
+        let run = std::thread::scope(|scope| {
+            let playing =
+                scope.spawn(|| play.run(vars(&v1, serde_json::json!({"scpc_services": slow, "scpc_timeout": 10})), &["--limit", "a"]));
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while !a.dir.join("checking").exists() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            assert!(a.dir.join("checking").exists(), "the health check started");
+            assert!(a.kill_sessions() > 0, "the session was cut");
+            playing.join().expect("the playbook run")
+        });
+        let r = run.result("a");
+        assert_eq!(r["outcome"], outcome, "sick = {sick}: {r:#}\n{}", run.text);
+        assert!(r["session_lost"].as_str().is_some_and(|l| l.starts_with("the session was lost")), "{r:#}");
+        assert_eq!(a.file("fleet.bpf").as_ref(), Some(&bpf(want)), "sick = {sick}");
+        if sick {
+            assert_ne!(run.code, 0, "{}", run.text);
+            assert!(r["msg"].as_str().unwrap_or_default().contains("the node had rolled back itself (health exited 1"), "{r:#}");
+        } else {
+            assert_eq!(run.code, 0, "{}", run.text);
+            // the warning, as Ansible prints it (wrapped)
+            let words = run.text.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(words.contains("connected again: the node had finished the install and its checks"), "{}", run.text);
+        }
+    }
 }
 
 /// The real aarch64 machine (Debian's arm64 kernel under qemu, busybox and dropbear, no

@@ -31,7 +31,7 @@ import os
 import re
 import shlex
 
-from ansible.errors import AnsibleActionFail
+from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure
 from ansible.plugins.action import ActionBase
 
 PROTOCOL = 1
@@ -380,7 +380,10 @@ class ActionModule(ActionBase):
             "force": args["force"],
             "timeout": args["timeout"],
         }
-        outcome = (self._call(node, request, "install").get("result") or {})
+        try:
+            outcome = self._call(node, request, "install").get("result") or {}
+        except AnsibleConnectionFailure as e:
+            return self._recover(result, args, service, node, new, e)
         change = outcome.get("result")
         if change == "installed" and outcome.get("now") == new:
             result["changed"] = True
@@ -397,6 +400,47 @@ class ActionModule(ActionBase):
         if outcome.get("undo_failure"):
             result["msg"] += "; undoing it, " + step_text(outcome.get("undo_failure"))
         return self._finish(result, "rolled-back", outcome.get("from"), outcome.get("now"))
+
+    def _recover(self, result, args, service, node, new, error):
+        """The session died during an install (the node program finishes its job without it):
+        connect again, wait for the path's lock as long as a whole install may take, and judge
+        from the node's record of the job, as `scpc deploy` does; roll back when the path holds
+        the new filter without a record of its checks passing."""
+        lines = str(error).strip().splitlines()
+        lost = "the session was lost (%s)" % lines[0][:200] if lines else "the session was lost"
+        result["session_lost"] = lost
+        wait = args["timeout"] * 8
+        read = {"protocol": PROTOCOL, "job": "read", "services": [service], "fetch": False, "enforcement": False, "timeout": wait}
+        try:
+            services = (self._call(node, read, "read").get("result") or {}).get("services") or []
+        except AnsibleConnectionFailure as e:
+            raise AnsibleActionFail("%s; connecting again failed (%s): what the host holds is not known" % (lost, str(e).strip()[:200]))
+        if len(services) != 1 or "error" in services[0]:
+            raise AnsibleActionFail("%s; connected again, but the node could not read %s" % (lost, args["path"]))
+        held = services[0].get("holding") or {}
+        actual = held.get("actual")
+        history = held.get("history") or []
+        recorded = history[0].get("sha256") if history else None
+        last = held.get("last") or {}
+        if last.get("job") == "install" and last.get("target") == new:
+            if actual == new and recorded == new and last.get("result") == "installed":
+                result.update(changed=True, warnings=["%s; connected again: the node had finished the install and its checks" % lost])
+                return self._finish(result, "installed", None, new)
+            if actual != new and last.get("result") == "rolled-back":
+                result.update(failed=True, failure=last.get("failure"))
+                result["msg"] = "%s; connected again: the node had rolled back itself (%s)" % (lost, step_text(last.get("failure")))
+                return self._finish(result, "rolled-back", None, actual)
+        if actual != new:
+            result.update(failed=True, msg="%s; connected again: the host holds %s (read back), not the new filter" % (lost, actual or "no filter"))
+            return self._finish(result, "failed", None, actual)
+        request = {"protocol": PROTOCOL, "job": "rollback", "service": service, "keep": args["keep"], "timeout": args["timeout"]}
+        try:
+            outcome = self._call(node, request, "rollback").get("result") or {}
+        except AnsibleConnectionFailure as e:
+            raise AnsibleActionFail("%s; connected again, but the rollback failed (%s): the host holds the new filter" % (lost, str(e).strip()[:200]))
+        result.update(failed=True, failure=outcome.get("failure"))
+        result["msg"] = "%s; connected again and rolled back%s" % (lost, " (%s)" % step_text(outcome.get("failure")) if outcome.get("failure") else "")
+        return self._finish(result, "rolled-back", new, outcome.get("now"))
 
     def _rollback(self, result, args, service, reading, check, node):
         if check:
