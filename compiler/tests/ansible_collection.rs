@@ -51,6 +51,14 @@ fn install_collection(root: &Path) -> PathBuf {
     let tarball = out.join("scpc-fleet-0.1.0.tar.gz");
     let dest = root.join("collections");
     run(&["collection", "install", tarball.to_str().expect("utf-8"), "-p", dest.to_str().expect("utf-8"), "--force"]);
+    // the action's documentation (the module stub) parses and names every state
+    let doc = Command::new("ansible-doc")
+        .arg("scpc.fleet.scpc_filter")
+        .env("ANSIBLE_COLLECTIONS_PATH", &dest)
+        .output()
+        .expect("ansible-doc runs");
+    let text = String::from_utf8_lossy(&doc.stdout).into_owned() + &String::from_utf8_lossy(&doc.stderr);
+    assert!(doc.status.success() && ["present", "rolled_back", "status", "check_mode"].iter().all(|w| text.contains(w)), "{text}");
     dest
 }
 
