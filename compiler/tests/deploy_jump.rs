@@ -160,16 +160,7 @@ fn one_ansible_inventory_drives_scpc_and_ansible_through_the_bastions() {
     let kh = fleet.known_hosts();
     let v1 = build_policy(&fleet, "fleet.scp", "fleet", "v1");
     let [b1, b2, far, near] = [0, 1, 2, 3].map(|i| &fleet.nodes[i]);
-    let ssh_config = fleet.root.join("ssh_config");
-    std::fs::write(
-        &ssh_config,
-        format!(
-            "Host *\n  User root\n  IdentityFile {}\n  UserKnownHostsFile {}\n  StrictHostKeyChecking yes\n  BatchMode yes\n",
-            fleet.key.display(),
-            kh.display()
-        ),
-    )
-    .expect("ssh_config");
+    let ssh_config = fleet.ssh_config(&kh);
     let hosts = fleet.root.join("hosts.yml");
     std::fs::write(
         &hosts,

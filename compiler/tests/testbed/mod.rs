@@ -447,6 +447,22 @@ impl Fleet {
         }
     }
 
+    /// An ssh_config for OpenSSH's client (Ansible's, and its `ProxyJump` hops, which take no
+    /// `-o` or `-i` of the command line): root, the fleet's key, `known_hosts` checked strictly.
+    pub fn ssh_config(&self, known_hosts: &Path) -> PathBuf {
+        let path = self.root.join("ssh_config");
+        std::fs::write(
+            &path,
+            format!(
+                "Host *\n  User root\n  IdentityFile {}\n  UserKnownHostsFile {}\n  StrictHostKeyChecking yes\n  BatchMode yes\n",
+                self.key.display(),
+                known_hosts.display()
+            ),
+        )
+        .expect("ssh_config");
+        path
+    }
+
     /// A known_hosts file recording every node's key (`[addr]:port` entries).
     pub fn known_hosts(&self) -> PathBuf {
         let path = self.root.join("known_hosts");
