@@ -9,8 +9,9 @@
 //! the second is `changed=0`; `--check --diff` of a new version writes nothing and shows the
 //! change; a failing health check puts the previous bytes back and fails the host, and with
 //! `serial: 1` and `max_fail_percentage: 0` the wave after it is never touched; a rollback
-//! through the bastion; and `state: status` reports what `scpc status` reports, read from the
-//! same inventory file.
+//! through the bastion; `state: status` reports what `scpc status` reports, read from the
+//! same inventory file; and `scpc deploy`/`scpc rollback` driven by that same file leave bytes
+//! the playbook then finds `unchanged`.
 
 mod testbed;
 
@@ -404,6 +405,35 @@ fn the_collection_installs_is_idempotent_checks_rolls_back_in_waves_and_reports_
             assert!(words.contains("connected again: the node had finished the install and its checks"), "{}", run.text);
         }
     }
+
+    // 9. one inventory file, two drivers: `scpc deploy` and `scpc rollback` read the very
+    // hosts.yml the playbook uses (with scpc's settings beside it, as for status), reach the
+    // same hosts (`far` through the bastion), and the playbook then finds their bytes
+    // `unchanged`: both agree on what is installed where
+    let (code, report, err) = fleet_json("deploy", &settings, &[]);
+    assert_eq!(code, 0, "{report:#}\n{err}");
+    for n in targets {
+        assert_eq!(report_host(&report, &n.name)["services"]["edge"]["result"], "installed", "{report:#}");
+        assert_eq!(n.file("fleet.bpf"), Some(bpf(&v2)), "scpc deploy put v2 on {}", n.name);
+    }
+    assert!(b1.file("fleet.bpf").is_none(), "the bastion is not deployed to");
+    let run = play.run(vars(&v2, serde_json::json!({})), &[]);
+    assert_eq!(run.code, 0, "{}", run.text);
+    for n in targets {
+        assert_eq!(run.recap(&n.name, "changed"), Some(0), "{}: {}", n.name, run.text);
+        assert_eq!(run.result(&n.name)["outcome"], "unchanged", "{}", run.text);
+    }
+    let (code, report, err) = fleet_json("rollback", &settings, &[]);
+    assert_eq!(code, 0, "{report:#}\n{err}");
+    for n in targets {
+        assert_eq!(n.file("fleet.bpf"), Some(bpf(&v1)), "scpc rollback put v1 back on {}: {report:#}", n.name);
+    }
+    let run = play.run(vars(&v1, serde_json::json!({})), &[]);
+    assert_eq!(run.code, 0, "{}", run.text);
+    for n in targets {
+        assert_eq!(run.recap(&n.name, "changed"), Some(0), "{}: {}", n.name, run.text);
+        assert_eq!(run.result(&n.name)["outcome"], "unchanged", "{}", run.text);
+    }
 }
 
 /// The real aarch64 machine (Debian's arm64 kernel under qemu, busybox and dropbear, no
@@ -453,4 +483,104 @@ fn the_collection_deploys_to_the_aarch64_vm_node_which_has_no_python() {
     assert_eq!(run.code, 0, "{}", run.text);
     let r = run.result("arm64");
     assert_eq!((r["verdict"].as_str(), r["enforcement"]["state"].as_str()), (Some("in-sync"), Some("not-enforced")), "{r:#}");
+}
+
+/// The push at scale, scpc against the collection (BENCHMARKS.md; run it with
+/// `cargo test --release -p scpc-compiler --test ansible_collection -- --ignored --nocapture ansible_scale_benchmark`,
+/// `SCPC_BENCH_HOSTS` nodes, 50 by default): OpenSSH nodes on loopback, one hosts.yml for both
+/// drivers, then at each concurrency a full `scpc deploy --concurrency C` and a full
+/// `ansible-playbook scpc.fleet.rollout --forks C` (one wave of every host), each changing every
+/// host (v1 and v2 alternate from run to run), then one run of each that changes nothing.
+/// Every Ansible run starts with no SSH control masters (as scpc starts with no connections).
+#[test]
+#[ignore]
+fn ansible_scale_benchmark() {
+    need(&TEST_BED);
+    let n: usize = std::env::var("SCPC_BENCH_HOSTS").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
+    let mut fleet = Fleet::new("ansible-bench");
+    let started = std::time::Instant::now();
+    for i in 0..n {
+        fleet.add(&format!("b{i:03}"), Spec::default());
+    }
+    println!("{n} nodes started in {:.2?}", started.elapsed());
+    let kh = fleet.known_hosts();
+    let cfg = fleet.ssh_config(&kh);
+    let mut hosts_yml = format!(
+        "all:\n  vars:\n    ansible_user: root\n    ansible_ssh_private_key_file: {}\n    ansible_ssh_common_args: -F {}\n    \
+         ansible_python_interpreter: /nonexistent/python3\n  hosts:\n",
+        fleet.key.display(),
+        cfg.display()
+    );
+    for node in &fleet.nodes {
+        hosts_yml += &format!("    {}: {{ansible_host: {}, ansible_port: {}}}\n", node.name, node.address, node.port);
+    }
+    let hosts = fleet.root.join("hosts.yml");
+    std::fs::write(&hosts, hosts_yml).expect("hosts.yml");
+    let versions = [build_policy(&fleet, "fleet.scp", "fleet", "v1"), build_policy(&fleet, "fleet-v2.scp", "fleet", "v2")];
+    // scpc's settings beside hosts.yml, one per version; the service is the same for both
+    let settings = versions.each_ref().map(|art| {
+        let name = art.file_name().expect("name").to_string_lossy().into_owned();
+        let path = fleet.root.join(format!("scpc-{name}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "ansible_inventory = \"hosts.yml\"\nartifacts = \"{}\"\ninstall_root = \"{EDGE}\"\nnode_programs = \"{}\"\n\n\
+                 [defaults]\nknown_hosts = \"known_hosts\"\n\n[rollout]\ncanary = 0\nwave_size = {n}\n\n\
+                 [[service]]\nname = \"edge\"\npolicy = \"fleet\"\npath = \"{EDGE}/fleet.bpf\"\n",
+                art.display(),
+                testbed::node_programs().display()
+            ),
+        )
+        .expect("scpc settings");
+        path
+    });
+    let service = serde_json::json!([{"name": "edge", "policy": "fleet", "path": format!("{EDGE}/fleet.bpf")}]);
+    let collections = install_collection(&fleet.root);
+    let mut runs = 0;
+    let scpc = |v: usize, c: usize, want: &str| {
+        let t = std::time::Instant::now();
+        let (code, report, err) = fleet_json("deploy", &settings[v], &["--concurrency", &c.to_string()]);
+        let wall = t.elapsed().as_secs_f64();
+        assert_eq!(code, 0, "{err}");
+        for node in &fleet.nodes {
+            assert_eq!(report_host(&report, &node.name)["services"]["edge"]["result"], want, "{report:#}");
+        }
+        wall
+    };
+    let mut ansible = |v: usize, forks: usize, changed: u64| {
+        runs += 1;
+        let root = fleet.root.join(format!("play-{runs}"));
+        std::fs::create_dir_all(&root).expect("play dir");
+        let play = Play { hosts: &hosts, collections: &collections, root: &root };
+        let vars = vars(&versions[v], serde_json::json!({"scpc_services": service, "scpc_serial": n}));
+        let t = std::time::Instant::now();
+        let run = play.run(vars, &["--forks", &forks.to_string()]);
+        let wall = t.elapsed().as_secs_f64();
+        assert_eq!(run.code, 0, "{}", run.text);
+        for node in &fleet.nodes {
+            assert_eq!(run.recap(&node.name, "changed"), Some(changed), "{}: {}", node.name, run.text);
+        }
+        wall
+    };
+    // first contact: the node program is brought to every host (by scpc here), v1 installed
+    let first = scpc(0, 16, "installed");
+    println!("first scpc deploy (brings the node program), concurrency 16: {first:.2} s");
+    println!("| hosts | concurrency / forks | scpc wall (s) | ansible wall (s) | scpc hosts/s | ansible hosts/s |");
+    println!("|---|---|---|---|---|---|");
+    let row = |label: &str, s: f64, a: f64| {
+        println!("| {n} | {label} | {s:.2} | {a:.2} | {:.1} | {:.1} |", n as f64 / s, n as f64 / a);
+    };
+    // every scpc run puts v2 where Ansible left v1, every Ansible run puts v1 back
+    let held = 0;
+    for c in [1usize, 4, 8, 16, 32] {
+        let s = scpc(1 - held, c, "installed");
+        let a = ansible(held, c, 1);
+        row(&c.to_string(), s, a);
+        for node in &fleet.nodes {
+            assert_eq!(node.file("fleet.bpf"), Some(bpf(&versions[held])), "{} holds what ansible installed", node.name);
+        }
+    }
+    let s = scpc(held, 16, "unchanged");
+    let a = ansible(held, 16, 0);
+    row("16, no change", s, a);
 }
