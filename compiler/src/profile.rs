@@ -118,9 +118,26 @@ impl Profile {
     /// tree among themselves.
     pub const EPSILON: f64 = 1e-12;
 
+    /// The weight of a syscall the profile never saw but whose arguments the policy checks:
+    /// a rule with conditions is written for calls programs make (Docker allows
+    /// `personality` for the persona query), so it is placed ahead of the other unseen
+    /// numbers, yet far below any call a profile records (one call in 10⁸).
+    pub const EXPECTED: f64 = 1e-8;
+
+    /// The factor on the weight of a call the kernel's action cache answers without running
+    /// the filter (5.11 and later, allowed whatever its arguments): such calls only order
+    /// what the calls that do run leave open (and serve kernels without the cache).
+    pub const CACHED: f64 = 1e-10;
+
     /// A profile where every syscall weighs the same.
     pub fn uniform() -> Profile {
         Profile { source: "uniform".into(), counts: BTreeMap::new(), args: BTreeMap::new() }
+    }
+
+    /// Whether it records no calls at all (as [`Profile::uniform`]): then every number is
+    /// as unseen as the next, arguments checked or not.
+    pub fn is_uniform(&self) -> bool {
+        self.counts.values().all(|w| *w == 0.0)
     }
 
     /// The fraction of calls that are `name` (0 if unseen).

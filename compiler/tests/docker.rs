@@ -275,3 +275,35 @@ fn docker_default_is_decision_equal_to_libseccomp_on_five_architectures() {
     println!("{cases} calls decided the same by libseccomp and scpc; allowed by the profile but unknown to this libseccomp: {newer:?}");
     assert!(cases > 5_000);
 }
+
+/// Docker's own probes on the `kernel >= 5.11` layout with the built-in profile (what
+/// BENCHMARKS.md measures): the persona query `personality(0xffffffff)`, which no recorded
+/// workload makes, still runs at most 16 instructions, because a syscall whose arguments the
+/// policy checks is placed ahead of the numbers nobody should call; and `socket(AF_UNIX)`
+/// decides one compare after its argument is loaded, because small values are the common case.
+#[test]
+fn docker_probes_take_short_paths() {
+    let text = scpc_stdlib_text().replacen("    default errno(EPERM)\n", "    kernel >= 5.11\n    default errno(EPERM)\n", 1);
+    let policy = policy_of("docker-default.scp", &text);
+    let profile = scpc::import::trace::builtin_profile();
+    let filters = compile(&policy, &profile).expect("compiles");
+    let x86 = filters.iter().find(|f| f.arch == Arch::X86_64).expect("an x86_64 filter");
+    let table = Arch::X86_64.table();
+    let call = |name: &str, arg0: u64| {
+        let nr = table.syscall(name).expect("a syscall").nr;
+        let data = SeccompData { nr, arch: table.audit_arch, instruction_pointer: 0, args: [arg0, 0, 0, 0, 0, 0] };
+        let (outcome, steps) = scpc::bpf::sim::run_traced(&x86.program, &data);
+        (outcome.expect("runs"), steps)
+    };
+    let listing = scpc::bpf::disasm::disasm(&x86.program);
+    let (probe, _) = call("personality", 0xffff_ffff);
+    assert_eq!(probe.ret, 0x7fff_0000, "the persona query is allowed");
+    assert!(probe.executed <= 16, "personality(0xffffffff) runs {} instructions:\n{listing}", probe.executed);
+    let (unix, steps) = call("socket", 1);
+    assert_eq!(unix.ret, 0x7fff_0000, "AF_UNIX sockets are allowed");
+    let load =
+        steps.iter().position(|s| x86.program.insns[s.pc] == scpc::bpf::Insn::ld(scpc::bpf::off_arg_lo(0))).expect("the family is loaded");
+    assert_eq!(steps.len() - load, 3, "ld, one compare, ret:\n{listing}");
+    let (vsock, _) = call("socket", 40);
+    assert_eq!(vsock.ret, 0x0005_0001, "AF_VSOCK is refused with EPERM");
+}

@@ -114,6 +114,10 @@ pub(super) struct ArgCode {
 /// The mask that keeps every bit.
 const FULL: u32 = u32::MAX;
 
+/// The share of calls assumed to pass a value in the class holding zero when the profile
+/// says nothing about an argument word (the rest is spread evenly over the other classes).
+pub const ZERO_CLASS_PRIOR: f64 = 0.75;
+
 impl ArgCode {
     /// The decisions of `target`'s syscalls and their code's structure.
     pub fn new(policy: &Policy, target: &ArchPolicy, profile: &Profile) -> ArgCode {
@@ -197,6 +201,14 @@ impl ArgCode {
                 });
                 classes.push(Class { start, target, weight: 1.0 });
             }
+            // Without a profile, the class holding zero weighs three quarters: zero and small
+            // values (no flags, the common families, descriptors) are most of what programs
+            // pass. The prior sums to 1.
+            let others = classes.len().saturating_sub(1).max(1) as f64;
+            let prior = |c: usize| if c == 0 { ZERO_CLASS_PRIOR } else { (1.0 - ZERO_CLASS_PRIOR) / others };
+            for (c, class) in classes.iter_mut().enumerate() {
+                class.weight = prior(c);
+            }
             // profile values of this word: a mix of what they say and a uniform floor
             let reach: f64 = nrs.iter().map(|&nr| weight_of(nr)).sum();
             let mut seen = vec![0.0; classes.len()];
@@ -213,10 +225,9 @@ impl ArgCode {
                 }
             }
             if total > 0.0 {
-                let n = classes.len() as f64;
                 let known = total.min(1.0);
-                for (c, s) in classes.iter_mut().zip(&seen) {
-                    c.weight = (1.0 - known) / n + 0.01 / n + s;
+                for (c, (class, s)) in classes.iter_mut().zip(&seen).enumerate() {
+                    class.weight = (1.0 - known + 0.01) * prior(c) + s;
                 }
             }
             let mode = if var.mask == FULL {

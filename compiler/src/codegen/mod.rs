@@ -333,10 +333,11 @@ fn ranges_of(policy: &Policy, target: &ArchPolicy, profile: &Profile, args: &Arg
     }
     let weigh = |nr: u32, leaf: Leaf| {
         let w = table.by_nr(nr).map_or(0.0, |s| profile.weight(s.name));
-        if cache_absorbs_allow && leaf == Leaf::Ret(Action::Allow.ret_value()) {
-            0.0
-        } else {
-            w + Profile::EPSILON
+        match leaf {
+            Leaf::Ret(v) if cache_absorbs_allow && v == Action::Allow.ret_value() => w * Profile::CACHED,
+            Leaf::Code(_) if !profile.is_uniform() => w + Profile::EXPECTED,
+            Leaf::Code(_) => w + Profile::EPSILON,
+            Leaf::Ret(_) => w + Profile::EPSILON,
         }
     };
     let pts: Vec<(u32, Leaf, f64)> = points.into_iter().map(|(nr, leaf)| (nr, leaf, weigh(nr, leaf))).collect();

@@ -11,6 +11,9 @@
 //! instructions per item, `log₂ n` deep) and one group is a plain chain (one instruction per
 //! item, `n / 2` deep on average): [`ladder`] gives the layouts in between, from the one with
 //! the fewest expected compares to the smallest, and the size budget picks among them.
+//! Each layout also comes with the background values below the first item cut off as a
+//! group of their own, reached by the tree's first compare with no chain (one compare for
+//! zero and the small values, where most arguments are).
 
 use super::asm::Label;
 use super::tree::Tree;
@@ -146,11 +149,16 @@ fn item_size(classes: &[Class], g: &Group, i: usize) -> usize {
     }
 }
 
-/// The layout with at most `per_group` items per chain.
-pub fn plan(classes: &[Class], per_group: usize) -> Plan {
+/// The layout with at most `per_group` items per chain; with `lead`, the background values
+/// below the first item form a group of their own (no chain: the tree sends them straight to
+/// the background).
+pub fn plan(classes: &[Class], per_group: usize, lead: bool) -> Plan {
     let background = background(classes);
     let items: Vec<usize> = (0..classes.len()).filter(|&i| classes[i].target != background).collect();
     let mut groups: Vec<Group> = Vec::new();
+    if lead && items.first().is_some_and(|&i| i > 0) {
+        groups.push(Group { lo: 0, hi: u32::MAX, items: Vec::new(), has_background: true, weight: 0.0 });
+    }
     for chunk in items.chunks(per_group.max(1)) {
         let first = chunk[0];
         let lo = if groups.is_empty() { 0 } else { classes[first].start };
@@ -204,7 +212,8 @@ pub fn ladder(classes: &[Class]) -> Vec<Plan> {
     };
     let mut plans: Vec<Plan> = Vec::new();
     for k in STEPS {
-        plans.push(plan(classes, k));
+        plans.push(plan(classes, k, false));
+        plans.push(plan(classes, k, true));
         if k >= items {
             break;
         }
@@ -238,26 +247,31 @@ fn tree(e: &mut Emitter, classes: &[Class], plan: &Plan, to: &[Label], i: usize,
         return chain(e, classes, plan, to, &plan.groups[i]);
     }
     let k = plan.splits.split(i, j);
-    let (lt, rt) = (e.label(), e.label());
+    // a side that is one group without items goes straight to the background
+    let direct = |a: usize, b: usize| a == b && plan.groups[a].items.is_empty();
+    let background = to[plan.background];
+    let (lt, rt) = (if direct(i, k) { background } else { e.label() }, if direct(k + 1, j) { background } else { e.label() });
     e.jmp(BPF_JGE, plan.groups[k + 1].lo, rt, lt);
     let left_w: f64 = plan.groups[i..=k].iter().map(|g| g.weight).sum();
     let right_w: f64 = plan.groups[k + 1..=j].iter().map(|g| g.weight).sum();
-    // the heavier side falls through
-    if right_w > left_w {
-        e.bind(rt);
-        tree(e, classes, plan, to, k + 1, j);
-        e.bind(lt);
-        tree(e, classes, plan, to, i, k);
-    } else {
-        e.bind(lt);
-        tree(e, classes, plan, to, i, k);
-        e.bind(rt);
-        tree(e, classes, plan, to, k + 1, j);
+    // the heavier side with code falls through
+    let sides = [(lt, i, k), (rt, k + 1, j)];
+    let order = if direct(i, k) || (!direct(k + 1, j) && right_w > left_w) { [sides[1], sides[0]] } else { sides };
+    for (label, a, b) in order {
+        if !direct(a, b) {
+            e.bind(label);
+            tree(e, classes, plan, to, a, b);
+        }
     }
 }
 
 fn chain(e: &mut Emitter, classes: &[Class], plan: &Plan, to: &[Label], g: &Group) {
     let background = to[plan.background];
+    if g.items.is_empty() {
+        // only when the whole search is this group, which [`plan`] never makes
+        e.ja(background);
+        return;
+    }
     for (n, &i) in g.items.iter().enumerate() {
         let target = to[classes[i].target];
         let last = n + 1 == g.items.len();
@@ -312,7 +326,7 @@ mod tests {
         let ladder = ladder(&classes);
         let densest = ladder.last().expect("a layout");
         assert_eq!(densest.size, 100, "one jeq per value");
-        let tree = plan(&classes, 1);
+        let tree = plan(&classes, 1, false);
         assert_eq!(tree.size, 100 + 99);
         // the cheapest is much cheaper than the chain
         assert!(ladder[0].cost * 3.0 < densest.cost, "{} vs {}", ladder[0].cost, densest.cost);
@@ -322,16 +336,36 @@ mod tests {
     }
 
     #[test]
+    fn heavy_values_below_the_first_item_get_a_group_of_their_own() {
+        // socket's families: [0, 37] allowed (place 0), 38 refused, 39 allowed, 40 refused
+        let classes = |w0: f64| {
+            [(0, 0, w0), (38, 1, 1.0), (39, 0, 1.0), (40, 1, 1.0), (41, 0, 1.0)].map(|(start, target, weight)| Class {
+                start,
+                target,
+                weight,
+            })
+        };
+        let heavy = &ladder(&classes(12.0))[0];
+        assert!(heavy.groups[0].items.is_empty() && heavy.groups[0].hi == 37, "{heavy:?}");
+        // the values below 38 take the tree's one compare and nothing else
+        assert_eq!(heavy.cost, 12.0 + 2.0 + 3.0 + 3.0 + 3.0);
+        // evenly weighed, the two-value chain is cheaper
+        let even = &ladder(&classes(1.0))[0];
+        assert_eq!(even.groups.len(), 1, "{even:?}");
+        assert_eq!(even.size, 2);
+    }
+
+    #[test]
     fn a_range_at_the_edge_of_its_group_is_one_compare() {
         // [0, 9] → 1, [10, max] → 0: one jgt
         let classes = [Class { start: 0, target: 1, weight: 1.0 }, Class { start: 10, target: 0, weight: 1.0 }];
-        assert_eq!(plan(&classes, 1).size, 1);
+        assert_eq!(plan(&classes, 1, false).size, 1);
         // a range in the middle: two
         let classes = [
             Class { start: 0, target: 0, weight: 1.0 },
             Class { start: 10, target: 1, weight: 1.0 },
             Class { start: 20, target: 0, weight: 1.0 },
         ];
-        assert_eq!(plan(&classes, 1).size, 2, "jge 10, then jgt 19");
+        assert_eq!(plan(&classes, 1, false).size, 2, "jge 10, then jgt 19");
     }
 }
