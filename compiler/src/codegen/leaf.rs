@@ -23,7 +23,7 @@ use super::diagram::{Diagrams, Node, NodeData, Terminal};
 use super::search::{self, Class, Plan};
 use super::Emitter;
 use crate::bpf::{off_arg_hi, off_arg_lo, BPF_JSET};
-use crate::policy::{ArchPolicy, Policy};
+use crate::policy::{Action, ArchPolicy, Policy};
 use crate::profile::Profile;
 
 /// An emitted copy of a node, for one kind of entry.
@@ -115,7 +115,8 @@ pub(super) struct ArgCode {
 const FULL: u32 = u32::MAX;
 
 /// The share of calls assumed to pass a value in the class holding zero when the profile
-/// says nothing about an argument word (the rest is spread evenly over the other classes).
+/// says nothing about an argument word and that class is allowed (the rest is spread evenly
+/// over the other classes).
 pub const ZERO_CLASS_PRIOR: f64 = 0.75;
 
 impl ArgCode {
@@ -201,11 +202,15 @@ impl ArgCode {
                 });
                 classes.push(Class { start, target, weight: 1.0 });
             }
-            // Without a profile, the class holding zero weighs three quarters: zero and small
-            // values (no flags, the common families, descriptors) are most of what programs
-            // pass. The prior sums to 1.
+            // Without a profile: when the values from zero are allowed, they weigh three
+            // quarters (programs pass zero and small values most, no flags, the common
+            // families and descriptors, and mostly make calls their policy allows); otherwise
+            // every class weighs the same. The prior sums to 1.
+            let zero_allowed =
+                matches!(self.dd.data(children[classes[0].target]), NodeData::Leaf(Terminal::Ret(v)) if *v == Action::Allow.ret_value());
+            let zero_share = if zero_allowed { ZERO_CLASS_PRIOR } else { 1.0 / classes.len() as f64 };
             let others = classes.len().saturating_sub(1).max(1) as f64;
-            let prior = |c: usize| if c == 0 { ZERO_CLASS_PRIOR } else { (1.0 - ZERO_CLASS_PRIOR) / others };
+            let prior = |c: usize| if c == 0 { zero_share } else { (1.0 - zero_share) / others };
             for (c, class) in classes.iter_mut().enumerate() {
                 class.weight = prior(c);
             }
