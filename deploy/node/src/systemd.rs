@@ -113,8 +113,7 @@ fn drop_in_text(unit: &str, service: &str, node: &str, filter: &str, limit: Dura
     let fail = |why: String| StepFailure { step: "drop-in".into(), status: StepStatus::Failed, stderr: why };
     if !unit_file_path(node) || !unit_file_path(filter) {
         return Err(fail(
-            "the node program's path and the install path must hold only letters, digits and `/._+-@%:` to go into a unit file"
-                .into(),
+            "the node program's path and the install path must hold only letters, digits and `/._+-@%:` to go into a unit file".into(),
         ));
     }
     let values = exec_start(unit, limit)?;
