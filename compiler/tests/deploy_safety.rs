@@ -8,8 +8,8 @@
 mod testbed;
 
 use std::path::{Path, PathBuf};
-use testbed::support::{need, scpc, sha256, TEST_BED};
-use testbed::{build_policy, fleet_json, report_host, Fleet, Spec, EDGE};
+use testbed::support::{need, scpc, sha256, Need, TEST_BED};
+use testbed::{build_policy, fleet_json, report_host, Fleet, Server, Spec, EDGE};
 
 const SERVICE: &str = "[[service]]\nname = \"edge\"\npolicy = \"fleet\"\npath = \"/srv/edge/fleet.bpf\"\n";
 
@@ -139,9 +139,24 @@ fn each_command_has_its_own_time_limit_and_a_timed_out_check_is_rolled_back() {
 
 #[test]
 fn a_session_lost_mid_job_is_followed_by_a_look_at_what_the_host_holds() {
+    session_lost_mid_job(Server::OpenSsh);
+}
+
+/// The same on dropbear (the usual SSH server of ARM gateways): its sessions die the same way,
+/// and the deployer connects again and looks the same way.
+#[test]
+fn a_session_lost_mid_job_on_dropbear_is_followed_by_the_same_look() {
+    need(&[Need::File("/usr/sbin/dropbear")]);
+    session_lost_mid_job(Server::Dropbear);
+}
+
+/// A deploy whose session is cut while the health check runs, once with a sick service (the
+/// deployer connects again and rolls back) and once with a healthy one (it connects again and
+/// finds the install done).
+fn session_lost_mid_job(server: Server) {
     need(&TEST_BED);
-    let mut fleet = Fleet::new("lost");
-    fleet.add("l", Spec::default());
+    let mut fleet = Fleet::new(&format!("lost-{server:?}"));
+    fleet.add("l", Spec { server, ..Spec::default() });
     fleet.known_hosts();
     let v1 = build_policy(&fleet, "fleet.scp", "fleet", "v1");
     let v2 = build_policy(&fleet, "fleet-v2.scp", "fleet", "v2");
@@ -168,11 +183,11 @@ fn a_session_lost_mid_job_is_followed_by_a_look_at_what_the_host_holds() {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         assert!(node.dir.join("checking").exists(), "the health check started");
-        assert!(node.kill_sessions() > 0, "the session was cut");
+        assert!(node.kill_sessions() > 0, "the session was cut ({server:?})");
         let out = child.wait_with_output().expect("scpc ends");
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
         let h = report_host(&report, "l");
-        assert_eq!(h["services"]["edge"]["result"], result, "sick = {sick}: {h:#}");
+        assert_eq!(h["services"]["edge"]["result"], result, "{server:?}, sick = {sick}: {h:#}");
         assert_eq!(node.file("fleet.bpf").as_ref(), Some(want), "sick = {sick}");
         let text = serde_json::to_string(h).expect("json");
         assert!(text.contains("connected again"), "{text}");

@@ -68,5 +68,20 @@ fn a_systemd_unit_runs_under_its_filter_and_leaves_it_with_its_drop_in() {
     let (code, _) = node.run(&format!("test -e {DROP_IN} || test -e /srv/edge/probe.bpf"));
     assert_ne!(code, 0, "neither drop-in nor filter is left");
     assert!(probe_output(node, "x86_64").contains("x86_64"), "the unit runs as it did before scpc");
+    // an install path with characters a unit file treats specially (`%h` is a specifier, the
+    // home directory, unless written `%%h`): the drop-in names the file as it is
+    let odd = SYSTEMD.replace("/srv/edge/probe.bpf", "/srv/edge/probe%h@v:1.bpf");
+    let inv = fleet.inventory(&art, "", &odd);
+    let (code, report, _) = fleet_json("deploy", &inv, &[]);
+    assert_eq!(code, 0, "{report:#}");
+    let (_, drop_in) = node.run(&format!("cat {DROP_IN}; systemctl show --property=ExecStart --value edge-probe.service"));
+    assert!(drop_in.contains("ExecStart=/var/lib/scpc/scpc-node run /srv/edge/probe%%h@v:1.bpf -- "), "{drop_in}");
+    assert!(drop_in.contains("argv[]=/var/lib/scpc/scpc-node run /srv/edge/probe%h@v:1.bpf -- "), "systemd reads it back: {drop_in}");
+    let out = probe_output(node, "Operation not permitted");
+    assert!(out.contains("Operation not permitted") && !out.contains("x86_64"), "the unit runs under the filter: {out}");
+    let (code, out, _) = scpc(&["status", inv.to_str().expect("utf-8"), "--json"]);
+    let st: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(code, 0, "{st:#}");
+    assert_eq!(report_host(&st, "sd")["services"]["probe"]["enforcement"]["state"], "enforced", "{st:#}");
     println!("systemd node booted in {:.1?}", node.boot.expect("boot time"));
 }

@@ -89,33 +89,15 @@ impl fmt::Display for DumpError {
 
 impl std::error::Error for DumpError {}
 
-/// Most filters read from one process (the kernel's own limit on a process's filters is
-/// their total size, MAX_INSNS_PER_PATH: 32768 instructions, so at least 8 per filter).
-const MAX_FILTERS: usize = 32768 / 8;
-
-/// The filters process `pid` runs under, index 0 the one installed last. The process is
-/// stopped while they are read and runs on afterwards, whatever happens.
+/// The filters process `pid` runs under, index 0 the one installed last
+/// ([`loader::loaded_filters`]). The process is stopped while they are read and runs on
+/// afterwards, whatever happens.
 pub fn read_filters(pid: i32) -> Result<Vec<Vec<Insn>>, DumpError> {
-    if pid <= 0 {
-        return Err(DumpError::NoProcess { pid });
+    match loader::loaded_filters(pid) {
+        Ok(filters) if filters.is_empty() => Err(DumpError::NoFilter { pid }),
+        Ok(filters) => Ok(filters),
+        // not in filter mode
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Err(DumpError::NoFilter { pid }),
+        Err(e) => Err(DumpError::from_errno(pid, e)),
     }
-    loader::seize(pid).map_err(|e| DumpError::from_errno(pid, e))?;
-    let mut filters = Vec::new();
-    let outcome = loop {
-        if filters.len() == MAX_FILTERS {
-            break Ok(());
-        }
-        match loader::seccomp_filter(pid, filters.len()) {
-            Ok(f) => filters.push(f),
-            // past the last filter
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) && !filters.is_empty() => break Ok(()),
-            // not in filter mode
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOENT)) && filters.is_empty() => {
-                break Err(DumpError::NoFilter { pid })
-            }
-            Err(e) => break Err(DumpError::from_errno(pid, e)),
-        }
-    };
-    loader::release(pid);
-    outcome.map(|()| filters)
 }

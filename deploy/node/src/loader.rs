@@ -308,15 +308,34 @@ const PTRACE_INTERRUPT: libc::c_uint = 0x4207;
 const PTRACE_DETACH: libc::c_uint = 17;
 const PTRACE_EVENT_STOP: i32 = 128;
 
+/// The type of ptrace's request in the C library's declaration.
+#[cfg(target_env = "musl")]
+type PtraceRequest = libc::c_int;
+#[cfg(not(target_env = "musl"))]
+type PtraceRequest = libc::c_uint;
+
+/// `PTRACE_SECCOMP_GET_FILTER` (linux/ptrace.h).
+const PTRACE_SECCOMP_GET_FILTER: PtraceRequest = 0x420c;
+
+/// Most filters read from one process (the kernel's own limit on a process's filters is
+/// their total size, MAX_INSNS_PER_PATH: 32768 instructions, so at least 8 per filter).
+pub const MAX_FILTERS: usize = 32768 / 8;
+
 /// The classic BPF programs of the seccomp filters process `pid` (its main thread) runs
-/// under, in the order they were installed (none: EINVAL), as the kernel keeps them: each exactly the
-/// `struct sock_filter` array that was loaded. The process is stopped for a moment
-/// (PTRACE_SEIZE, PTRACE_INTERRUPT) and let go again with any signal that arrived meanwhile.
+/// under, as the kernel numbers them: index 0 is the one installed last. Each is exactly the
+/// `struct sock_filter` array that was loaded. The one reader of PTRACE_SECCOMP_GET_FILTER,
+/// for `scpc status` (through [`crate::enforce`]) and `scpc dump` (through [`crate::dump`]).
 ///
-/// The kernel answers only a caller with CAP_SYS_ADMIN that runs under no seccomp filter
-/// itself (else EACCES), and only when it kept the programs (CONFIG_CHECKPOINT_RESTORE, else
-/// EMEDIUMTYPE); ptrace rules (Yama, another tracer: EPERM) apply.
+/// The process is stopped for a moment (PTRACE_SEIZE, PTRACE_INTERRUPT, waiting at most 2 s
+/// for the stop) and let go again with any signal that arrived meanwhile, whatever happens.
+/// Errors are the kernel's: EINVAL when the process runs under no filter; ESRCH when it is
+/// gone; EACCES when the caller lacks CAP_SYS_ADMIN or runs under a filter itself;
+/// EMEDIUMTYPE when the kernel kept no copy of the programs (CONFIG_CHECKPOINT_RESTORE off);
+/// EPERM when ptrace rules (Yama, another tracer) forbid it; ETIMEDOUT when it did not stop.
 pub fn loaded_filters(pid: i32) -> io::Result<Vec<Vec<Insn>>> {
+    if pid <= 0 {
+        return Err(io::Error::from_raw_os_error(libc::ESRCH));
+    }
     let null = std::ptr::null_mut::<libc::c_void>();
     // SAFETY: ptrace with integer arguments; no memory is passed.
     if unsafe { libc::ptrace(PTRACE_SEIZE as _, pid, null, null) } != 0 {
@@ -349,19 +368,22 @@ pub fn loaded_filters(pid: i32) -> io::Result<Vec<Vec<Insn>>> {
         // a signal that stopped it instead of our interrupt goes back to it on detach
         let resend = if status >> 16 == PTRACE_EVENT_STOP { 0 } else { libc::WSTOPSIG(status) };
         let mut out = Vec::new();
-        for index in 0usize.. {
+        while out.len() < MAX_FILTERS {
+            let index = out.len();
             // SAFETY: with a null buffer the kernel only returns the filter's length.
             let n = unsafe { libc::ptrace(PTRACE_SECCOMP_GET_FILTER as _, pid, index as *mut libc::c_void, null) };
             if n < 0 {
                 let e = io::Error::last_os_error();
+                // past the last filter
                 if e.raw_os_error() == Some(libc::ENOENT) {
                     break;
                 }
                 return Err((e, resend));
             }
             let mut insns = vec![Insn { code: 0, jt: 0, jf: 0, k: 0 }; n as usize];
-            // SAFETY: the buffer holds `n` sock_filter records, as many as the kernel said it
-            // would write for this index (a filter never changes once installed).
+            // SAFETY: the buffer holds `n` sock_filter records (Insn has the kernel's layout), as
+            // many as the kernel said it would write for this index (a filter never changes
+            // once installed).
             let m = unsafe {
                 libc::ptrace(PTRACE_SECCOMP_GET_FILTER as _, pid, index as *mut libc::c_void, insns.as_mut_ptr().cast::<libc::c_void>())
             };
@@ -380,65 +402,6 @@ pub fn loaded_filters(pid: i32) -> io::Result<Vec<Vec<Insn>>> {
         unsafe { libc::ptrace(PTRACE_DETACH as _, pid, null, resend as libc::c_long as *mut libc::c_void) };
     }
     result.map(|(f, _)| f).map_err(|(e, _)| e)
-}
-
-/// The type of ptrace's request in the C library's declaration.
-#[cfg(target_env = "musl")]
-type PtraceRequest = libc::c_int;
-#[cfg(not(target_env = "musl"))]
-type PtraceRequest = libc::c_uint;
-
-/// `PTRACE_SECCOMP_GET_FILTER` (linux/ptrace.h).
-const PTRACE_SECCOMP_GET_FILTER: PtraceRequest = 0x420c;
-
-/// Seizes `pid` with ptrace and stops it (PTRACE_SEIZE, PTRACE_INTERRUPT, then waits for the
-/// stop), so that its filters can be read ([`seccomp_filter`]); [`release`] lets it go.
-pub fn seize(pid: libc::pid_t) -> io::Result<()> {
-    // SAFETY: ptrace with integer arguments only; the kernel checks that we may trace `pid`.
-    if unsafe { libc::ptrace(libc::PTRACE_SEIZE, pid, 0usize, 0usize) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: as above.
-    if unsafe { libc::ptrace(libc::PTRACE_INTERRUPT, pid, 0usize, 0usize) } != 0 {
-        let e = io::Error::last_os_error();
-        release(pid);
-        return Err(e);
-    }
-    let mut status = 0;
-    // SAFETY: waiting for the tracee's stop; `status` is a live int.
-    if unsafe { libc::waitpid(pid, &mut status, libc::__WALL) } != pid {
-        let e = io::Error::last_os_error();
-        release(pid);
-        return Err(e);
-    }
-    Ok(())
-}
-
-/// Lets a process seized by [`seize`] run on (PTRACE_DETACH).
-pub fn release(pid: libc::pid_t) {
-    // SAFETY: ptrace with integer arguments only.
-    unsafe { libc::ptrace(libc::PTRACE_DETACH, pid, 0usize, 0usize) };
-}
-
-/// Filter `index` of a process stopped by [`seize`] (0: the one installed last), read with
-/// PTRACE_SECCOMP_GET_FILTER (needs CAP_SYS_ADMIN, and no filter on the caller). ENOENT
-/// past the last filter, EINVAL when the process has no filter.
-pub fn seccomp_filter(pid: libc::pid_t, index: usize) -> io::Result<Vec<Insn>> {
-    // SAFETY: with a null buffer the kernel only returns the filter's length.
-    let count = unsafe { libc::ptrace(PTRACE_SECCOMP_GET_FILTER, pid, index, std::ptr::null_mut::<Insn>()) };
-    if count < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let mut insns = vec![Insn { code: 0, jt: 0, jf: 0, k: 0 }; count as usize];
-    // SAFETY: the buffer holds `count` `struct sock_filter` records (Insn has the kernel's
-    // layout), as many as the kernel said the filter has; filters never change once
-    // installed, so it writes no more than that.
-    let got = unsafe { libc::ptrace(PTRACE_SECCOMP_GET_FILTER, pid, index, insns.as_mut_ptr()) };
-    if got < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    insns.truncate(got as usize);
-    Ok(insns)
 }
 
 /// The calling thread's id (gettid).

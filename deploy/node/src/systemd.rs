@@ -111,10 +111,9 @@ fn exec_start(unit: &str, limit: Duration) -> Result<Vec<String>, StepFailure> {
 /// The drop-in for `unit`: its one `ExecStart=` run by `node run filter --`.
 fn drop_in_text(unit: &str, service: &str, node: &str, filter: &str, limit: Duration) -> Result<String, StepFailure> {
     let fail = |why: String| StepFailure { step: "drop-in".into(), status: StepStatus::Failed, stderr: why };
-    let plain = |p: &str| p.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._+-".contains(&b));
-    if !plain(node) || !plain(filter) {
+    if !unit_file_path(node) || !unit_file_path(filter) {
         return Err(fail(
-            "the node program's path and the install path must hold only letters, digits and `/._+-` to go into a unit file".into(),
+            "the node program's path and the install path must hold only letters, digits and `/._+-@%:` to go into a unit file".into(),
         ));
     }
     let values = exec_start(unit, limit)?;
@@ -126,7 +125,24 @@ fn drop_in_text(unit: &str, service: &str, node: &str, filter: &str, limit: Dura
     if prefix.contains('@') {
         return Err(fail(format!("`{unit}`'s ExecStart= sets its own argv[0] (`@`), which the node cannot keep")));
     }
-    Ok(format!("{MARK}\n# service {service}, filter {filter}\n[Service]\nExecStart=\nExecStart={prefix}{node} run {filter} -- {body}\n"))
+    Ok(format!(
+        "{MARK}\n# service {service}, filter {filter}\n[Service]\nExecStart=\nExecStart={prefix}{} run {} -- {body}\n",
+        specifiers_escaped(node),
+        specifiers_escaped(filter)
+    ))
+}
+
+/// A path the drop-in can hold as one `ExecStart=` word: absolute, of letters, digits and
+/// `/._+-@%:` (what an inventory's install path may hold), none of which splits a word,
+/// starts a quote or an escape, or expands a variable in a unit file.
+fn unit_file_path(p: &str) -> bool {
+    p.starts_with('/') && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._+-@%:".contains(&b))
+}
+
+/// `p` with systemd's specifier character escaped (`%` as `%%`), so that the unit's command
+/// gets the path as written: `%h` in a path would otherwise become the home directory.
+fn specifiers_escaped(p: &str) -> String {
+    p.replace('%', "%%")
 }
 
 /// The directory of `unit`'s drop-ins, made when `create`.
@@ -216,6 +232,18 @@ mod tests {
         }
         for bad in ["nginx", "nginx.socket", ".service", "-x.service", "../x.service", "a b.service", "a/b.service", "a\\x2d.service"] {
             assert!(!unit_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn paths_with_specifier_characters_are_escaped_for_the_unit_file() {
+        assert_eq!(specifiers_escaped("/srv/edge/p%h@v:1.bpf"), "/srv/edge/p%%h@v:1.bpf");
+        assert_eq!(specifiers_escaped("/etc/scpc/%%.bpf"), "/etc/scpc/%%%%.bpf");
+        for good in ["/etc/scpc/a.bpf", "/srv/edge/p%h@v:1.bpf", "/var/lib/scpc/scpc-node"] {
+            assert!(unit_file_path(good), "{good}");
+        }
+        for bad in ["relative.bpf", "/a b.bpf", "/a$HOME.bpf", "/a\\b.bpf", "/a\"b.bpf", "/a'b.bpf", "/a;b.bpf"] {
+            assert!(!unit_file_path(bad), "{bad}");
         }
     }
 }
