@@ -21,6 +21,20 @@ fn probe_output(node: &testbed::Node, want: &str) -> String {
     out
 }
 
+/// That the unit runs under the filter (its uname call fails) and that `status` on `inv` says
+/// so: `enforced`, every process of the unit under the deployed program byte for byte.
+fn assert_enforced(node: &testbed::Node, inv: &std::path::Path) {
+    let out = probe_output(node, "Operation not permitted");
+    assert!(out.contains("Operation not permitted") && !out.contains("x86_64"), "the unit runs under the filter: {out}");
+    let (code, out, _) = scpc(&["status", inv.to_str().expect("utf-8"), "--json"]);
+    let st: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(code, 0, "{st:#}");
+    let probe = &report_host(&st, "sd")["services"]["probe"];
+    assert_eq!(probe["enforcement"]["state"], "enforced", "{probe:#}");
+    let processes = probe["enforcement"]["processes"].as_array().expect("processes");
+    assert!(!processes.is_empty() && processes.iter().all(|p| p["matches"] == true), "{probe:#}");
+}
+
 #[test]
 fn a_systemd_unit_runs_under_its_filter_and_leaves_it_with_its_drop_in() {
     need(&TEST_BED);
@@ -39,15 +53,7 @@ fn a_systemd_unit_runs_under_its_filter_and_leaves_it_with_its_drop_in() {
     assert_eq!(report_host(&report, "sd")["services"]["probe"]["result"], "installed");
     let (_, drop_in) = node.run(&format!("cat {DROP_IN}"));
     assert!(drop_in.contains("ExecStart=/var/lib/scpc/scpc-node run /srv/edge/probe.bpf -- /bin/sh -c 'while"), "{drop_in}");
-    let out = probe_output(node, "Operation not permitted");
-    assert!(out.contains("Operation not permitted") && !out.contains("x86_64"), "the unit runs under the filter: {out}");
-    let (code, out, _) = scpc(&["status", inv.to_str().expect("utf-8"), "--json"]);
-    let st: serde_json::Value = serde_json::from_str(&out).expect("json");
-    assert_eq!(code, 0, "{st:#}");
-    let probe = &report_host(&st, "sd")["services"]["probe"];
-    assert_eq!(probe["enforcement"]["state"], "enforced", "{probe:#}");
-    let processes = probe["enforcement"]["processes"].as_array().expect("processes");
-    assert!(!processes.is_empty() && processes.iter().all(|p| p["matches"] == true), "{probe:#}");
+    assert_enforced(node, &inv);
     // the service leaves the inventory: its drop-in goes, the unit runs as before
     let (code, report, _) = fleet_json("deploy", &fleet.inventory(&art, "", OTHER), &[]);
     assert_eq!(code, 0, "{report:#}");
@@ -77,11 +83,6 @@ fn a_systemd_unit_runs_under_its_filter_and_leaves_it_with_its_drop_in() {
     let (_, drop_in) = node.run(&format!("cat {DROP_IN}; systemctl show --property=ExecStart --value edge-probe.service"));
     assert!(drop_in.contains("ExecStart=/var/lib/scpc/scpc-node run /srv/edge/probe%%h@v:1.bpf -- "), "{drop_in}");
     assert!(drop_in.contains("argv[]=/var/lib/scpc/scpc-node run /srv/edge/probe%h@v:1.bpf -- "), "systemd reads it back: {drop_in}");
-    let out = probe_output(node, "Operation not permitted");
-    assert!(out.contains("Operation not permitted") && !out.contains("x86_64"), "the unit runs under the filter: {out}");
-    let (code, out, _) = scpc(&["status", inv.to_str().expect("utf-8"), "--json"]);
-    let st: serde_json::Value = serde_json::from_str(&out).expect("json");
-    assert_eq!(code, 0, "{st:#}");
-    assert_eq!(report_host(&st, "sd")["services"]["probe"]["enforcement"]["state"], "enforced", "{st:#}");
+    assert_enforced(node, &inv);
     println!("systemd node booted in {:.1?}", node.boot.expect("boot time"));
 }

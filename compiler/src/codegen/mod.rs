@@ -336,8 +336,7 @@ fn ranges_of(policy: &Policy, target: &ArchPolicy, profile: &Profile, args: &Arg
         match leaf {
             Leaf::Ret(v) if cache_absorbs_allow && v == Action::Allow.ret_value() => w * Profile::CACHED,
             Leaf::Code(_) if !profile.is_uniform() => w + Profile::EXPECTED,
-            Leaf::Code(_) => w + Profile::EPSILON,
-            Leaf::Ret(_) => w + Profile::EPSILON,
+            _ => w + Profile::EPSILON,
         }
     };
     let pts: Vec<(u32, Leaf, f64)> = points.into_iter().map(|(nr, leaf)| (nr, leaf, weigh(nr, leaf))).collect();
