@@ -14,10 +14,13 @@ const SYSTEMD: &str = "[[service]]\nname = \"probe\"\npolicy = \"probe\"\npath =
 const OTHER: &str = "[[service]]\nname = \"other\"\npolicy = \"probe\"\npath = \"/srv/edge/other.bpf\"\n";
 const DROP_IN: &str = "/etc/systemd/system/edge-probe.service.d/zz-scpc.conf";
 
-/// What the unit wrote last, once it says `want` (or after 10 s, whatever it says).
+/// What the unit wrote last, once it says `want` (or after 10 s, whatever it says). The unit
+/// truncates its file before each write, so the file is read once per try and that one reading
+/// is both checked and returned (a `grep` then a `cat` could see the line, then an empty file).
 fn probe_output(node: &testbed::Node, want: &str) -> String {
-    let (_, out) = node
-        .run(&format!("for i in $(seq 50); do grep -q '{want}' /run/edge-probe.out && break; sleep 0.2; done; cat /run/edge-probe.out"));
+    let (_, out) = node.run(&format!(
+        "for i in $(seq 50); do o=$(cat /run/edge-probe.out); case \"$o\" in *'{want}'*) break;; esac; sleep 0.2; done; printf '%s\\n' \"$o\""
+    ));
     out
 }
 
