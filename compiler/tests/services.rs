@@ -184,18 +184,32 @@ fn mosquitto_brokers_and_cannot_mount() {
     let port = "11931";
     let mut s = start(&dir, &filter, "mount", &["mosquitto", "-p", port]);
     wait_for_port(&mut s, 11931);
-    let sub = Command::new("mosquitto_sub")
-        .args(["-p", port, "-t", "plant/line1/temp", "-C", "3", "-W", "10"])
+    // `-d` prints the protocol steps: the readings are published once the broker has
+    // acknowledged the subscription (a fixed pause could lose them on a loaded machine);
+    // line-buffered, as into a pipe its stdio would hold every line back until it exits
+    let mut sub = Command::new("stdbuf")
+        .args(["-oL", "mosquitto_sub", "-d", "-p", port, "-t", "plant/line1/temp", "-C", "3", "-W", "10"])
         .stdout(Stdio::piped())
         .spawn()
         .expect("mosquitto_sub");
-    std::thread::sleep(Duration::from_millis(500));
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(sub.stdout.take().expect("stdout")));
+    let mut steps = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.expect("sub output");
+        let subscribed = line.starts_with("Subscribed");
+        steps.push(line);
+        if subscribed {
+            break;
+        }
+    }
+    assert!(steps.last().is_some_and(|l| l.starts_with("Subscribed")), "never subscribed: {steps:?}");
     for i in 1..=3 {
         run(Command::new("mosquitto_pub").args(["-p", port, "-t", "plant/line1/temp", "-q", "1", "-m", &format!("{}", 20 + i)]));
     }
-    let out = sub.wait_with_output().expect("sub");
-    assert!(out.status.success(), "{out:?}");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "21\n22\n23\n");
+    let readings: Vec<String> = lines.map(|l| l.expect("sub output")).filter(|l| !l.starts_with("Client ")).collect();
+    let status = sub.wait().expect("sub");
+    assert!(status.success(), "{status:?}: {steps:?} {readings:?}");
+    assert_eq!(readings, ["21", "22", "23"]);
     attack_is_stopped(s, "a mount by mosquitto");
 }
 
