@@ -206,13 +206,64 @@ fn a_mask_wider_than_the_argument_is_an_error() {
 
 #[test]
 fn a_condition_the_width_decides_gets_a_lint() {
-    for cond in ["fd <= 0xffffffff", "flags & 3 == 4", "fd < 0", "flags >= 0", "flags & 0 != 0", "flags & 1 in {2, 4}"] {
+    for cond in [
+        "fd <= 0xffffffff",
+        "flags & 3 == 4",
+        "fd < 0",
+        "flags >= 0",
+        "flags & 0 != 0",
+        "flags & 1 in {2, 4}",
+        "flags & 1 in {0, 1}",
+        "flags & 5 not in {0, 1, 4, 5}",
+    ] {
         let syscall = if cond.starts_with("fd") { "read" } else { "openat" };
         let text = format!("policy p {{\n  target x86_64\n  default allow\n  errno(EPERM) {syscall} if {cond}\n}}\n");
         assert_eq!(codes(&text), ["scpc::lint::constant_condition"], "{cond}");
     }
     let fine = "policy p {\n  target x86_64\n  default allow\n  errno(EPERM) read if fd <= 2\n}\n";
     assert!(codes(fine).is_empty());
+    assert!(codes(&fine.replace("fd <= 2", "fd & 5 in {0, 1, 4}")).is_empty());
+}
+
+/// `&&` and `||` whose parts are each open but which together always or never hold: the
+/// compiler emits no code for them (issue 18), and says so, once, at the combination.
+#[test]
+fn a_combination_that_always_or_never_holds_gets_a_lint() {
+    let policy = |cond: &str| format!("policy p {{\n  target x86_64, aarch64\n  default allow\n  errno(EPERM) setns if {cond}\n}}\n");
+    for (cond, outcome) in [
+        ("nstype < 2 && nstype >= 0x40", "always false"),
+        ("!(nstype < 2 && nstype >= 0x40)", "always false"),
+        ("nstype < 3 || nstype > 1", "always true"),
+        ("fd == 1 && (fd == 2 || nstype == 7) && fd != 1", "always false"),
+        ("nstype == 1 && (nstype == 2 || nstype > 5)", "always false"),
+        ("nstype & 0xff in {1, 2} && nstype & 0xff not in {1, 2, 3}", "always false"),
+        ("fd != 0 || nstype == 1 || fd < 1", "always true"),
+    ] {
+        let text = policy(cond);
+        assert_eq!(codes(&text), ["scpc::lint::constant_condition"], "{cond}");
+        let (_, diags, _) = scpc::check_source("t.scp", &text);
+        let rendered: String = diags.iter().map(|d| d.to_string()).collect();
+        assert!(rendered.contains(outcome), "{cond}: {rendered}");
+        assert!(!rendered.contains(" on x86_64") && !rendered.contains(" on aarch64"), "fixed on every target: {rendered}");
+    }
+    // fixed where `offset` (a long) has 32 bits only: the warning names that target
+    let text =
+        "policy p {\n  target x86_64, i386\n  default allow\n  errno(EPERM) lseek if offset >= 0xffffffff && offset != 0xffffffff\n}\n";
+    let (_, diags, _) = scpc::check_source("t.scp", text);
+    let rendered: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
+    assert_eq!(rendered, ["this condition is always false on i386: its two parts never hold together"]);
+    // a fixed part is reported alone, not again as the combination it fixes
+    assert_eq!(codes(&policy("fd == 1 && fd < 0")), ["scpc::lint::constant_condition"]);
+    for cond in [
+        "fd < 3 || fd > 5",
+        "fd > 1 && fd < 3",
+        "!(fd == 1)",
+        "fd == 1 || nstype == 2",
+        "fd == 1 && nstype == 2",
+        "(fd < 3 || fd > 5) && nstype != 0",
+    ] {
+        assert!(codes(&policy(cond)).is_empty(), "{cond}: {:?}", codes(&policy(cond)));
+    }
 }
 
 // ---- 11. crashes and hangs: every recursive pass bounded or iterative ----

@@ -29,6 +29,17 @@ mod tables {
     pub mod x86_64;
 }
 
+/// Offset in `struct seccomp_data` of the low half of `args[i]` (every target is
+/// little-endian).
+pub fn off_arg_lo(i: u8) -> u32 {
+    16 + 8 * i as u32
+}
+
+/// Offset in `struct seccomp_data` of the high half of `args[i]`.
+pub fn off_arg_hi(i: u8) -> u32 {
+    20 + 8 * i as u32
+}
+
 /// The x32 bit of `seccomp_data.nr` on x86_64 (`__X32_SYSCALL_BIT`).
 pub const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 

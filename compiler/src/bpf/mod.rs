@@ -19,14 +19,7 @@ pub const OFF_NR: u32 = 0;
 pub const OFF_ARCH: u32 = 4;
 /// `offsetof(struct seccomp_data, instruction_pointer)` (low half).
 pub const OFF_IP: u32 = 8;
-/// Offset of the low half of `args[i]` (little-endian).
-pub fn off_arg_lo(i: u8) -> u32 {
-    16 + 8 * i as u32
-}
-/// Offset of the high half of `args[i]` (little-endian).
-pub fn off_arg_hi(i: u8) -> u32 {
-    20 + 8 * i as u32
-}
+pub use crate::abi::{off_arg_hi, off_arg_lo};
 
 /// A filter program as the kernel takes it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -19,10 +19,10 @@
 use cranelift_entity::{entity_impl, PrimaryMap, SecondaryMap};
 
 use super::asm::{Label, Op};
-use super::diagram::{Diagrams, Node, NodeData, Terminal};
 use super::search::{self, Class, Plan};
 use super::Emitter;
 use crate::bpf::{off_arg_hi, off_arg_lo, BPF_JSET};
+use crate::ir::diagram::{Diagrams, Node, NodeData, Terminal};
 use crate::policy::{Action, ArchPolicy, Policy};
 use crate::profile::Profile;
 

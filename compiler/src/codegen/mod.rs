@@ -4,17 +4,16 @@
 //! (so unconditionally allowed syscalls stay cacheable by the kernel's action cache), and
 //! returns shared at the end.
 //!
-//! A leaf's argument checks are its decision diagram over the argument words ([`diagram`]),
-//! one block of code per node ([`leaf`]), each a search over the node's value classes
-//! ([`search`]). The filter must fit the kernel's 4,096 instructions: when the layouts with
-//! the fewest expected compares do not, the searches that cost the least in compares per
-//! instruction saved (the coldest, by the profile) are laid out denser until it fits, and
-//! only when even the densest layout does not fit is the policy refused.
+//! A leaf's argument checks are its decision diagram over the argument words
+//! ([`crate::ir::diagram`]), one block of code per node ([`leaf`]), each a search over the
+//! node's value classes ([`search`]). The filter must fit the kernel's 4,096 instructions:
+//! when the layouts with the fewest expected compares do not, the searches that cost the least
+//! in compares per instruction saved (the coldest, by the profile) are laid out denser until it
+//! fits, and only when even the densest layout does not fit is the policy refused.
 //!
 //! It does not check its own output: [`crate::verify`] does, on every build.
 
 mod asm;
-mod diagram;
 mod leaf;
 mod search;
 pub mod tree;
@@ -173,7 +172,7 @@ type LeafSize = (Arch, u32, usize);
 
 /// A step to a denser layout, ordered by compares added per instruction saved.
 #[derive(PartialEq)]
-struct Step(f64, usize, diagram::Node);
+struct Step(f64, usize, crate::ir::diagram::Node);
 
 impl Eq for Step {}
 

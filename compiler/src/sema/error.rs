@@ -387,6 +387,22 @@ pub enum SemaError {
         #[label("always {outcome}")]
         span: SourceSpan,
     },
+    /// `A && B` or `A || B` whose outcome is fixed although neither part's is.
+    #[error("this condition is always {outcome}{on}: {why}")]
+    #[diagnostic(code(scpc::lint::constant_condition), severity(Warning), help("{help}"))]
+    ConstantCombination {
+        /// `true` or `false`.
+        outcome: &'static str,
+        /// ` on TARGET, ...` where it is fixed on some targets only, else empty.
+        on: String,
+        /// Why.
+        why: &'static str,
+        /// The combination.
+        #[label("always {outcome}")]
+        span: SourceSpan,
+        /// What to do.
+        help: &'static str,
+    },
     /// Comparing the address a pointer argument holds.
     #[error("`{arg}` of `{syscall}` is a pointer (`{ctype}`): the filter compares the address, not the memory")]
     #[diagnostic(

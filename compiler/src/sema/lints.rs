@@ -1,16 +1,19 @@
-//! Checks over whole rules: unreachable rules, `final` guard rails, and syscalls known to
-//! widen the kernel's attack surface.
+//! Checks over whole rules: unreachable rules, conditions that always or never hold, `final`
+//! guard rails, and syscalls known to widen the kernel's attack surface.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use cranelift_entity::PrimaryMap;
 use miette::LabeledSpan;
+use scpc_lang::ast::{self, CondKind};
 use scpc_lang::diag::Diagnostics;
 use scpc_lang::source::Span;
 
 use super::rules::{ref_name, ChainRule};
 use super::{Checker, SemaError};
-use crate::policy::{Action, Policy, RuleData, RuleId};
+use crate::abi::Arch;
+use crate::ir::diagram::{Diagrams, NodeData};
+use crate::policy::{Action, ArchPolicy, CondData, CondId, Policy, RuleData, RuleId};
 
 /// Collects, over every target, whether a syscall named directly in a rule is always decided
 /// first by an earlier unconditional rule of the same policy; reported once per rule.
@@ -72,6 +75,91 @@ impl Shadowing {
             diags.push(SemaError::Unreachable { syscalls: list, count: names.len(), span: first.into(), others, help });
         }
     }
+}
+
+/// Collects, over every target a rule is typed for, the `&&` and `||` conditions whose outcome
+/// is fixed although neither part's is: `arg1 < 2 && arg1 >= 0x40` never holds,
+/// `fd < 3 || fd > 1` always does. Decided on the condition's decision diagram, so exactly. A
+/// comparison fixed on its own gets `constant_condition` where it is typed, and a combination
+/// with a fixed part is not reported again.
+#[derive(Default)]
+pub(super) struct Combinations {
+    /// condition span -> (`&&` or `||`; targets where it is fixed; targets where it was typed).
+    seen: BTreeMap<Span, Combination>,
+}
+
+#[derive(Default)]
+struct Combination {
+    is_and: bool,
+    fixed: BTreeSet<Arch>,
+    typed: BTreeSet<Arch>,
+}
+
+impl Combinations {
+    /// Looks at every combination in the conditions `target` holds, `cond_of` giving a rule's
+    /// condition as written.
+    pub fn record<'a>(&mut self, target: &ArchPolicy, cond_of: impl Fn(RuleId) -> Option<&'a ast::Cond>) {
+        let entries = target.syscalls.values().flatten();
+        let mut todo: Vec<(&ast::Cond, CondId)> =
+            entries.filter_map(|e| Some((cond_of(e.rule)?, e.cond?))).filter(|(c, _)| is_combination(c)).collect();
+        if todo.is_empty() {
+            return;
+        }
+        let mut dd = Diagrams::new(target);
+        let fixed = |dd: &mut Diagrams, c: CondId| {
+            let n = dd.cond(target, c);
+            matches!(dd.data(n), NodeData::Leaf(_))
+        };
+        while let Some((written, id)) = todo.pop() {
+            let (a, b, x, y) = match (&written.kind, &target.conds[id]) {
+                (CondKind::And(a, b), CondData::And(x, y)) | (CondKind::Or(a, b), CondData::Or(x, y)) => (a, b, *x, *y),
+                (CondKind::Not(a), CondData::Not(x)) => {
+                    todo.push((a, *x));
+                    continue;
+                }
+                _ => continue,
+            };
+            let seen = self.seen.entry(written.span).or_default();
+            seen.is_and = matches!(written.kind, CondKind::And(..));
+            seen.typed.insert(target.arch);
+            if fixed(&mut dd, id) && !fixed(&mut dd, x) && !fixed(&mut dd, y) {
+                seen.fixed.insert(target.arch);
+            }
+            todo.extend([(&**a, x), (&**b, y)].into_iter().filter(|(c, _)| is_combination(c)));
+        }
+    }
+
+    /// One warning per combination fixed on some target, naming the targets when not all.
+    pub fn report(self, diags: &mut Diagnostics) {
+        for (span, c) in self.seen {
+            if c.fixed.is_empty() {
+                continue;
+            }
+            let on = if c.fixed == c.typed {
+                String::new()
+            } else {
+                format!(" on {}", c.fixed.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "))
+            };
+            let (outcome, why, help) = if c.is_and {
+                (
+                    "false",
+                    "its two parts never hold together",
+                    "the rule never applies: check the bounds (comparisons are unsigned, on the argument's width) or whether `||` was meant; remove the rule if it is meant",
+                )
+            } else {
+                (
+                    "true",
+                    "every value satisfies one of its two parts",
+                    "the condition excludes no call: check the bounds (comparisons are unsigned, on the argument's width) or whether `&&` was meant; drop the condition if it is meant",
+                )
+            };
+            diags.push(SemaError::ConstantCombination { outcome, on, why, span: span.into(), help });
+        }
+    }
+}
+
+fn is_combination(c: &ast::Cond) -> bool {
+    matches!(c.kind, CondKind::And(..) | CondKind::Or(..) | CondKind::Not(..))
 }
 
 /// Syscalls that widen the kernel attack surface when let through, with one line on why.

@@ -7,7 +7,7 @@ use cranelift_entity::PrimaryMap;
 use scpc_lang::ast::{self, CmpOp, CondKind, StmtKind, SyscallRef};
 use scpc_lang::source::Span;
 
-use super::lints::Shadowing;
+use super::lints::{Combinations, Shadowing};
 use super::{Checker, Options, SemaError, Settings, DEFAULT_KERNEL};
 use crate::abi::{is_register_name, Arch, KernelVersion, Param, Since, Syscall, Width};
 use crate::policy::{Action, ArchPolicy, CondData, CondId, Entry, Policy, RuleData, RuleId};
@@ -86,12 +86,17 @@ impl<'u> Checker<'u, '_> {
             }
         }
         let mut shadowing = Shadowing::default();
+        let mut combinations = Combinations::default();
         let mut arch_policies = Vec::new();
         for &arch in &targets {
-            arch_policies.push(self.arch_policy(arch, &chain_rules, &rules, kernel, &mut shadowing));
+            let ap = self.arch_policy(arch, &chain_rules, &rules, kernel, &mut shadowing);
+            // (`chain_rules` are in the order `rules` numbers them)
+            combinations.record(&ap, |id| chain_rules[cranelift_entity::EntityRef::index(id)].rule.cond.as_ref());
+            arch_policies.push(ap);
         }
         let policy = Policy { name: name.to_string(), kernel, default, newer, badarch, rules, targets: arch_policies };
         shadowing.report(&policy.rules, self.diags);
+        combinations.report(self.diags);
         self.lint_own_rules(&policy, &chain_rules);
         self.lint_multiplexers(&policy, &chain_rules);
         self.lint_unfiltered(&policy, &chain_rules);
@@ -253,9 +258,12 @@ impl<'u> Checker<'u, '_> {
                 values.sort_unstable();
                 values.dedup();
                 let m = mask & width.mask();
-                let fixed = if values.iter().all(|v| v & !m != 0) {
+                // the masked argument takes the 2^popcount(m) submasks of m: fixed when the set
+                // holds none of them, or all (`flags & 1 in {0, 1}`)
+                let members = values.iter().filter(|v| *v & !m == 0).count() as u128;
+                let fixed = if members == 0 {
                     Some(*negated)
-                } else if m == 0 && values.contains(&0) {
+                } else if members == 1u128 << m.count_ones() {
                     Some(!*negated)
                 } else {
                     None

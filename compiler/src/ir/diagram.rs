@@ -14,7 +14,8 @@
 //! Variables are ordered by argument, the high half of a 64-bit argument before its low half,
 //! and on one word the unmasked variable first, then masks with more bits before masks with
 //! fewer: every path tests the variables of one word one after another, so the word is loaded
-//! once ([`super::leaf`]).
+//! once (the back end's leaf code relies on it). The checker asks the same diagrams which
+//! conditions always or never hold, to warn of them.
 //!
 //! The rules of a syscall are combined first-match-first by halving (the first half's
 //! diagram, with "no match" replaced by the second half's), so a syscall with `n` rules costs
@@ -24,7 +25,7 @@ use cranelift_entity::{entity_impl, PrimaryMap};
 use rustc_hash::FxHashMap;
 use scpc_lang::ast::CmpOp;
 
-use crate::bpf::{off_arg_hi, off_arg_lo};
+use crate::abi::{off_arg_hi, off_arg_lo};
 use crate::policy::{ArchPolicy, CondData, CondId, Entry, Policy};
 
 /// A 32-bit argument word as a node reads it: `seccomp_data` word at `offset`, `& mask`.
