@@ -350,8 +350,10 @@ fn ssh_agent_keys_log_in_and_an_empty_agent_is_refused() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("ssh-agent");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while !sock.exists() && std::time::Instant::now() < deadline {
+    // ready once it accepts (the socket file appears at bind, before listen)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::os::unix::net::UnixStream::connect(&sock).is_err() {
+        assert!(std::time::Instant::now() < deadline, "ssh-agent never listened on {}", sock.display());
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let with_agent = |args: &[&str]| {
@@ -439,13 +441,13 @@ fn hosts_killed_or_cut_off_mid_transfer_keep_their_previous_filter() {
     let big = build(&fleet, "fleet-big.scp", "big");
     let (x1, xbig) = (artifact(&v1, "x86_64"), artifact(&big, "x86_64"));
     assert!(xbig.len() > 20_000);
-    let inv = fleet.inventory(&v1, "canary = 0\nconcurrency = 4\nmax_failures = 4\ncommand_timeout = 15\nconnect_timeout = 5", SERVICE);
+    let inv = fleet.inventory(&v1, "canary = 0\nconcurrency = 4\nmax_failures = 4\ncommand_timeout = 30\nconnect_timeout = 5", SERVICE);
     assert_eq!(deploy(&inv, &[]).0, 0);
     // about 9 s per install request of the big filter (its bytes travel inside it, base64)
     for n in fleet.nodes[..3].iter().chain(&fleet.nodes[4..]) {
         n.shape("tbf rate 32kbit burst 4kb latency 5s");
     }
-    let inv = fleet.inventory(&big, "canary = 0\nconcurrency = 4\nmax_failures = 4\ncommand_timeout = 15\nconnect_timeout = 5", SERVICE);
+    let inv = fleet.inventory(&big, "canary = 0\nconcurrency = 4\nmax_failures = 4\ncommand_timeout = 30\nconnect_timeout = 5", SERVICE);
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_scpc"))
         .args(["deploy", inv.to_str().expect("utf-8"), "--json"])
         .stdout(std::process::Stdio::piped())

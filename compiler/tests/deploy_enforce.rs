@@ -24,7 +24,7 @@ reload = '''
 /var/lib/scpc/scpc-node run /srv/edge/probe.bpf -- /bin/sh -c 'while :; do rmdir /tmp/probe-dir 2>/dev/null; if mkdir /tmp/probe-dir 2>/dev/null; then echo allowed; else echo denied; fi > /srv/edge/probe.new; mv -f /srv/edge/probe.new /srv/edge/probe.out; sleep 0.2; done' </dev/null >/dev/null 2>&1 &
 echo $! > /srv/edge/probe.pid
 '''
-health = "for i in $(seq 50); do grep -q denied /srv/edge/probe.out 2>/dev/null && exit 0; sleep 0.2; done; cat /srv/edge/probe.out >&2; exit 1"
+health = "for i in $(seq 150); do grep -q denied /srv/edge/probe.out 2>/dev/null && exit 0; sleep 0.2; done; cat /srv/edge/probe.out >&2; exit 1"
 "#;
 
 /// The same loop started by hand without the filter (a restart that forgot it).
@@ -55,7 +55,7 @@ fn the_deployed_filter_really_runs_in_the_service_and_status_proves_it() {
     fleet.add_vm("arm64", VmArch::Aarch64);
     fleet.known_hosts();
     let art = build_policy(&fleet, "probe.scp", "probe", "probe");
-    let inv = fleet.inventory(&art, "canary = 0\ncommand_timeout = 30", SERVICE);
+    let inv = fleet.inventory(&art, "canary = 0\ncommand_timeout = 60", SERVICE);
     let (code, report, err) = fleet_json("deploy", &inv, &[]);
     assert_eq!(code, 0, "{report:#}\n{err}");
     for (name, machine) in [("x86", "x86_64"), ("arm64", "aarch64")] {

@@ -102,9 +102,10 @@ fn each_command_has_its_own_time_limit_and_a_timed_out_check_is_rolled_back() {
     let v2 = build_policy(&fleet, "fleet-v2.scp", "fleet", "v2");
     let (x1, x2) = (artifact(&v1, "x86_64"), artifact(&v2, "x86_64"));
     let node = &fleet.nodes[0];
-    // two commands of 2 s each under a 3 s limit: each within its own limit, the whole longer
-    let steady = format!("{SERVICE}reload = \"sleep 2; echo reloaded >> {EDGE}/reloads\"\nhealth = \"sleep 2; touch {EDGE}/healthy\"\n");
-    let inv = fleet.inventory(&v1, "command_timeout = 3", &steady);
+    // two commands of 3.5 s each under a 6 s limit: each within its own limit, the whole longer
+    let steady =
+        format!("{SERVICE}reload = \"sleep 3.5; echo reloaded >> {EDGE}/reloads\"\nhealth = \"sleep 3.5; touch {EDGE}/healthy\"\n");
+    let inv = fleet.inventory(&v1, "command_timeout = 6", &steady);
     let (code, report, err) = fleet_json("deploy", &inv, &[]);
     assert_eq!(code, 0, "{report:#}\n{err}");
     assert_eq!(report_host(&report, "s")["services"]["edge"]["result"], "installed");
@@ -119,14 +120,14 @@ fn each_command_has_its_own_time_limit_and_a_timed_out_check_is_rolled_back() {
     assert_eq!(node.file("fleet.bpf"), Some(x2.clone()));
     // a health check past the limit is killed and the host rolled back to what it held
     let stuck = format!("{SERVICE}reload = \"echo reloaded >> {EDGE}/reloads\"\nhealth = \"sleep 30\"\n");
-    let inv = fleet.inventory(&v1, "command_timeout = 2", &stuck);
+    let inv = fleet.inventory(&v1, "command_timeout = 4", &stuck);
     let reloads_before = node.file("reloads").map_or(0, |r| r.len());
     let (code, report, _) = fleet_json("deploy", &inv, &[]);
     assert_eq!(code, 2, "{report:#}");
     let edge = &report_host(&report, "s")["services"]["edge"];
     assert_eq!(edge["result"], "rolled_back", "{edge:#}");
     assert_eq!(edge["failure"]["step"], "health");
-    assert_eq!(edge["failure"]["status"]["timed_out"], 2);
+    assert_eq!(edge["failure"]["status"]["timed_out"], 4);
     assert_eq!(edge["to"], sha256(&x2), "the report says what the host holds");
     assert_eq!(node.file("fleet.bpf"), Some(x2.clone()), "and it does");
     assert!(node.file("reloads").map_or(0, |r| r.len()) > reloads_before + "reloaded\n".len(), "reloaded again after the rollback");
@@ -297,7 +298,9 @@ fn thirty_deploys_at_once_to_one_host_leave_target_state_and_copies_agreeing() {
     // the node program in place first, so that the rounds race on the filter, not on it
     assert_eq!(fleet_json("deploy", &fleet.inventory(&v1, "", SERVICE), &[]).0, 0);
     // 30 inventories, each naming the host differently, alternating v1 and v2
-    let base = std::fs::read_to_string(fleet.inventory(&v1, "", SERVICE)).expect("inventory");
+    // (30 debug deployers on 2 cores, installs serialised by the lock, whose wait is the
+    // command limit: generous limits, so that only a real disagreement fails the test)
+    let base = std::fs::read_to_string(fleet.inventory(&v1, "connect_timeout = 60\ncommand_timeout = 120", SERVICE)).expect("inventory");
     let invs: Vec<PathBuf> = (0..30)
         .map(|i| {
             let art = if i % 2 == 0 { &v2 } else { &v1 };

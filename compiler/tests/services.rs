@@ -21,9 +21,13 @@ struct Service {
 }
 
 impl Drop for Service {
+    /// Kills the service's whole process group: nginx's workers outlive their master, and a
+    /// worker left holding the port would answer the next run's `wait_for_port`.
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // the group `start` made, led by the child
+        let _ = Command::new("kill").args(["-9", "--", &format!("-{}", self.child.id())]).status();
     }
 }
 
@@ -59,6 +63,7 @@ fn start(dir: &Path, filter: &Path, attack: &str, cmd: &[&str]) -> Service {
     c.arg(format!("LD_PRELOAD={}", dir.join("attack.so").display()));
     c.arg(format!("SCPC_ATTACK={attack}"));
     c.arg(format!("SCPC_ATTACK_TRIGGER={}", dir.join("trigger").display()));
+    std::os::unix::process::CommandExt::process_group(&mut c, 0);
     c.args(cmd).stdin(Stdio::null()).stdout(Stdio::null()).stderr(std::fs::File::create(dir.join("service.log")).expect("log"));
     Service { dir: dir.to_path_buf(), child: c.spawn().expect("scpc exec") }
 }
@@ -72,6 +77,8 @@ fn wait_for_port(s: &mut Service, port: u16) {
         assert!(Instant::now() < deadline, "port {port} never opened\n{}", log(s));
         std::thread::sleep(Duration::from_millis(50));
     }
+    // the listener is ours, not a leftover of another run
+    assert!(matches!(s.child.try_wait(), Ok(None)), "the service ended: port {port} is someone else's\n{}", log(s));
 }
 
 fn log(s: &Service) -> String {
@@ -121,7 +128,7 @@ fn run(cmd: &mut Command) -> String {
 }
 
 fn curl(port: u16) -> String {
-    run(Command::new("curl").args(["-sS", "--max-time", "5", &format!("http://127.0.0.1:{port}/index.html")]))
+    run(Command::new("curl").args(["-sS", "--max-time", "30", &format!("http://127.0.0.1:{port}/index.html")]))
 }
 
 #[test]
@@ -188,7 +195,7 @@ fn mosquitto_brokers_and_cannot_mount() {
     // acknowledged the subscription (a fixed pause could lose them on a loaded machine);
     // line-buffered, as into a pipe its stdio would hold every line back until it exits
     let mut sub = Command::new("stdbuf")
-        .args(["-oL", "mosquitto_sub", "-d", "-p", port, "-t", "plant/line1/temp", "-C", "3", "-W", "10"])
+        .args(["-oL", "mosquitto_sub", "-d", "-p", port, "-t", "plant/line1/temp", "-C", "3", "-W", "60"])
         .stdout(Stdio::piped())
         .spawn()
         .expect("mosquitto_sub");

@@ -294,7 +294,7 @@ impl Fleet {
             child: Some(child),
             boot: None,
         };
-        node.wait_ready(Duration::from_secs(10));
+        node.wait_ready(Duration::from_secs(60));
         self.nodes.push(node);
         self.nodes.len() - 1
     }
@@ -475,6 +475,12 @@ impl Fleet {
     /// An inventory of every node, with `services` (TOML) and `rollout` settings appended;
     /// install paths under `/srv/edge`, the node programs of [`node_programs`].
     pub fn inventory(&self, artifacts: &Path, rollout: &str, services: &str) -> PathBuf {
+        // an emulated guest on a loaded machine can take longer than the default 10 s to log in
+        let rollout = if self.nodes.iter().any(|n| n.vm) && !rollout.contains("connect_timeout") {
+            format!("{rollout}\nconnect_timeout = 60")
+        } else {
+            rollout.to_string()
+        };
         let mut t = format!(
             "artifacts = \"{}\"\ninstall_root = \"{EDGE}\"\nnode_programs = \"{}\"\n\n[defaults]\nuser = \"root\"\nidentity = \"{}\"\nknown_hosts = \"{}\"\n\n[rollout]\n{rollout}\n",
             artifacts.display(),
