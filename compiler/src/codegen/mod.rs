@@ -330,11 +330,13 @@ fn ranges_of(policy: &Policy, target: &ArchPolicy, profile: &Profile, args: &Arg
         };
         points.insert(*nr, leaf);
     }
+    // a profile that records nothing keeps one tier for every unseen number
+    let expects_checked = !profile.is_uniform();
     let weigh = |nr: u32, leaf: Leaf| {
         let w = table.by_nr(nr).map_or(0.0, |s| profile.weight(s.name));
         match leaf {
             Leaf::Ret(v) if cache_absorbs_allow && v == Action::Allow.ret_value() => w * Profile::CACHED,
-            Leaf::Code(_) if !profile.is_uniform() => w + Profile::EXPECTED,
+            Leaf::Code(_) if expects_checked => w + Profile::EXPECTED,
             _ => w + Profile::EPSILON,
         }
     };
